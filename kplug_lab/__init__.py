@@ -1,0 +1,14 @@
+"""kplug_lab: a sandboxed, SiYuan-compatible host for kernel plugins, with a Jupyter workbench.
+
+The package is layered; data flows down and nothing imports upward::
+
+    notebook/   %kplug magics, ipywidgets inspector (runs in ipykernel, talks JSON-RPC to the server)
+    server/     jupyter ExtensionApp and standalone ``kplug serve``
+    rpc/        JSON-RPC 2.0 over HTTP and WebSocket (tornado handlers, dispatch, auth)
+    host/       plugin manager, lifecycle, the ``siyuan`` API as host capabilities
+    sandbox/    QuickJS-NG compiled to wasm, run by wasmtime, one VM per plugin, with limits
+
+``client`` (a JSON-RPC client) and ``errors`` (the one error hierarchy) are shared by all layers.
+"""
+
+__version__ = "0.1.0"
