@@ -1,0 +1,9 @@
+"""The sandbox: QuickJS-NG compiled to WebAssembly, run by wasmtime, one VM per plugin, with limits.
+
+It knows nothing about SiYuan. See :class:`VM`.
+"""
+
+from ..errors import CPUTimeout, JSError, OutOfMemory, SandboxError, ValueConversionError, VMCrashed
+from ._vm import VM
+
+__all__ = ["VM", "CPUTimeout", "JSError", "OutOfMemory", "SandboxError", "VMCrashed", "ValueConversionError"]

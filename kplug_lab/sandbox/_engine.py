@@ -1,0 +1,143 @@
+"""The process-wide wasmtime engine, the compiled-module cache, and the deadline watchdog."""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import importlib.metadata
+import os
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+import wasmtime
+from wasmtime import _ffi as ffi
+
+from ..errors import GuestBuildError
+
+__all__ = ["EPOCH_TICK_S", "Watchdog", "get_engine", "get_module", "module_cache_dir", "wasm_path"]
+
+MAX_WASM_STACK = 2 * 1024 * 1024  # above this wasmtime-py aborted the process in the prototype
+EPOCH_TICK_S = 0.01
+
+_lock = threading.RLock()
+_engine: wasmtime.Engine | None = None
+_module: wasmtime.Module | None = None
+_watchdog: Watchdog | None = None
+
+
+def wasm_path() -> Path:
+    """The guest built into the package (by the hatch hook), or ``$KPLUG_WASM`` if set."""
+    env = os.environ.get("KPLUG_WASM")
+    path = Path(env) if env else Path(__file__).resolve().parent / "guest" / "kplug.wasm"
+    if not path.exists():
+        raise GuestBuildError(
+            f"the wasm guest is missing at {path}: build it with "
+            "`python -m kplug_lab.sandbox.guest.build` (or reinstall the package: its build hook builds it)"
+        )
+    return path
+
+
+def module_cache_dir() -> Path:
+    env = os.environ.get("KPLUG_CACHE_DIR")
+    return Path(env) if env else Path(platformdirs.user_cache_dir("kplug_lab")) / "modules"
+
+
+def get_engine() -> wasmtime.Engine:
+    global _engine
+    with _lock:
+        if _engine is None:
+            config = wasmtime.Config()
+            config.epoch_interruption = True
+            config.max_wasm_stack = MAX_WASM_STACK
+            config.cranelift_opt_level = "speed"
+            _engine = wasmtime.Engine(config)
+        return _engine
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def get_module() -> wasmtime.Module:
+    """The compiled guest, from the on-disk cache keyed by (wasm sha256, wasmtime version) when possible."""
+    global _module
+    engine = get_engine()
+    with _lock:
+        if _module is not None:
+            return _module
+        path = wasm_path()
+        key = f"{_sha256(path)}-{importlib.metadata.version('wasmtime')}"
+        cached = module_cache_dir() / f"kplug-{key}.cwasm"
+        module = None
+        if cached.exists():
+            try:
+                module = wasmtime.Module.deserialize_file(engine, str(cached))
+            except Exception:
+                module = None  # stale or corrupt cache entry: recompile below
+        if module is None:
+            module = wasmtime.Module.from_file(engine, str(path))
+            try:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_bytes(module.serialize())
+                os.replace(tmp, cached)
+            except OSError:
+                pass  # a read-only cache only costs compile time
+        _module = module
+        return module
+
+
+def get_watchdog() -> Watchdog:
+    global _watchdog
+    with _lock:
+        if _watchdog is None:
+            _watchdog = Watchdog(get_engine())
+        return _watchdog
+
+
+class Watchdog:
+    """One thread for all VMs: advances the wasmtime epoch (the hard backstop) and raises the soft CPU flag
+    of any VM whose current call passed its deadline.
+
+    A call costs the VM one attribute write (its deadline); the thread scans the live VMs each tick and
+    sleeps when there are none.
+    """
+
+    def __init__(self, engine: wasmtime.Engine) -> None:
+        self._engine_ptr = engine.ptr()
+        self._cond = threading.Condition()
+        self._vms: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._thread = threading.Thread(target=self._run, name="kplug-watchdog", daemon=True)
+        self._thread.start()
+
+    def watch(self, vm: Any) -> None:
+        """``vm`` must have ``_deadline`` (monotonic seconds, 0 when idle) and ``_raise_flag()``."""
+        with self._cond:
+            self._vms.add(vm)
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._vms:
+                    self._cond.wait()
+                vms = list(self._vms)
+            ffi.wasmtime_engine_increment_epoch(self._engine_ptr)
+            now = time.monotonic()
+            for vm in vms:
+                deadline = vm._deadline
+                if deadline and deadline <= now:
+                    try:
+                        vm._raise_flag()
+                    except Exception:  # a VM torn down meanwhile: nothing to interrupt
+                        pass
+            del vms
+            time.sleep(EPOCH_TICK_S)
+
+
+def address_of(pointer: object) -> int:
+    return ctypes.cast(pointer, ctypes.c_void_p).value or 0  # type: ignore[call-overload]

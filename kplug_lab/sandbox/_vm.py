@@ -1,0 +1,561 @@
+"""One sandboxed JavaScript VM: a wasmtime store and instance holding one QuickJS runtime and context."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import ctypes
+import inspect
+import itertools
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import wasmtime
+from wasmtime import _ffi as ffi
+
+from ..errors import (
+    CPUTimeout,
+    JSError,
+    OutOfMemory,
+    SandboxError,
+    ValueConversionError,
+    VMCrashed,
+)
+from ._engine import EPOCH_TICK_S, address_of, get_engine, get_module, get_watchdog
+
+__all__ = ["VM", "ConsoleCallback", "HostFunction"]
+
+log = logging.getLogger("kplug_lab.sandbox")
+
+HostFunction = Callable[..., Any]
+ConsoleCallback = Callable[[str, str], None]
+
+KP_OK, KP_EXCEPTION, KP_INTERRUPTED, KP_OOM, KP_PENDING, KP_ERROR = range(6)
+KIND_JSON, KIND_UNDEFINED = 0, 1
+OP_SETTLED_OK, OP_SETTLED_ERR, OP_UNHANDLED_REJECTION = -1, -2, -3
+
+WASI_EBADF = 8
+WASI_ENOSYS = 52
+
+_BOOTSTRAP = r"""
+(function () {
+  const write = globalThis.__kplug_console;
+  delete globalThis.__kplug_console;
+  const render = (args) => args.map((a) => (typeof a === "string" ? a : String(a))).join(" ");
+  const make = (level) => (...args) => { write(level, render(args)); };
+  globalThis.console = {
+    log: make("info"), info: make("info"), debug: make("debug"), warn: make("warn"), error: make("error"),
+    trace: make("trace"),
+  };
+})();
+"""
+
+_DEFAULT_MEMORY = 64 * 1024 * 1024
+# QuickJS's stack limit: deep recursion ends in RangeError well before the 4 MiB C stack or wasmtime's
+# 2 MiB native stack is exhausted.
+_DEFAULT_STACK = 512 * 1024
+# Linear memory beyond the JS heap limit: C stack, static data and allocator slack. QuickJS must hit its own
+# limit first: when the linear memory runs out instead, its arenas can stay fragmented and the VM unusable.
+_LINEAR_OVERHEAD = 16 * 1024 * 1024
+
+_VM_IDS = itertools.count(1)
+_VMS: dict[int, VM] = {}
+_VMS_LOCK = threading.Lock()
+
+
+def _dumps(value: Any) -> bytes:
+    """Python -> JSON bytes for the guest. Refuses what JSON cannot carry, with a clear error."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except RecursionError:
+        raise ValueConversionError("value is nested too deeply to pass to JavaScript") from None
+    except (TypeError, ValueError) as exc:
+        raise ValueConversionError(f"value cannot be passed to JavaScript: {exc}") from None
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: let JSON escape them
+        return json.dumps(value, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+def _loads(data: bytes) -> Any:
+    try:
+        return json.loads(data.decode("utf-8", "surrogatepass"))
+    except RecursionError:
+        raise ValueConversionError("value from JavaScript is nested too deeply") from None
+
+
+class VM:
+    """A QuickJS-NG context inside its own wasm instance, with memory, CPU-time and stack limits.
+
+    A VM is used by one thread at a time (the plugin host gives each plugin its own thread). Different VMs
+    run in parallel on different threads: wasmtime releases the GIL while wasm runs.
+
+    * ``memory_limit``: bytes for the JS heap (QuickJS's limit) and, with some slack, for the wasm linear
+      memory (wasmtime's store limit), so typed arrays are bounded too. Exceeding it raises
+      :class:`OutOfMemory`; the VM stays usable.
+    * ``cpu_limit``: seconds one operation (eval, call, job run) may run before QuickJS's interrupt handler
+      stops it with :class:`CPUTimeout`; the VM stays usable. ``hard_cpu_limit`` (default twice that) is the
+      wasmtime epoch backstop for code that never reaches the interrupt handler (a long builtin): the VM is
+      then dead (:class:`VMCrashed`).
+    * ``stack_limit``: bytes of C stack QuickJS may use; deep recursion raises ``RangeError``.
+
+    There is no file system, network, environment or module loader inside: everything a script can reach
+    is a host function registered with :meth:`register`.
+    """
+
+    def __init__(
+        self,
+        *,
+        memory_limit: int = _DEFAULT_MEMORY,
+        cpu_limit: float = 1.0,
+        hard_cpu_limit: float | None = None,
+        stack_limit: int = _DEFAULT_STACK,
+        console: ConsoleCallback | None = None,
+        fast: bool | None = None,
+    ) -> None:
+        self.memory_limit = memory_limit
+        self.cpu_limit = cpu_limit
+        self.hard_cpu_limit = hard_cpu_limit if hard_cpu_limit is not None else 2 * cpu_limit
+        self.fast = fast if fast is not None else os.environ.get("KPLUG_SANDBOX_PLAIN") != "1"
+        self._console = console
+        self._dead: str | None = None
+        self._deadline = 0.0
+        self._functions: list[tuple[HostFunction, bool]] = []
+        self._pending_async: dict[int, Any] = {}
+        self._calls: dict[int, concurrent.futures.Future[Any]] = {}
+        self._call_tokens = itertools.count(1)
+        self._stash: bytes | None = None
+        self._id = next(_VM_IDS)
+
+        engine = get_engine()
+        module = get_module()
+        self._store = wasmtime.Store(engine)
+        self._store.set_limits(memory_size=memory_limit + memory_limit // 2 + _LINEAR_OVERHEAD)
+        self._ctx = self._store._context()
+        self._set_epoch_deadline(self.hard_cpu_limit)
+        self._callbacks: list[Any] = []  # keep ctypes callbacks alive as long as the store
+        imports = [self._make_import(imp) for imp in module.imports]
+        with _VMS_LOCK:
+            _VMS[self._id] = self
+        self._instance = wasmtime.Instance(self._store, module, imports)
+        exports = self._instance.exports(self._store)
+        self._memory: wasmtime.Memory = exports["memory"]  # type: ignore[assignment]
+        self._exports = {e.name: exports[e.name] for e in module.exports if e.name.startswith(("kp_", "_init"))}
+        self._raw_args = {name: (ffi.wasmtime_val_raw_t * 4)() for name in self._exports}
+        self._func_refs = {name: ctypes.byref(f._func) for name, f in self._exports.items()}  # type: ignore[attr-defined]
+        self._base = 0
+        self._refresh_base()
+        self._invoke("_initialize")
+        seed = int.from_bytes(os.urandom(8), "little")
+        status = self._invoke("kp_init", memory_limit, stack_limit, seed & 0xFFFFFFFF, seed >> 32)
+        if status != KP_OK:
+            raise SandboxError(f"could not create the QuickJS runtime (status {status})")
+        self._out_addr = self._invoke("kp_out")
+        self._flag_addr = self._invoke("kp_flag")
+        self._read_out_scratch()
+        get_watchdog().watch(self)
+        self.register("__kplug_console", self._on_console)
+        self.eval(_BOOTSTRAP, "<kplug bootstrap>")
+
+    # ---- public API ---------------------------------------------------------------------------------
+
+    @property
+    def crashed(self) -> str | None:
+        """Why the VM died, or ``None`` while it is alive."""
+        return self._dead
+
+    def register(self, name: str, func: HostFunction, *, is_async: bool = False) -> None:
+        """Define global ``name`` in JS, calling ``func`` with the JS arguments (JSON-decoded).
+
+        Sync: ``func``'s return value (JSON-compatible) is returned to JS; an exception becomes a JS
+        ``Error`` with its message. Async (``is_async=True``): JS gets a Promise at once; ``func`` may return
+        a value, an awaitable or a ``concurrent.futures.Future``. Values settle the Promise immediately;
+        awaitables are kept until :meth:`acall` (or the owner, through :meth:`take_pending` and
+        :meth:`settle`) drives them.
+        """
+        fn_id = len(self._functions)
+        self._functions.append((func, is_async))
+        data = name.encode()
+        self._write_scratch(data)
+        self._check(self._invoke("kp_register", len(data), fn_id, int(is_async)))
+
+    def eval(self, code: str, filename: str = "<eval>", *, want_result: bool = True) -> Any:
+        """Evaluate a classic script; return its completion value (``None`` for ``undefined``)."""
+        name = filename.encode()
+        src = code.encode("utf-8", "surrogatepass")
+        self._write_scratch(name + b"\0" + src)
+        status = self._invoke("kp_eval", len(name), len(src), int(want_result))
+        return self._check(status)
+
+    def call_start(self, name: str, *args: Any) -> concurrent.futures.Future[Any]:
+        """Call global function ``name`` (dotted paths allowed, ``this`` is the parent object).
+
+        Returns a future: done at once for a plain value, or when the returned Promise settles.
+        """
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        payload = _dumps(list(args))
+        fname = name.encode()
+        token = next(self._call_tokens) & 0x7FFFFFFF or 1
+        self._calls[token] = fut
+        try:
+            self._write_scratch(fname + b"\0" + payload)
+            status = self._invoke("kp_call", len(fname), len(payload), token)
+            if status == KP_PENDING:
+                return fut
+            self._calls.pop(token, None)
+            value = self._check(status)
+        except BaseException as exc:
+            self._calls.pop(token, None)
+            if fut.done():  # settled during the job run before the failure
+                return fut
+            if isinstance(exc, (SandboxError, ValueConversionError)):
+                fut.set_exception(exc)
+                return fut
+            raise
+        fut.set_result(value)
+        return fut
+
+    def call(self, name: str, *args: Any) -> Any:
+        """Call ``name`` and return its result; a returned Promise must settle during the job run."""
+        fut = self.call_start(name, *args)
+        if not fut.done():
+            raise SandboxError(
+                f"{name}() returned a Promise that is still pending: use acall() or call_start()"
+            )
+        return fut.result()
+
+    async def acall(self, name: str, *args: Any) -> Any:
+        """Call ``name`` from asyncio, driving pending async host functions until its Promise settles."""
+        fut = self.call_start(name, *args)
+        running: dict[int, asyncio.Future[Any]] = {}
+        while not fut.done():
+            for pid, obj in self.take_pending().items():
+                running[pid] = asyncio.ensure_future(_as_awaitable(obj))
+            if not running:
+                raise SandboxError(f"{name}() returned a Promise that can never settle (nothing pending)")
+            done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
+            for pid, task in list(running.items()):
+                if task in done:
+                    del running[pid]
+                    exc = task.exception()
+                    if exc is None:
+                        self.settle(pid, task.result())
+                    else:
+                        self.settle(pid, error=exc)
+        return fut.result()
+
+    def take_pending(self) -> dict[int, Any]:
+        """Async host calls started since the last look: ``{promise_id: awaitable or future}``."""
+        pending, self._pending_async = self._pending_async, {}
+        return pending
+
+    def settle(self, promise_id: int, value: Any = None, error: BaseException | str | None = None) -> None:
+        """Resolve (or, with ``error``, reject with an ``Error`` of that message) an async host call's
+        Promise, then run the job queue."""
+        if error is not None:
+            payload = _dumps(str(error) if not isinstance(error, str) else error)
+        else:
+            try:
+                payload = _dumps(value)
+            except ValueConversionError as exc:
+                payload, error = _dumps(str(exc)), exc
+        self._write_scratch(payload)
+        status = self._invoke("kp_settle", promise_id, int(error is not None), len(payload))
+        if status == KP_ERROR:
+            raise SandboxError(f"no pending host call with id {promise_id}")
+        self._check(status)
+
+    def run_jobs(self) -> None:
+        """Run every pending Promise job."""
+        self._check(self._invoke("kp_run_jobs"))
+
+    def memory_used(self) -> int:
+        """Bytes the JS heap has allocated (QuickJS's count)."""
+        return int(self._invoke("kp_memory"))
+
+    def linear_memory_size(self) -> int:
+        return int(self._memory.data_len(self._store))
+
+    def gc(self) -> None:
+        self._invoke("kp_gc")
+
+    def close(self) -> None:
+        if self._dead is None:
+            self._dead = "closed"
+        with _VMS_LOCK:
+            _VMS.pop(self._id, None)
+        for fut in self._calls.values():
+            if not fut.done():
+                fut.set_exception(VMCrashed(f"VM {self._dead}"))
+        self._calls.clear()
+        self._exports = {}
+        self._func_refs = {}
+        self._instance = None  # type: ignore[assignment]
+        self._store = None  # type: ignore[assignment]
+
+    def __enter__(self) -> VM:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- invoking exports ---------------------------------------------------------------------------
+
+    def _set_epoch_deadline(self, seconds: float, ctx: Any = None) -> None:
+        ticks = max(2, int(seconds / EPOCH_TICK_S) + 1)
+        ffi.wasmtime_context_set_epoch_deadline(ctx if ctx is not None else self._ctx, ticks)
+
+    def _invoke(self, name: str, *args: int, ctx: Any = None) -> int:
+        if self._dead is not None:
+            raise VMCrashed(f"VM is dead: {self._dead}")
+        outer = ctx is None
+        if outer:
+            self._set_epoch_deadline(self.hard_cpu_limit)
+            self._deadline = time.monotonic() + self.cpu_limit
+        try:
+            if self.fast:
+                return self._invoke_fast(name, args, ctx if ctx is not None else self._ctx)
+            store = ctx if ctx is not None else self._store
+            result = self._exports[name](store, *args)
+            return 0 if result is None else int(result)
+        except wasmtime.Trap as trap:
+            self._die(f"wasm trap: {_trap_text(trap)}")
+            raise VMCrashed(f"the VM crashed: {self._dead}") from None
+        except wasmtime.WasmtimeError as err:
+            self._die(f"wasmtime error: {err}")
+            raise VMCrashed(f"the VM crashed: {self._dead}") from None
+        finally:
+            if outer:
+                self._deadline = 0.0
+
+    def _invoke_fast(self, name: str, args: tuple[int, ...], ctx: Any) -> int:
+        raw = self._raw_args[name]
+        for i, a in enumerate(args):
+            raw[i].i32 = a if a < 0x80000000 else a - 0x100000000
+        trap = ctypes.POINTER(ffi.wasm_trap_t)()
+        err = ffi.wasmtime_func_call_unchecked(ctx, self._func_refs[name], raw, 4, ctypes.byref(trap))
+        if trap:
+            raise wasmtime.Trap._from_ptr(trap)
+        if err:
+            raise wasmtime.WasmtimeError._from_ptr(err)
+        return raw[0].i32 & 0xFFFFFFFF if name in ("kp_out", "kp_flag", "kp_buf", "kp_memory") else raw[0].i32
+
+    def _die(self, reason: str) -> None:
+        self._dead = reason
+        for fut in self._calls.values():
+            if not fut.done():
+                fut.set_exception(VMCrashed(f"the VM crashed: {reason}"))
+        self._calls.clear()
+
+    def _raise_flag(self) -> None:
+        if self._dead is None and self._base:
+            ctypes.c_int32.from_address(self._base + self._flag_addr).value = 1
+
+    # ---- linear memory ------------------------------------------------------------------------------
+
+    def _refresh_base(self, ctx: Any = None) -> None:
+        self._base = address_of(ffi.wasmtime_memory_data(ctx if ctx is not None else self._ctx,
+                                                         ctypes.byref(self._memory._memory)))  # type: ignore[attr-defined]
+
+    def _read_out_scratch(self) -> None:
+        out = (ctypes.c_uint32 * 5).from_address(self._base + self._out_addr)
+        self._scratch_ptr, self._scratch_cap = out[3], out[4]
+
+    def _write_scratch(self, data: bytes, ctx: Any = None) -> None:
+        n = len(data)
+        if n + 1 > self._scratch_cap:
+            ptr = self._invoke("kp_buf", n + 1, ctx=ctx)
+            if not ptr:
+                raise OutOfMemory(f"cannot pass {n} bytes into the VM: its memory limit is reached")
+            self._refresh_base(ctx)
+            self._read_out_scratch()
+        ctypes.memmove(self._base + self._scratch_ptr, data, n)
+
+    def _read(self, ptr: int, n: int) -> bytes:
+        return ctypes.string_at(self._base + ptr, n)
+
+    def _read_out(self) -> tuple[int, bytes]:
+        out = (ctypes.c_uint32 * 5).from_address(self._base + self._out_addr)
+        kind = out[2]
+        if kind != KIND_JSON:
+            return kind, b""
+        return kind, self._read(out[0], out[1])
+
+    def _check(self, status: int) -> Any:
+        if status == KP_OK:
+            kind, data = self._read_out()
+            return None if kind == KIND_UNDEFINED else _loads(data)
+        if status in (KP_EXCEPTION, KP_INTERRUPTED, KP_OOM):
+            raise self._error_from_out(status)
+        raise SandboxError(f"unexpected guest status {status}")
+
+    def _error_from_out(self, status: int, data: bytes | None = None) -> SandboxError:
+        if data is None:
+            data = self._read_out()[1]
+        info: dict[str, Any] = {}
+        if data:
+            try:
+                info = _loads(data)
+            except (ValueError, ValueConversionError):
+                info = {}
+        if status == KP_INTERRUPTED:
+            return CPUTimeout(f"the script ran longer than the CPU limit of {self.cpu_limit:g} s")
+        if status == KP_OOM:
+            return OutOfMemory(f"the script exceeded the memory limit of {self.memory_limit // (1 << 20)} MiB")
+        return JSError(
+            str(info.get("name") or ""),
+            str(info.get("message", "")),
+            str(info.get("stack") or ""),
+            info.get("value", info.get("code")),
+        )
+
+    # ---- imports ------------------------------------------------------------------------------------
+
+    def _make_import(self, imp: wasmtime.ImportType) -> wasmtime.Func:
+        handlers: dict[tuple[str, str | None], Callable[..., int]] = {
+            ("kplug", "host_call"): self._host_call,
+            ("wasi_snapshot_preview1", "clock_time_get"): self._wasi_clock_time_get,
+            ("wasi_snapshot_preview1", "fd_write"): self._wasi_fd_write,
+        }
+        handler = handlers.get((imp.module, imp.name))
+        ty = imp.type
+        assert isinstance(ty, wasmtime.FuncType)
+        if handler is None:
+            def handler(ctx: Any, *args: int) -> int:
+                return WASI_EBADF if imp.module == "wasi_snapshot_preview1" else WASI_ENOSYS
+        nparams = len(ty.params)
+        if self.fast:
+            return self._fast_import(ty, handler, nparams)
+
+        def plain(caller: wasmtime.Caller, *args: int) -> int:
+            try:
+                return handler(caller, *args)
+            except BaseException:  # never unwind through wasm
+                log.exception("host import failed")
+                return WASI_ENOSYS
+
+        return wasmtime.Func(self._store, ty, plain, access_caller=True)
+
+    def _fast_import(self, ty: wasmtime.FuncType, handler: Callable[..., int], nparams: int) -> wasmtime.Func:
+        caller_context = ffi.wasmtime_caller_context
+
+        def callback(env: Any, caller: Any, raw: Any, nraw: int) -> int:
+            try:
+                ctx = caller_context(caller)
+                raw[0].i32 = handler(ctx, *[raw[i].i32 for i in range(nparams)])
+            except BaseException:  # never unwind through wasm
+                log.exception("host import failed")
+                raw[0].i32 = WASI_ENOSYS
+            return 0
+
+        cb = ffi.wasmtime_func_unchecked_callback_t(callback)
+        fin = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(0)
+        self._callbacks.append(cb)
+        func = ffi.wasmtime_func_t()
+        ffi.wasmtime_func_new_unchecked(self._ctx, ty.ptr(), cb, None, fin, ctypes.byref(func))
+        return wasmtime.Func._from_raw(func)
+
+    def _ctx_arg(self, ctx: Any) -> Any:
+        """The context to re-enter the guest with from inside an import (the caller's)."""
+        return ctx if self.fast else ctx
+
+    def _host_call(self, ctx: Any, fn_id: int, ptr: int, n: int, token: int) -> int:
+        ptr &= 0xFFFFFFFF
+        if fn_id < 0:
+            data = self._read(ptr, n) if n > 0 else b""
+            self._on_notification(fn_id, data, token, n)
+            return 0
+        func, is_async = self._functions[fn_id]
+        try:
+            args = _loads(self._read(ptr, n))
+            result = func(*args)
+            if is_async:
+                if inspect.isawaitable(result) or isinstance(result, concurrent.futures.Future):
+                    self._pending_async[token] = result
+                    return 0
+                # an immediate value still settles asynchronously, as the spec asks
+                self._pending_async[token] = _Ready(result)
+                return 0
+            payload = _dumps(result)
+        except BaseException as exc:
+            message = str(exc) or type(exc).__name__
+            payload = _dumps(message)
+            self._write_scratch(payload, ctx=self._ctx_arg(ctx))
+            return -len(payload) - 1
+        self._write_scratch(payload, ctx=self._ctx_arg(ctx))
+        return len(payload)
+
+    def _on_notification(self, op: int, data: bytes, token: int, n: int) -> None:
+        if op == OP_UNHANDLED_REJECTION:
+            err = self._error_from_out(KP_EXCEPTION, data)
+            self._emit_console("error", f"Uncaught (in promise) {err}")
+            return
+        fut = self._calls.pop(token, None)
+        if fut is None or fut.done():
+            return
+        if op == OP_SETTLED_OK:
+            try:
+                fut.set_result(None if n < 0 else _loads(data))
+            except ValueConversionError as exc:
+                fut.set_exception(exc)
+        else:
+            fut.set_exception(self._error_from_out(KP_EXCEPTION, data))
+
+    def _on_console(self, level: str, text: str) -> None:
+        self._emit_console(level, text)
+
+    def _emit_console(self, level: str, text: str) -> None:
+        if self._console is not None:
+            self._console(level, text)
+        else:
+            log.log(logging.WARNING if level in ("warn", "error") else logging.INFO, "[js] %s", text)
+
+    def _wasi_clock_time_get(self, ctx: Any, clock_id: int, precision: int, out_ptr: int) -> int:
+        now = time.time_ns() if clock_id == 0 else time.monotonic_ns()
+        ctypes.c_uint64.from_address(self._base + (out_ptr & 0xFFFFFFFF)).value = now
+        return 0
+
+    def _wasi_fd_write(self, ctx: Any, fd: int, iovs: int, iovs_len: int, nwritten: int) -> int:
+        total = 0
+        chunks = []
+        for i in range(iovs_len):
+            vec = (ctypes.c_uint32 * 2).from_address(self._base + (iovs & 0xFFFFFFFF) + 8 * i)
+            chunks.append(self._read(vec[0], vec[1]))
+            total += vec[1]
+        text = b"".join(chunks).decode("utf-8", "replace").rstrip("\n")
+        if text:
+            self._emit_console("error" if fd == 2 else "info", text)
+        ctypes.c_uint32.from_address(self._base + (nwritten & 0xFFFFFFFF)).value = total
+        return 0
+
+
+class _Ready:
+    """An async host call whose value was available at once; it still settles in a later job."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __await__(self) -> Any:
+        return self.value
+        yield  # pragma: no cover - makes this a generator
+
+
+async def _as_awaitable(obj: Any) -> Any:
+    if isinstance(obj, _Ready):
+        return obj.value
+    if isinstance(obj, concurrent.futures.Future):
+        return await asyncio.wrap_future(obj)
+    return await obj
+
+
+def _trap_text(trap: wasmtime.Trap) -> str:
+    text = str(trap).strip().splitlines()
+    return text[0] if text else "trap"
+
+
+AwaitableLike = Awaitable[Any] | concurrent.futures.Future[Any]

@@ -1,0 +1,653 @@
+/*
+ * kplug guest: the project's C shim over QuickJS-NG, compiled to wasm32-wasi.
+ *
+ * One wasm instance holds one QuickJS runtime and context. The host (Python, kplug_lab.sandbox) drives it
+ * through a handful of exports, and the guest reaches the host through ONE import, kplug.host_call.
+ *
+ * Protocol, in short (kplug_lab/sandbox/_vm.py is the other half):
+ *   - Inputs are written by the host into a scratch buffer (kp_buf) as NUL-terminated text.
+ *   - Every export that produces a value leaves it in OUT {ptr, len, kind}: JSON text (or nothing, for
+ *     `undefined`); the host reads it straight from linear memory. One crossing per operation.
+ *   - Status codes: KP_OK, KP_EXCEPTION (OUT = JSON {name, message, stack, value?}), KP_INTERRUPTED (CPU
+ *     deadline), KP_OOM (memory limit), KP_PENDING (the call returned a Promise; its outcome arrives later
+ *     through host_call(KP_OP_SETTLED_*)).
+ *   - The CPU deadline is a flag in linear memory that a host watchdog thread sets; QuickJS's interrupt
+ *     handler reads it, so checking the deadline costs no crossing.
+ *
+ * quickjs.c is included rather than linked so the shim can reseed Math.random from the host's entropy.
+ */
+static int kp_oom_hits; /* counted by the one-line patch build.py applies to JS_ThrowOutOfMemory */
+#include "quickjs.c"
+
+#define KP_OK 0
+#define KP_EXCEPTION 1
+#define KP_INTERRUPTED 2
+#define KP_OOM 3
+#define KP_PENDING 4
+#define KP_ERROR 5
+
+#define KP_KIND_JSON 0
+#define KP_KIND_UNDEFINED 1
+
+/* host_call "function ids" below zero are notifications from the guest, not host functions. */
+#define KP_OP_SETTLED_OK -1
+#define KP_OP_SETTLED_ERR -2
+#define KP_OP_UNHANDLED_REJECTION -3
+
+__attribute__((import_module("kplug"), import_name("host_call")))
+extern int32_t kp_host_call(int32_t fn_id, const char *ptr, int32_t len, int32_t token);
+
+struct kp_out {
+    uint32_t ptr;
+    uint32_t len;
+    uint32_t kind;
+    uint32_t scratch_ptr;
+    uint32_t scratch_cap;
+};
+
+static JSRuntime *rt;
+static JSContext *ctx;
+static struct kp_out OUT;
+static char *scratch;
+static uint32_t scratch_cap;
+static volatile int32_t interrupt_flag;
+static int interrupted;
+static const char *last_cstr;
+static char *last_owned;
+
+/* Resolving functions of promises handed out by async host functions, indexed by promise id. */
+static JSValue *pending_funcs;
+static uint32_t pending_cap;
+static uint32_t next_pending = 1;
+static uint32_t free_pending_head;
+
+static JSClassID settle_class_id;
+
+static void release_last(void)
+{
+    if (last_cstr) {
+        JS_FreeCString(ctx, last_cstr);
+        last_cstr = NULL;
+    }
+    if (last_owned) {
+        free(last_owned);
+        last_owned = NULL;
+    }
+    OUT.ptr = 0;
+    OUT.len = 0;
+    OUT.kind = KP_KIND_UNDEFINED;
+}
+
+static int interrupt_handler(JSRuntime *r, void *opaque)
+{
+    (void)r;
+    (void)opaque;
+    if (interrupt_flag) {
+        interrupted = 1;
+        return 1;
+    }
+    return 0;
+}
+
+__attribute__((export_name("kp_buf")))
+uint32_t kp_buf(uint32_t size)
+{
+    if (size + 1 > scratch_cap) {
+        uint32_t cap = scratch_cap ? scratch_cap : 4096;
+        while (cap < size + 1)
+            cap *= 2;
+        char *p = realloc(scratch, cap);
+        if (!p)
+            return 0;
+        scratch = p;
+        scratch_cap = cap;
+        OUT.scratch_ptr = (uint32_t)(uintptr_t)scratch;
+        OUT.scratch_cap = scratch_cap;
+    }
+    return (uint32_t)(uintptr_t)scratch;
+}
+
+__attribute__((export_name("kp_out")))
+uint32_t kp_out(void)
+{
+    return (uint32_t)(uintptr_t)&OUT;
+}
+
+__attribute__((export_name("kp_flag")))
+uint32_t kp_flag(void)
+{
+    return (uint32_t)(uintptr_t)&interrupt_flag;
+}
+
+/* JSON.stringify(v) into OUT. Returns KP_OK or an exception status. */
+static int set_out_json(JSValueConst v)
+{
+    release_last();
+    if (JS_IsUndefined(v))
+        return KP_OK;
+    JSValue s = JS_JSONStringify(ctx, v, JS_UNDEFINED, JS_UNDEFINED);
+    if (JS_IsException(s))
+        return -1;
+    if (JS_IsUndefined(s)) { /* functions, symbols */
+        return KP_OK;
+    }
+    size_t len;
+    const char *c = JS_ToCStringLen(ctx, &len, s);
+    JS_FreeValue(ctx, s);
+    if (!c)
+        return -1;
+    last_cstr = c;
+    OUT.ptr = (uint32_t)(uintptr_t)c;
+    OUT.len = (uint32_t)len;
+    OUT.kind = KP_KIND_JSON;
+    return KP_OK;
+}
+
+static int is_oom_error(JSValueConst exc)
+{
+    if (!JS_IsError(exc))
+        return 0;
+    JSValue msg = JS_GetPropertyStr(ctx, exc, "message");
+    const char *m = JS_ToCString(ctx, msg);
+    JS_FreeValue(ctx, msg);
+    int oom = m && strcmp(m, "out of memory") == 0;
+    if (m)
+        JS_FreeCString(ctx, m);
+    return oom;
+}
+
+/* Turn an exception value into OUT = {name, message, stack, value?}; returns the status to report. */
+static int describe_exception(JSValue exc)
+{
+    int status = KP_EXCEPTION;
+    if (interrupted) {
+        status = KP_INTERRUPTED;
+    } else if (kp_oom_hits && (JS_IsNull(exc) || is_oom_error(exc))) {
+        status = KP_OOM;
+    }
+    interrupted = 0;
+    kp_oom_hits = 0;
+    JSValue obj = JS_NewObject(ctx);
+    if (JS_IsException(obj)) {
+        JS_FreeValue(ctx, exc);
+        release_last();
+        return status == KP_EXCEPTION ? KP_OOM : status;
+    }
+    if (JS_IsError(exc)) {
+        JS_SetPropertyStr(ctx, obj, "name", JS_GetPropertyStr(ctx, exc, "name"));
+        JS_SetPropertyStr(ctx, obj, "message", JS_GetPropertyStr(ctx, exc, "message"));
+        JS_SetPropertyStr(ctx, obj, "stack", JS_GetPropertyStr(ctx, exc, "stack"));
+        JSValue code = JS_GetPropertyStr(ctx, exc, "code");
+        if (JS_IsNumber(code))
+            JS_SetPropertyStr(ctx, obj, "code", code);
+        else
+            JS_FreeValue(ctx, code);
+    } else {
+        JS_SetPropertyStr(ctx, obj, "name", JS_NewString(ctx, ""));
+        JS_SetPropertyStr(ctx, obj, "message", JS_ToString(ctx, exc));
+        JS_SetPropertyStr(ctx, obj, "value", JS_DupValue(ctx, exc));
+    }
+    JS_FreeValue(ctx, exc);
+    if (set_out_json(obj) != KP_OK) {
+        /* value not serialisable (cycle, BigInt): drop it and try again */
+        JS_FreeValue(ctx, JS_GetException(ctx));
+        JS_DeleteProperty(ctx, obj, JS_NewAtom(ctx, "value"), 0);
+        if (set_out_json(obj) != KP_OK) {
+            JS_FreeValue(ctx, JS_GetException(ctx));
+            release_last();
+        }
+    }
+    JS_FreeValue(ctx, obj);
+    return status;
+}
+
+static int take_exception(void)
+{
+    return describe_exception(JS_GetException(ctx));
+}
+
+static int run_jobs(void)
+{
+    JSContext *c;
+    for (;;) {
+        int r = JS_ExecutePendingJob(rt, &c);
+        if (r == 0)
+            return KP_OK;
+        if (r < 0)
+            return take_exception();
+    }
+}
+
+/* ---- host functions ---------------------------------------------------------------------------- */
+
+static uint32_t pending_alloc(JSValue resolve, JSValue reject)
+{
+    uint32_t id;
+    if (free_pending_head) {
+        id = free_pending_head;
+        free_pending_head = JS_VALUE_GET_INT(pending_funcs[2 * id]);
+    } else {
+        if (next_pending >= pending_cap) {
+            uint32_t cap = pending_cap ? pending_cap * 2 : 64;
+            JSValue *p = realloc(pending_funcs, sizeof(JSValue) * 2 * cap);
+            if (!p)
+                return 0;
+            pending_funcs = p;
+            pending_cap = cap;
+        }
+        id = next_pending++;
+    }
+    pending_funcs[2 * id] = resolve;
+    pending_funcs[2 * id + 1] = reject;
+    return id;
+}
+
+static void pending_release(uint32_t id)
+{
+    JS_FreeValue(ctx, pending_funcs[2 * id]);
+    JS_FreeValue(ctx, pending_funcs[2 * id + 1]);
+    pending_funcs[2 * id] = JS_NewInt32(ctx, (int32_t)free_pending_head);
+    pending_funcs[2 * id + 1] = JS_UNDEFINED;
+    free_pending_head = id;
+}
+
+/* Parse n bytes of JSON that the host left in scratch. */
+static JSValue parse_scratch(int32_t n)
+{
+    if (n <= 0)
+        return JS_UNDEFINED;
+    scratch[n] = 0;
+    return JS_ParseJSON(ctx, scratch, (size_t)n, "<host>");
+}
+
+static JSValue error_from_scratch(int32_t n)
+{
+    JSValue msg = parse_scratch(n);
+    if (JS_IsException(msg))
+        return msg;
+    JSValue err = JS_NewError(ctx);
+    if (JS_IsException(err)) {
+        JS_FreeValue(ctx, msg);
+        return err;
+    }
+    JS_DefinePropertyValueStr(ctx, err, "message", JS_ToString(ctx, msg),
+                              JS_PROP_WRITABLE | JS_PROP_CONFIGURABLE);
+    JS_FreeValue(ctx, msg);
+    return err;
+}
+
+/* data[0] = host function id, data[1] = is_async */
+static JSValue host_trampoline(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv,
+                               int magic, JSValueConst *data)
+{
+    (void)this_val;
+    (void)magic;
+    int32_t fn_id = JS_VALUE_GET_INT(data[0]);
+    int is_async = JS_VALUE_GET_INT(data[1]);
+
+    JSValue args = JS_NewArray(c);
+    if (JS_IsException(args))
+        return args;
+    for (int i = 0; i < argc; i++)
+        JS_SetPropertyUint32(c, args, (uint32_t)i, JS_DupValue(c, argv[i]));
+    JSValue json = JS_JSONStringify(c, args, JS_UNDEFINED, JS_UNDEFINED);
+    JS_FreeValue(c, args);
+    if (JS_IsException(json))
+        return json;
+    size_t len;
+    const char *s = JS_ToCStringLen(c, &len, json);
+    JS_FreeValue(c, json);
+    if (!s)
+        return JS_EXCEPTION;
+
+    if (!is_async) {
+        int32_t n = kp_host_call(fn_id, s, (int32_t)len, 0);
+        JS_FreeCString(c, s);
+        if (n >= 0)
+            return parse_scratch(n);
+        return JS_Throw(c, error_from_scratch(-n - 1));
+    }
+
+    JSValue funcs[2];
+    JSValue promise = JS_NewPromiseCapability(c, funcs);
+    if (JS_IsException(promise)) {
+        JS_FreeCString(c, s);
+        return promise;
+    }
+    uint32_t pid = pending_alloc(funcs[0], funcs[1]);
+    if (!pid) {
+        JS_FreeCString(c, s);
+        JS_FreeValue(c, funcs[0]);
+        JS_FreeValue(c, funcs[1]);
+        JS_FreeValue(c, promise);
+        return JS_ThrowOutOfMemory(c);
+    }
+    int32_t n = kp_host_call(fn_id, s, (int32_t)len, (int32_t)pid);
+    JS_FreeCString(c, s);
+    if (n < 0) { /* refused at once: reject (asynchronously, as any rejection) */
+        JSValue err = error_from_scratch(-n - 1);
+        if (JS_IsException(err))
+            err = JS_GetException(c);
+        JSValue r = JS_Call(c, pending_funcs[2 * pid + 1], JS_UNDEFINED, 1, (JSValueConst *)&err);
+        JS_FreeValue(c, r);
+        JS_FreeValue(c, err);
+        pending_release(pid);
+    }
+    return promise;
+}
+
+__attribute__((export_name("kp_register")))
+int32_t kp_register(int32_t name_len, int32_t fn_id, int32_t is_async)
+{
+    scratch[name_len] = 0;
+    JSValue data[2] = {JS_NewInt32(ctx, fn_id), JS_NewInt32(ctx, is_async)};
+    JSValue f = JS_NewCFunctionData(ctx, host_trampoline, 0, 0, 2, data);
+    if (JS_IsException(f))
+        return take_exception();
+    JSValue global = JS_GetGlobalObject(ctx);
+    int r = JS_DefinePropertyValueStr(ctx, global, scratch, f, JS_PROP_WRITABLE | JS_PROP_CONFIGURABLE);
+    JS_FreeValue(ctx, global);
+    return r < 0 ? take_exception() : KP_OK;
+}
+
+/* Settle promise `pid` of an async host function with JSON (ok) or an error message (JSON string) in
+ * scratch, then run the job queue. */
+__attribute__((export_name("kp_settle")))
+int32_t kp_settle(int32_t pid, int32_t is_error, int32_t len)
+{
+    release_last();
+    interrupt_flag = 0;
+    interrupted = 0;
+    kp_oom_hits = 0;
+    if (pid <= 0 || (uint32_t)pid >= next_pending || JS_IsNumber(pending_funcs[2 * pid]))
+        return KP_ERROR;
+    JSValue v = is_error ? error_from_scratch(len) : parse_scratch(len);
+    int which = is_error ? 1 : 0;
+    if (JS_IsException(v)) {
+        v = JS_GetException(ctx);
+        which = 1;
+    }
+    JSValue r = JS_Call(ctx, pending_funcs[2 * pid + which], JS_UNDEFINED, 1, (JSValueConst *)&v);
+    JS_FreeValue(ctx, v);
+    JS_FreeValue(ctx, r);
+    pending_release((uint32_t)pid);
+    return run_jobs();
+}
+
+/* ---- calls from the host ----------------------------------------------------------------------- */
+
+/* Promise reactions for kp_call results: report the outcome to the host with the call token. */
+static JSValue settle_reaction(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv, int magic,
+                               JSValueConst *data)
+{
+    (void)this_val;
+    int32_t token = JS_VALUE_GET_INT(data[0]);
+    JSValue v = argc > 0 ? JS_DupValue(c, argv[0]) : JS_UNDEFINED;
+    int status;
+    if (magic == 0) {
+        status = set_out_json(v);
+        JS_FreeValue(c, v);
+        if (status != KP_OK) {
+            status = take_exception();
+            kp_host_call(KP_OP_SETTLED_ERR, (const char *)(uintptr_t)OUT.ptr, (int32_t)OUT.len, token);
+            return JS_UNDEFINED;
+        }
+        kp_host_call(KP_OP_SETTLED_OK, OUT.kind == KP_KIND_JSON ? (const char *)(uintptr_t)OUT.ptr : NULL,
+                     OUT.kind == KP_KIND_JSON ? (int32_t)OUT.len : -1, token);
+    } else {
+        describe_exception(v);
+        kp_host_call(KP_OP_SETTLED_ERR, (const char *)(uintptr_t)OUT.ptr, (int32_t)OUT.len, token);
+    }
+    return JS_UNDEFINED;
+}
+
+static JSValue resolve_path(const char *path, JSValue *this_out)
+{
+    JSValue obj = JS_GetGlobalObject(ctx);
+    JSValue parent = JS_UNDEFINED;
+    const char *p = path;
+    for (;;) {
+        const char *dot = strchr(p, '.');
+        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+        JSAtom atom = JS_NewAtomLen(ctx, p, n);
+        JSValue next = JS_GetProperty(ctx, obj, atom);
+        JS_FreeAtom(ctx, atom);
+        JS_FreeValue(ctx, parent);
+        parent = obj;
+        obj = next;
+        if (JS_IsException(obj) || !dot)
+            break;
+        p = dot + 1;
+    }
+    *this_out = parent;
+    return obj;
+}
+
+/* scratch: "<dotted.name>\0<JSON array of args>\0". Calls the function with the array spread.
+ * token != 0: if the result is a Promise, report its outcome later via host_call(SETTLED, token). */
+__attribute__((export_name("kp_call")))
+int32_t kp_call(int32_t name_len, int32_t args_len, int32_t token)
+{
+    release_last();
+    interrupt_flag = 0;
+    interrupted = 0;
+    kp_oom_hits = 0;
+    scratch[name_len] = 0;
+    char *args_text = scratch + name_len + 1;
+    args_text[args_len] = 0;
+    JSValue this_obj;
+    JSValue fn = resolve_path(scratch, &this_obj);
+    if (JS_IsException(fn)) {
+        JS_FreeValue(ctx, this_obj);
+        return take_exception();
+    }
+    if (!JS_IsFunction(ctx, fn)) {
+        JS_FreeValue(ctx, fn);
+        JS_FreeValue(ctx, this_obj);
+        JS_ThrowTypeError(ctx, "%s is not a function", scratch);
+        return take_exception();
+    }
+    JSValue args = args_len > 0 ? JS_ParseJSON(ctx, args_text, (size_t)args_len, "<args>") : JS_NewArray(ctx);
+    if (JS_IsException(args)) {
+        JS_FreeValue(ctx, fn);
+        JS_FreeValue(ctx, this_obj);
+        return take_exception();
+    }
+    int64_t argc64 = 0;
+    JS_GetLength(ctx, args, &argc64);
+    int argc = (int)argc64;
+    JSValue *argv = argc ? js_malloc(ctx, sizeof(JSValue) * (size_t)argc) : NULL;
+    if (argc && !argv) {
+        JS_FreeValue(ctx, args);
+        JS_FreeValue(ctx, fn);
+        JS_FreeValue(ctx, this_obj);
+        return take_exception();
+    }
+    for (int i = 0; i < argc; i++)
+        argv[i] = JS_GetPropertyUint32(ctx, args, (uint32_t)i);
+    JS_FreeValue(ctx, args);
+    JSValue r = JS_Call(ctx, fn, this_obj, argc, (JSValueConst *)argv);
+    for (int i = 0; i < argc; i++)
+        JS_FreeValue(ctx, argv[i]);
+    if (argv)
+        js_free(ctx, argv);
+    JS_FreeValue(ctx, fn);
+    JS_FreeValue(ctx, this_obj);
+    if (JS_IsException(r))
+        return take_exception();
+
+    if (token && JS_IsPromise(r)) {
+        JSValue tok = JS_NewInt32(ctx, token);
+        JSValue handlers[2] = {
+            JS_NewCFunctionData(ctx, settle_reaction, 1, 0, 1, &tok),
+            JS_NewCFunctionData(ctx, settle_reaction, 1, 1, 1, &tok),
+        };
+        JSValue then = JS_GetPropertyStr(ctx, r, "then");
+        JSValue t = JS_Call(ctx, then, r, 2, (JSValueConst *)handlers);
+        JS_FreeValue(ctx, then);
+        JS_FreeValue(ctx, handlers[0]);
+        JS_FreeValue(ctx, handlers[1]);
+        JS_FreeValue(ctx, r);
+        if (JS_IsException(t))
+            return take_exception();
+        JS_FreeValue(ctx, t);
+        int s = run_jobs();
+        if (s != KP_OK)
+            return s;
+        release_last();
+        return KP_PENDING;
+    }
+    int s = set_out_json(r);
+    JS_FreeValue(ctx, r);
+    if (s != KP_OK)
+        return take_exception();
+    /* keep OUT across the job run: move it out of the way first */
+    if (OUT.kind == KP_KIND_JSON) {
+        char *copy = malloc(OUT.len + 1);
+        if (!copy)
+            return KP_OOM;
+        memcpy(copy, (const char *)(uintptr_t)OUT.ptr, OUT.len);
+        uint32_t len = OUT.len;
+        release_last();
+        last_owned = copy;
+        OUT.ptr = (uint32_t)(uintptr_t)copy;
+        OUT.len = len;
+        OUT.kind = KP_KIND_JSON;
+    }
+    uint32_t keep_ptr = OUT.ptr, keep_len = OUT.len, keep_kind = OUT.kind;
+    char *keep_owned = last_owned;
+    last_owned = NULL;
+    OUT.kind = KP_KIND_UNDEFINED;
+    s = run_jobs();
+    if (s != KP_OK) {
+        free(keep_owned);
+        return s;
+    }
+    release_last();
+    last_owned = keep_owned;
+    OUT.ptr = keep_ptr;
+    OUT.len = keep_len;
+    OUT.kind = keep_kind;
+    return KP_OK;
+}
+
+/* scratch: "<file name>\0<source>\0". flags bit 0: report the completion value. */
+__attribute__((export_name("kp_eval")))
+int32_t kp_eval(int32_t name_len, int32_t code_len, int32_t flags)
+{
+    release_last();
+    interrupt_flag = 0;
+    interrupted = 0;
+    kp_oom_hits = 0;
+    scratch[name_len] = 0;
+    char *code = scratch + name_len + 1;
+    code[code_len] = 0;
+    JSValue r = JS_Eval(ctx, code, (size_t)code_len, scratch, JS_EVAL_TYPE_GLOBAL);
+    if (JS_IsException(r))
+        return take_exception();
+    int s = KP_OK;
+    if (flags & 1) {
+        s = set_out_json(r);
+        if (s != KP_OK) {
+            JS_FreeValue(ctx, r);
+            return take_exception();
+        }
+    }
+    JS_FreeValue(ctx, r);
+    if (OUT.kind == KP_KIND_JSON) {
+        char *copy = malloc(OUT.len + 1);
+        if (!copy)
+            return KP_OOM;
+        memcpy(copy, (const char *)(uintptr_t)OUT.ptr, OUT.len);
+        uint32_t len = OUT.len;
+        release_last();
+        last_owned = copy;
+        OUT.ptr = (uint32_t)(uintptr_t)copy;
+        OUT.len = len;
+        OUT.kind = KP_KIND_JSON;
+    }
+    uint32_t keep_ptr = OUT.ptr, keep_len = OUT.len, keep_kind = OUT.kind;
+    char *keep_owned = last_owned;
+    last_owned = NULL;
+    OUT.kind = KP_KIND_UNDEFINED;
+    s = run_jobs();
+    if (s != KP_OK) {
+        free(keep_owned);
+        return s;
+    }
+    release_last();
+    last_owned = keep_owned;
+    OUT.ptr = keep_ptr;
+    OUT.len = keep_len;
+    OUT.kind = keep_kind;
+    return KP_OK;
+}
+
+__attribute__((export_name("kp_run_jobs")))
+int32_t kp_run_jobs(void)
+{
+    release_last();
+    interrupt_flag = 0;
+    interrupted = 0;
+    kp_oom_hits = 0;
+    return run_jobs();
+}
+
+__attribute__((export_name("kp_memory")))
+uint32_t kp_memory(void)
+{
+    JSMemoryUsage u;
+    JS_ComputeMemoryUsage(rt, &u);
+    return (uint32_t)u.malloc_size;
+}
+
+__attribute__((export_name("kp_gc")))
+void kp_gc(void)
+{
+    JS_RunGC(rt);
+}
+
+static void rejection_tracker(JSContext *c, JSValueConst promise, JSValueConst reason, bool is_handled,
+                              void *opaque)
+{
+    (void)promise;
+    (void)opaque;
+    if (is_handled)
+        return;
+    uint32_t saved_ptr = OUT.ptr, saved_len = OUT.len, saved_kind = OUT.kind;
+    const char *saved_cstr = last_cstr;
+    char *saved_owned = last_owned;
+    last_cstr = NULL;
+    last_owned = NULL;
+    describe_exception(JS_DupValue(c, reason));
+    kp_host_call(KP_OP_UNHANDLED_REJECTION, (const char *)(uintptr_t)OUT.ptr, (int32_t)OUT.len, 0);
+    release_last();
+    last_cstr = saved_cstr;
+    last_owned = saved_owned;
+    OUT.ptr = saved_ptr;
+    OUT.len = saved_len;
+    OUT.kind = saved_kind;
+}
+
+/* seed: 8 bytes of host entropy for Math.random. */
+__attribute__((export_name("kp_init")))
+int32_t kp_init(uint32_t memory_limit, uint32_t stack_limit, uint32_t seed_lo, uint32_t seed_hi)
+{
+    if (!kp_buf(4096))
+        return KP_OOM;
+    rt = JS_NewRuntime();
+    if (!rt)
+        return KP_OOM;
+    if (memory_limit)
+        JS_SetMemoryLimit(rt, memory_limit);
+    JS_SetMaxStackSize(rt, stack_limit);
+    JS_SetInterruptHandler(rt, interrupt_handler, NULL);
+    JS_SetHostPromiseRejectionTracker(rt, rejection_tracker, NULL);
+    ctx = JS_NewContext(rt);
+    if (!ctx)
+        return KP_OOM;
+    uint64_t seed = ((uint64_t)seed_hi << 32) | seed_lo;
+    ctx->random_state = seed ? seed : 1;
+    OUT.kind = KP_KIND_UNDEFINED;
+    return KP_OK;
+}
