@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import ctypes
 import hashlib
 import importlib.metadata
 import os
+import queue
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +21,25 @@ from wasmtime import _ffi as ffi
 
 from ..errors import GuestBuildError
 
-__all__ = ["EPOCH_TICK_S", "Watchdog", "get_engine", "get_module", "module_cache_dir", "wasm_path"]
+__all__ = [
+    "EPOCH_TICK_S",
+    "Watchdog",
+    "big_stack_thread",
+    "get_engine",
+    "get_module",
+    "module_cache_dir",
+    "on_big_stack",
+    "wasm_path",
+]
 
-MAX_WASM_STACK = 2 * 1024 * 1024  # above this wasmtime-py aborted the process in the prototype
+# Native stack wasm may use. QuickJS checks its depth against the guest's C stack (in linear memory), but
+# some C recursions (JSON.parse, the parser) use 10-15x more native stack than C stack: measured, a 1 MiB
+# QuickJS limit needs about 14 MiB of native stack to end in RangeError rather than a trap; 24 MiB leaves a
+# margin. wasmtime refuses (and wasmtime-py aborts on) a max_wasm_stack above its async_stack_size, which
+# wasmtime-py does not expose: it is set through the C API below. Wasm runs on the calling thread's stack,
+# so VMs run only on threads made by big_stack_thread() (other callers are handed over to one).
+MAX_WASM_STACK = 24 * 1024 * 1024
+THREAD_STACK_SIZE = 64 * 1024 * 1024
 EPOCH_TICK_S = 0.01
 
 _lock = threading.RLock()
@@ -52,10 +71,18 @@ def get_engine() -> wasmtime.Engine:
         if _engine is None:
             config = wasmtime.Config()
             config.epoch_interruption = True
+            _set_async_stack_size(config, MAX_WASM_STACK + 1024 * 1024)
             config.max_wasm_stack = MAX_WASM_STACK
             config.cranelift_opt_level = "speed"
             _engine = wasmtime.Engine(config)
         return _engine
+
+
+def _set_async_stack_size(config: wasmtime.Config, size: int) -> None:
+    setter = ffi.dll.wasmtime_config_async_stack_size_set
+    setter.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    setter.restype = None
+    setter(ctypes.cast(config.ptr(), ctypes.c_void_p), size)
 
 
 def _sha256(path: Path) -> str:
@@ -141,3 +168,73 @@ class Watchdog:
 
 def address_of(pointer: object) -> int:
     return ctypes.cast(pointer, ctypes.c_void_p).value or 0  # type: ignore[call-overload]
+
+
+_tls = threading.local()
+_stack_size_lock = threading.Lock()
+_executor_thread: _BigStackExecutor | None = None
+
+
+def big_stack_thread(target: Callable[..., Any], *, name: str, args: tuple[Any, ...] = (),
+                     daemon: bool = True) -> threading.Thread:
+    """A thread with enough native stack to run wasm (see MAX_WASM_STACK). Not started."""
+
+    def run() -> None:
+        _tls.big_stack = True
+        target(*args)
+
+    with _stack_size_lock:
+        old = threading.stack_size(THREAD_STACK_SIZE)
+        try:
+            thread = threading.Thread(target=run, name=name, daemon=daemon)
+            thread.start = _started_with_size(thread.start)  # type: ignore[method-assign]
+        finally:
+            threading.stack_size(old)
+    return thread
+
+
+def _started_with_size(start: Callable[[], None]) -> Callable[[], None]:
+    # The stack size is read when the thread starts, not when the object is made.
+    def start_big() -> None:
+        with _stack_size_lock:
+            old = threading.stack_size(THREAD_STACK_SIZE)
+            try:
+                start()
+            finally:
+                threading.stack_size(old)
+
+    return start_big
+
+
+class _BigStackExecutor:
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]] = (
+            queue.SimpleQueue()
+        )
+        big_stack_thread(self._run, name="kplug-wasm").start()
+
+    def _run(self) -> None:
+        while True:
+            fn, fut = self._queue.get()
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(fn())
+            except BaseException as exc:
+                fut.set_exception(exc)
+
+    def submit(self, fn: Callable[[], Any]) -> Any:
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._queue.put((fn, fut))
+        return fut.result()
+
+
+def on_big_stack(fn: Callable[[], Any]) -> Any:
+    """Run ``fn()`` here if this thread has a big stack, else on the shared kplug-wasm thread."""
+    global _executor_thread
+    if getattr(_tls, "big_stack", False):
+        return fn()
+    with _lock:
+        if _executor_thread is None:
+            _executor_thread = _BigStackExecutor()
+    return _executor_thread.submit(fn)

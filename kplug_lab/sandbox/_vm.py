@@ -26,7 +26,7 @@ from ..errors import (
     ValueConversionError,
     VMCrashed,
 )
-from ._engine import EPOCH_TICK_S, address_of, get_engine, get_module, get_watchdog
+from ._engine import EPOCH_TICK_S, address_of, get_engine, get_module, get_watchdog, on_big_stack
 
 __all__ = ["VM", "ConsoleCallback", "HostFunction"]
 
@@ -56,9 +56,9 @@ _BOOTSTRAP = r"""
 """
 
 _DEFAULT_MEMORY = 64 * 1024 * 1024
-# QuickJS's stack limit: deep recursion ends in RangeError well before the 4 MiB C stack or wasmtime's
-# 2 MiB native stack is exhausted.
-_DEFAULT_STACK = 512 * 1024
+# QuickJS's stack limit: deep recursion (about 3,000 JS frames) ends in RangeError well before the 4 MiB C
+# stack or wasmtime's native stack is exhausted (see _engine.MAX_WASM_STACK).
+_DEFAULT_STACK = 1024 * 1024
 # Linear memory beyond the JS heap limit: C stack, static data and allocator slack. QuickJS must hit its own
 # limit first: when the linear memory runs out instead, its arenas can stay fragmented and the VM unusable.
 _LINEAR_OVERHEAD = 16 * 1024 * 1024
@@ -145,7 +145,9 @@ class VM:
         self._instance = wasmtime.Instance(self._store, module, imports)
         exports = self._instance.exports(self._store)
         self._memory: wasmtime.Memory = exports["memory"]  # type: ignore[assignment]
-        self._exports = {e.name: exports[e.name] for e in module.exports if e.name.startswith(("kp_", "_init"))}
+        self._exports = {
+            e.name: exports[e.name] for e in module.exports if e.name.startswith(("kp_", "_init"))
+        }
         self._raw_args = {name: (ffi.wasmtime_val_raw_t * 4)() for name in self._exports}
         self._func_refs = {name: ctypes.byref(f._func) for name, f in self._exports.items()}  # type: ignore[attr-defined]
         self._base = 0
@@ -311,6 +313,11 @@ class VM:
         ffi.wasmtime_context_set_epoch_deadline(ctx if ctx is not None else self._ctx, ticks)
 
     def _invoke(self, name: str, *args: int, ctx: Any = None) -> int:
+        if ctx is None:
+            return int(on_big_stack(lambda: self._invoke_here(name, args, None)))
+        return self._invoke_here(name, args, ctx)
+
+    def _invoke_here(self, name: str, args: tuple[int, ...], ctx: Any) -> int:
         if self._dead is not None:
             raise VMCrashed(f"VM is dead: {self._dead}")
         outer = ctx is None
@@ -359,8 +366,10 @@ class VM:
     # ---- linear memory ------------------------------------------------------------------------------
 
     def _refresh_base(self, ctx: Any = None) -> None:
-        self._base = address_of(ffi.wasmtime_memory_data(ctx if ctx is not None else self._ctx,
-                                                         ctypes.byref(self._memory._memory)))  # type: ignore[attr-defined]
+        if isinstance(ctx, wasmtime.Caller):
+            ctx = ctx._context()  # type: ignore[attr-defined]
+        mem = ctypes.byref(self._memory._memory)  # type: ignore[attr-defined]
+        self._base = address_of(ffi.wasmtime_memory_data(ctx if ctx is not None else self._ctx, mem))
 
     def _read_out_scratch(self) -> None:
         out = (ctypes.c_uint32 * 5).from_address(self._base + self._out_addr)
@@ -406,7 +415,8 @@ class VM:
         if status == KP_INTERRUPTED:
             return CPUTimeout(f"the script ran longer than the CPU limit of {self.cpu_limit:g} s")
         if status == KP_OOM:
-            return OutOfMemory(f"the script exceeded the memory limit of {self.memory_limit // (1 << 20)} MiB")
+            mib = self.memory_limit // (1 << 20)
+            return OutOfMemory(f"the script exceeded the memory limit of {mib} MiB")
         return JSError(
             str(info.get("name") or ""),
             str(info.get("message", "")),
@@ -460,10 +470,6 @@ class VM:
         ffi.wasmtime_func_new_unchecked(self._ctx, ty.ptr(), cb, None, fin, ctypes.byref(func))
         return wasmtime.Func._from_raw(func)
 
-    def _ctx_arg(self, ctx: Any) -> Any:
-        """The context to re-enter the guest with from inside an import (the caller's)."""
-        return ctx if self.fast else ctx
-
     def _host_call(self, ctx: Any, fn_id: int, ptr: int, n: int, token: int) -> int:
         ptr &= 0xFFFFFFFF
         if fn_id < 0:
@@ -485,9 +491,9 @@ class VM:
         except BaseException as exc:
             message = str(exc) or type(exc).__name__
             payload = _dumps(message)
-            self._write_scratch(payload, ctx=self._ctx_arg(ctx))
+            self._write_scratch(payload, ctx=ctx)
             return -len(payload) - 1
-        self._write_scratch(payload, ctx=self._ctx_arg(ctx))
+        self._write_scratch(payload, ctx=ctx)
         return len(payload)
 
     def _on_notification(self, op: int, data: bytes, token: int, n: int) -> None:
