@@ -1,0 +1,46 @@
+"""Host configuration: limits, timeouts, the SiYuan kernel to talk to, secrets and variables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["HostConfig"]
+
+
+@dataclass
+class HostConfig:
+    """Settings shared by every plugin of a host. Defaults are what ``kplug serve`` uses."""
+
+    #: JS heap limit per plugin, bytes (the wasm linear memory gets some slack on top)
+    memory_limit: int = 64 * 1024 * 1024
+    #: CPU time one job (a call, a timer callback, a hook's synchronous part) may take, seconds
+    cpu_limit: float = 2.0
+    #: how long a lifecycle hook (onload, onrunning, onunload) may take to settle, seconds
+    hook_timeout: float = 10.0
+    #: how long an RPC call may take to settle, seconds
+    call_timeout: float = 30.0
+    #: restart backoff after a crash: first delay, factor, maximum (seconds)
+    restart_initial: float = 1.0
+    restart_factor: float = 2.0
+    restart_max: float = 60.0
+    #: set to 0 to never restart crashed plugins
+    restart_limit: int = 10
+    #: the SiYuan kernel that ``siyuan.client`` talks to, and its API token
+    siyuan_url: str = "http://127.0.0.1:6806"
+    siyuan_token: str = ""
+    #: what ``siyuan.secrets.resolve`` / ``siyuan.vars.resolve`` substitute
+    secrets: dict[str, str] = field(default_factory=dict)
+    vars: dict[str, str] = field(default_factory=dict)
+    #: UI language for displayName and i18n selection
+    lang: str = "en"
+    #: log lines kept per plugin for ``kplug.logs`` and the inspector
+    log_buffer: int = 1000
+    #: where durable data (queues, key-value, schedules) and plain-folder storage live
+    data_dir: Path | None = None
+    #: storage quota per plugin, bytes (None: unlimited)
+    storage_quota: int | None = None
+    #: watch plugin folders and reload on changes to kernel.js / plugin.json
+    hot_reload: bool = True
+    #: debounce for hot reload, milliseconds
+    reload_debounce_ms: int = 200

@@ -1,0 +1,381 @@
+"""The plugin manager: discovery, start/stop, restart with backoff, hot reload, and the HostAPI the RPC
+layer talks to. Runs on an asyncio loop; each plugin's JavaScript runs on that plugin's own thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import ManifestError, PluginNotLoaded, PluginNotRunning
+from .api import NO_PARAMS, LogRecord, PluginInfo, PluginState, Unsubscribe
+from .config import HostConfig
+from .manifest import PluginSource, discover_directory, discover_workspace, platform_id, read_plugin
+from .plugin import Plugin
+
+__all__ = ["PluginManager"]
+
+log = logging.getLogger("kplug_lab.host")
+
+
+class _Subscribers:
+    def __init__(self) -> None:
+        self._items: dict[int, Callable[..., None]] = {}
+        self._next = 0
+
+    def add(self, cb: Callable[..., None]) -> Unsubscribe:
+        self._next += 1
+        key = self._next
+        self._items[key] = cb
+        return lambda: self._items.pop(key, None) and None
+
+    def emit(self, *args: Any) -> None:
+        for cb in list(self._items.values()):
+            try:
+                cb(*args)
+            except Exception:
+                log.exception("a subscriber failed")
+
+
+class PluginManager:
+    """Hosts the plugins of one SiYuan workspace (``workspace``) or one plain folder (``plugins_dir``).
+
+    Create it, ``await start()`` on the loop that will serve it, and ``await close()`` at shutdown (which runs
+    every plugin's ``onunload``). All public methods are called on that loop.
+    """
+
+    def __init__(self, config: HostConfig | None = None, *, workspace: Path | None = None,
+                 plugins_dir: Path | None = None, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.config = config or HostConfig()
+        self.workspace = Path(workspace) if workspace else None
+        self.plugins_dir = Path(plugins_dir) if plugins_dir else None
+        if self.config.data_dir is None:
+            base = self.workspace / "data" / "storage" / "kplug" if self.workspace else (
+                (self.plugins_dir or Path(".")).resolve().parent / ".kplug-data")
+            self.config.data_dir = base
+        self.data_dir = Path(self.config.data_dir)
+        self.platform = platform_id()
+        self._loop = loop
+        self.plugins: dict[str, Plugin] = {}
+        self.sources: dict[str, PluginSource] = {}
+        self.load_errors: list[ManifestError] = []
+        self.tools_registry: dict[str, dict[str, Any]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._restarts: dict[str, int] = {}
+        self._restart_tasks: dict[str, asyncio.Task[None]] = {}
+        self._states = _Subscribers()
+        self._logs = _Subscribers()
+        self._broadcasts: dict[str, _Subscribers] = {}
+        self._watch_task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._durable: Any = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    @property
+    def durable(self) -> Any:
+        """The durable store (queues, key-value, schedules), opened on first use."""
+        if self._durable is None:
+            from .durable import DurableStore
+
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self._durable = DurableStore(self.data_dir / "durable.sqlite3")
+        return self._durable
+
+    # ---- startup / shutdown -------------------------------------------------------------------------
+
+    def discover(self) -> list[PluginSource]:
+        if self.workspace is not None:
+            sources, errors = discover_workspace(self.workspace, lang=self.config.lang, platform=self.platform)
+        elif self.plugins_dir is not None:
+            sources, errors = discover_directory(self.plugins_dir, self.data_dir, lang=self.config.lang,
+                                                 platform=self.platform)
+        else:
+            sources, errors = [], []
+        self.load_errors = errors
+        for err in errors:
+            log.error("%s", err)
+        for src in sources:
+            for warning in src.warnings:
+                log.warning("%s", warning)
+            self.sources[src.name] = src
+        return sources
+
+    async def start(self) -> None:
+        """Discover and start every enabled, compatible plugin (in parallel); then watch for changes."""
+        self._loop = asyncio.get_running_loop()
+        sources = self.discover()
+        eligible = [s for s in sources if s.enabled and s.compatible]
+        await asyncio.gather(*(self._start(s) for s in eligible))
+        running = sum(1 for p in self.plugins.values() if p.state == PluginState.RUNNING)
+        log.info("%d/%d plugin(s) loaded", running, len(eligible))
+        if self.config.hot_reload and self._watch_task is None:
+            self._watch_task = asyncio.create_task(self._watch())
+
+    async def close(self) -> None:
+        """Stop every plugin (running ``onunload``) and the file watcher."""
+        self._closed = True
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._watch_task
+            self._watch_task = None
+        for task in self._restart_tasks.values():
+            task.cancel()
+        await asyncio.gather(*(self._stop(name) for name in list(self.plugins)), return_exceptions=True)
+        if self._durable is not None:
+            self._durable.close()
+            self._durable = None
+
+    # ---- per-plugin start / stop --------------------------------------------------------------------
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        return self._locks.setdefault(name, asyncio.Lock())
+
+    async def _start(self, source: PluginSource) -> Plugin:
+        async with self._lock(source.name):
+            old = self.plugins.pop(source.name, None)
+            if old is not None:
+                await old.stop()
+            plugin = Plugin(source, self.config, self)
+            self.plugins[source.name] = plugin
+            self.sources[source.name] = source
+            try:
+                await plugin.start()
+            except ManifestError as exc:
+                plugin._set_state(PluginState.ERROR, str(exc))
+            return plugin
+
+    async def _stop(self, name: str) -> None:
+        async with self._lock(name):
+            plugin = self.plugins.pop(name, None)
+            if plugin is not None:
+                await plugin.stop()
+        task = self._restart_tasks.pop(name, None)
+        if task is not None:
+            task.cancel()
+
+    def _plugin_crashed(self, plugin: Plugin, reason: str) -> None:
+        if self.plugins.get(plugin.name) is not plugin or self._closed:
+            return
+        if plugin.state in (PluginState.ERROR, PluginState.STOPPED, PluginState.STOPPING):
+            return
+        plugin._set_state(PluginState.ERROR, f"the VM crashed: {reason}")
+        self._unbind_all(plugin)
+        asyncio.ensure_future(plugin._teardown())
+        count = self._restarts.get(plugin.name, 0)
+        if self.config.restart_limit and count >= self.config.restart_limit:
+            plugin.log("error", f"not restarting: {count} crashes in a row")
+            return
+        delay = min(self.config.restart_max, self.config.restart_initial * self.config.restart_factor ** count)
+        self._restarts[plugin.name] = count + 1
+        plugin.log("warn", f"restarting in {delay:g} s (crash #{count + 1})")
+        self._restart_tasks[plugin.name] = asyncio.ensure_future(self._restart_later(plugin, delay))
+
+    async def _restart_later(self, plugin: Plugin, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if self._closed or self.plugins.get(plugin.name) is not plugin:
+            return
+        self._restart_tasks.pop(plugin.name, None)
+        new = await self._start(plugin.source)
+        if new.state == PluginState.RUNNING:
+            # a plugin that stays up for a while has its crash count forgiven
+            async def forgive() -> None:
+                await asyncio.sleep(max(30.0, delay * 2))
+                if self.plugins.get(new.name) is new and new.state == PluginState.RUNNING:
+                    self._restarts.pop(new.name, None)
+
+            asyncio.ensure_future(forgive())
+
+    # ---- hooks from plugins ------------------------------------------------------------------------
+
+    def _state_changed(self, plugin: Plugin, state: PluginState) -> None:
+        self._in_loop(self._states.emit, plugin.name, state)
+
+    def _log_emitted(self, record: LogRecord) -> None:
+        self._in_loop(self._logs.emit, record)
+
+    def _broadcast(self, name: str, method: str, params: Any) -> None:
+        subs = self._broadcasts.get(name)
+        if subs is not None:
+            self._in_loop(subs.emit, method, params)
+
+    def _unbind_all(self, plugin: Plugin) -> None:
+        for key in [k for k, t in self.tools_registry.items() if t["plugin"] == plugin.name]:
+            del self.tools_registry[key]
+
+    def _in_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            fn(*args)
+        else:
+            loop.call_soon_threadsafe(fn, *args)
+
+    # ---- HostAPI -----------------------------------------------------------------------------------
+
+    def get_plugin(self, name: str) -> PluginInfo | None:
+        plugin = self.plugins.get(name)
+        return plugin.info() if plugin is not None else None
+
+    def list_plugins(self) -> list[PluginInfo]:
+        return [p.info() for p in self.plugins.values()]
+
+    def _running(self, name: str) -> Plugin:
+        plugin = self.plugins.get(name)
+        if plugin is None:
+            raise PluginNotLoaded("Plugin not loaded")
+        if plugin.state != PluginState.RUNNING:
+            raise PluginNotRunning("Plugin not running")
+        return plugin
+
+    async def call(self, name: str, method: str, params: Any = NO_PARAMS, *, timeout: float | None = None) -> Any:
+        plugin = self._running(name)
+        if method not in plugin.methods:
+            from ..errors import MethodNotFound
+
+            raise MethodNotFound(f"method [{method}] not found in plugin [{name}]")
+        return await plugin.call(method, params, timeout)
+
+    def subscribe_broadcasts(self, name: str, callback: Callable[[str, Any], None]) -> Unsubscribe:
+        return self._broadcasts.setdefault(name, _Subscribers()).add(callback)
+
+    def subscribe_states(self, callback: Callable[[str, PluginState], None]) -> Unsubscribe:
+        return self._states.add(callback)
+
+    def subscribe_logs(self, callback: Callable[[LogRecord], None]) -> Unsubscribe:
+        return self._logs.add(callback)
+
+    def logs(self, name: str, limit: int = 200) -> list[LogRecord]:
+        plugin = self.plugins.get(name)
+        if plugin is None:
+            raise PluginNotLoaded(f"plugin [{name}] is not loaded")
+        records = list(plugin.logs)
+        return records[-limit:] if limit else records
+
+    async def load(self, path: str) -> PluginInfo:
+        directory = Path(path).expanduser().resolve()
+        storage = (self.workspace / "data" / "storage" / "petal" / directory.name if self.workspace
+                   else self.data_dir / "storage" / directory.name)
+        source = read_plugin(directory, storage, lang=self.config.lang, platform=self.platform)
+        if not source.compatible:
+            raise ManifestError(
+                f'{directory / "plugin.json"}: "kernels" does not include "all" or "{self.platform}", '
+                "so the kernel part cannot run here"
+            )
+        plugin = await self._start(source)
+        self._restarts.pop(source.name, None)
+        return plugin.info()
+
+    async def unload(self, name: str) -> None:
+        if name not in self.plugins:
+            raise PluginNotLoaded(f"plugin [{name}] is not loaded")
+        await self._stop(name)
+
+    async def reload(self, name: str) -> PluginInfo:
+        source = self.sources.get(name)
+        if source is None:
+            raise PluginNotLoaded(f"plugin [{name}] is not known")
+        fresh = read_plugin(source.directory, source.storage_dir, lang=self.config.lang, platform=self.platform)
+        fresh.enabled = source.enabled
+        self._restarts.pop(name, None)
+        plugin = await self._start(fresh)
+        return plugin.info()
+
+    def tools(self) -> list[dict[str, Any]]:
+        return [dict(t["record"], plugin=t["plugin"], kind=t["kind"]) for t in self.tools_registry.values()]
+
+    async def invoke_tool(self, tool_name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        entry = self.tools_registry.get(tool_name)
+        if entry is None:
+            return {"isError": True, "content": [{"type": "text", "text": f"tool [{tool_name}] not found"}]}
+        plugin = self.plugins.get(entry["plugin"])
+        if plugin is None or plugin.state != PluginState.RUNNING:
+            state = plugin.state.label if plugin else "stopped"
+            return {"isError": True, "content": [
+                {"type": "text", "text": f"plugin [{entry['plugin']}] is not running (state: {state})"}]}
+        try:
+            value = await plugin.call_entry("tool", entry["kind"], entry["local"], arguments)
+        except Exception as exc:
+            return {"isError": True, "content": [
+                {"type": "text", "text": f"error invoking MCP tool handler: {exc}"}]}
+        import json
+
+        text = "null" if value is None else json.dumps(value, ensure_ascii=False)
+        return {"isError": False, "content": [{"type": "text", "text": text}]}
+
+    async def eval(self, name: str, code: str) -> Any:
+        return await self._running(name).eval(code)
+
+    async def http_request(self, name: str, slot: str, request: dict[str, Any]) -> Any:
+        plugin = self._running(name)
+        return await plugin.call_entry("http", slot, request)
+
+    # ---- hot reload ---------------------------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        import watchfiles
+
+        roots = []
+        if self.workspace is not None:
+            roots.append(self.workspace / "data" / "plugins")
+        elif self.plugins_dir is not None:
+            roots.append(self.plugins_dir)
+        roots = [r for r in roots if r.is_dir()]
+        if not roots:
+            return
+        last: dict[str, float] = {}
+        async for changes in watchfiles.awatch(*roots, debounce=self.config.reload_debounce_ms,
+                                               step=50, recursive=True):
+            names: dict[str, bool] = {}
+            for change, path in changes:
+                p = Path(path)
+                if p.name not in ("kernel.js", "plugin.json"):
+                    continue
+                deleted = change == watchfiles.Change.deleted and p.name == "kernel.js"
+                names[p.parent.name] = names.get(p.parent.name, False) or deleted
+            for name, deleted in names.items():
+                last[name] = time.monotonic()
+                try:
+                    await self._on_source_changed(name, deleted)
+                except Exception as exc:
+                    log.error("hot reload of %s failed: %s", name, exc)
+
+    async def _on_source_changed(self, name: str, deleted: bool) -> None:
+        if deleted:
+            if name in self.plugins:
+                log.info("kernel.js of %s deleted: stopping it", name)
+                await self._stop(name)
+            return
+        source = self.sources.get(name)
+        if source is None:
+            if self.plugins_dir is None:
+                return
+            directory = self.plugins_dir / name
+            try:
+                source = read_plugin(directory, self.data_dir / "storage" / name, lang=self.config.lang,
+                                     platform=self.platform)
+            except ManifestError as exc:
+                log.error("%s", exc)
+                return
+        if not source.enabled:
+            return
+        log.info("%s changed: reloading", name)
+        try:
+            await self.reload(name) if name in self.sources else await self._start(source)
+        except ManifestError as exc:
+            log.error("%s", exc)

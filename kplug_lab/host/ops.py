@@ -1,0 +1,239 @@
+"""The host operations a plugin's JS reaches through ``__kplug_native`` (contract: ``js/PROTOCOL.md``).
+
+Sync ops return a JSON value or raise (the message becomes the JS error text). Async ops return a value
+(settled in a later job), or a ``concurrent.futures.Future`` for work done off the plugin thread.
+Argument checks with SiYuan's exact texts are done in JS; these functions trust the shapes but never
+the contents (paths, URLs, sizes).
+"""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import os
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from .api import NO_PARAMS
+from .storage import StorageError
+
+if TYPE_CHECKING:
+    from .plugin import Plugin
+
+__all__ = ["HostOps", "HostOpError"]
+
+_IO_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="kplug-io")
+_MAX_RANDOM = 65536
+_FETCH_TIMEOUT = 60.0
+
+
+class HostOpError(Exception):
+    """An op failed; the message is what the plugin sees."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text.encode("ascii"))
+
+
+class HostOps:
+    def __init__(self, plugin: Plugin) -> None:
+        self.plugin = plugin
+        self.sync: dict[str, Callable[..., Any]] = {
+            "log": self.log,
+            "timer_set": self.timer_set,
+            "timer_clear": self.timer_clear,
+            "random_bytes": self.random_bytes,
+            "hrtime": self.hrtime,
+            "rpc_bind": self.rpc_bind,
+            "rpc_unbind": self.rpc_unbind,
+            "tool_register": self.tool_register,
+            "tool_unregister": self.tool_unregister,
+            "resolve": self.resolve,
+        }
+        self.async_: dict[str, Callable[..., Any]] = {
+            "storage_get": self.storage_get,
+            "storage_put": self.storage_put,
+            "storage_remove": self.storage_remove,
+            "storage_list": self.storage_list,
+            "watcher_add": self.watcher_add,
+            "watcher_remove": self.watcher_remove,
+            "rpc_broadcast": self.rpc_broadcast,
+            "fetch": self.fetch,
+        }
+        self._watched: set[str] = set()
+        self._closed = False
+
+    def close(self) -> None:
+        self._closed = True
+
+    # the two entry points registered in the VM
+    def call_sync(self, op: str, *args: Any) -> Any:
+        fn = self.sync.get(op)
+        if fn is None:
+            raise HostOpError(f"unknown host operation {op!r}")
+        return fn(*args)
+
+    def call_async(self, op: str, *args: Any) -> Any:
+        fn = self.async_.get(op)
+        if fn is None:
+            raise HostOpError(f"unknown host operation {op!r}")
+        return fn(*args)
+
+    # ---- basics -------------------------------------------------------------------------------------
+
+    def log(self, level: str, text: str) -> None:
+        self.plugin.log(str(level), str(text))
+
+    def timer_set(self, timer_id: int, delay_ms: float) -> None:
+        actor = self.plugin.actor
+        if actor is not None:
+            actor.arm_timer(int(timer_id), max(0.0, float(delay_ms or 0)) / 1000.0)
+
+    def timer_clear(self, timer_id: int) -> None:
+        actor = self.plugin.actor
+        if actor is not None:
+            actor.clear_timer(int(timer_id))
+
+    def random_bytes(self, n: int) -> str:
+        n = int(n)
+        if n < 0 or n > _MAX_RANDOM:
+            raise HostOpError(f"random_bytes: {n} is out of range (0..{_MAX_RANDOM})")
+        return _b64(os.urandom(n))
+
+    def hrtime(self) -> float:
+        return self.plugin.hrtime()
+
+    # ---- rpc ----------------------------------------------------------------------------------------
+
+    def rpc_bind(self, name: str, descriptions: list[Any] | None = None) -> None:
+        self.plugin.methods[str(name)] = [str(d) for d in (descriptions or [])]
+
+    def rpc_unbind(self, name: str) -> None:
+        self.plugin.methods.pop(str(name), None)
+
+    def rpc_broadcast(self, method: str, has_params: bool, params: Any = None) -> None:
+        self.plugin.manager._broadcast(self.plugin.name, str(method), params if has_params else NO_PARAMS)
+
+    # ---- tools (siyuan.mcp and siyuan.agent share one registry) -------------------------------------
+
+    def tool_register(self, kind: str, name: str, record: dict[str, Any]) -> dict[str, Any]:
+        registry = self.plugin.manager.tools_registry
+        global_name = str(record.get("name") or name)
+        owner = registry.get(global_name)
+        if owner is not None and owner["plugin"] != self.plugin.name:
+            raise HostOpError(f"tool name {global_name} is already registered by plugin [{owner['plugin']}]")
+        registry[global_name] = {"plugin": self.plugin.name, "kind": str(kind), "local": str(name),
+                                 "record": dict(record, name=global_name)}
+        return dict(record, name=global_name)
+
+    def tool_unregister(self, kind: str, name: str) -> None:
+        registry = self.plugin.manager.tools_registry
+        for key in [k for k, t in registry.items()
+                    if t["plugin"] == self.plugin.name and t["local"] == str(name) and t["kind"] == str(kind)]:
+            del registry[key]
+
+    # ---- secrets / vars -----------------------------------------------------------------------------
+
+    def resolve(self, kind: str, template: Any) -> str:
+        if not isinstance(template, str):
+            return ""
+        store = self.plugin.config.secrets if kind == "secrets" else self.plugin.config.vars
+        prefix = "secrets" if kind == "secrets" else "vars"
+
+        def braces(m: re.Match[str]) -> str:
+            return store.get(m.group(1), m.group(0))
+
+        text = re.sub(r"\{\{" + prefix + r"\.([^}]+)\}\}", braces, template)
+
+        def shell(m: re.Match[str]) -> str:
+            name = m.group(1) or m.group(2)
+            return store.get(name, m.group(0))
+
+        return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)", shell, text)
+
+    # ---- storage ------------------------------------------------------------------------------------
+
+    def _storage(self, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except StorageError as exc:
+            raise HostOpError(str(exc)) from None
+
+    def storage_get(self, path: str) -> str:
+        return self._storage(lambda: _b64(self.plugin.storage.get(str(path))))
+
+    def storage_put(self, path: str, content_b64: str) -> None:
+        data = _unb64(content_b64)
+        self._storage(lambda: self.plugin.storage.put(str(path), data))
+
+    def storage_remove(self, path: str) -> None:
+        self._storage(lambda: self.plugin.storage.remove(str(path)))
+
+    def storage_list(self, path: str) -> list[dict[str, Any]]:
+        return self._storage(lambda: self.plugin.storage.list(str(path)))
+
+    def watcher_add(self, path: str) -> None:
+        target = self._storage(lambda: self.plugin.storage.resolve(str(path)))
+        if not target.exists():
+            raise HostOpError("failed to add storage path to watcher: no such file or directory")
+        self._watched.add(str(target))
+        self.plugin.manager._watch_storage(self.plugin, target)
+
+    def watcher_remove(self, path: str) -> None:
+        target = self._storage(lambda: self.plugin.storage.resolve(str(path)))
+        if str(target) not in self._watched:
+            raise HostOpError("failed to remove storage path from watcher: can't remove non-existent watch")
+        self._watched.discard(str(target))
+        self.plugin.manager._unwatch_storage(self.plugin, target)
+
+    # ---- client.fetch -------------------------------------------------------------------------------
+
+    def fetch(self, path: str, init: dict[str, Any] | None = None) -> concurrent.futures.Future[Any]:
+        init = init or {}
+        base = self.plugin.config.siyuan_url.rstrip("/")
+        path = str(path)
+        if not path.startswith("/"):
+            raise HostOpError("path must start with /")
+        url = base + path
+        # the path is appended to the kernel's URL; refuse anything that would change the host
+        if urlsplit(url).netloc != urlsplit(base).netloc or "\\" in path or "@" in path.split("?")[0]:
+            raise HostOpError(f"siyuan.client only reaches the SiYuan kernel: {path!r} is not a kernel path")
+        method = str(init.get("method") or "GET").upper()
+        headers = {str(k): str(v) for k, v in (init.get("headers") or {}).items()}
+        body = init.get("body")
+        content = _unb64(body) if isinstance(body, str) and init.get("bodyIsBase64") else (
+            body.encode("utf-8") if isinstance(body, str) else None)
+        if method in ("GET", "HEAD", "OPTIONS"):
+            content = None
+        token = self.plugin.config.siyuan_token
+        if token:
+            headers["Authorization"] = f"Token {token}"
+            headers["X-Auth-Token"] = token
+        return _IO_POOL.submit(_do_fetch, url, path, method, headers, content)
+
+
+def _do_fetch(url: str, path: str, method: str, headers: dict[str, str], content: bytes | None) -> dict[str, Any]:
+    import httpx
+
+    try:
+        with httpx.Client(timeout=_FETCH_TIMEOUT, follow_redirects=False, trust_env=False) as client:
+            resp = client.request(method, url, headers=headers, content=content)
+    except httpx.HTTPError as exc:
+        raise HostOpError(f"{method} {path}: {exc}") from None
+    joined: dict[str, str] = {}
+    for key, value in resp.headers.multi_items():
+        canon = "-".join(part.capitalize() for part in key.split("-"))
+        joined[canon] = f"{joined[canon]}, {value}" if canon in joined else value
+    return {
+        "url": path,
+        "status": resp.status_code,
+        "statusText": f"{resp.status_code} {resp.reason_phrase}".strip(),
+        "headers": joined,
+        "body": _b64(resp.content),
+    }

@@ -1,0 +1,359 @@
+"""One running plugin: its VM on its actor thread, its lifecycle (spec §2), and the host operations its
+``siyuan`` global reaches (the JS side is ``host/js/siyuan.js``; the op contract is ``host/js/PROTOCOL.md``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import concurrent.futures
+import logging
+import time
+from collections.abc import Callable
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from ..errors import (
+    CallTimeout,
+    CPUTimeout,
+    JSError,
+    KplugError,
+    MethodNotFound,
+    OutOfMemory,
+    PluginCallError,
+    PluginNotRunning,
+    SandboxError,
+    VMCrashed,
+)
+from ..sandbox import VM
+from .actor import Actor
+from .api import NO_PARAMS, LogRecord, MethodInfo, PluginInfo, PluginState
+from .config import HostConfig
+from .manifest import PluginSource
+from .ops import HostOps
+from .storage import Storage
+
+if TYPE_CHECKING:
+    from .manager import PluginManager
+
+__all__ = ["Plugin"]
+
+log = logging.getLogger("kplug_lab.host")
+
+_LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
+           "error": logging.ERROR}
+
+
+def _prelude(name: str) -> str:
+    return resources.files("kplug_lab.host.js").joinpath(name).read_text(encoding="utf-8")
+
+
+_NATIVE_BRIDGE = """
+globalThis.__kplug_native = Object.freeze({
+  call: globalThis.__kplug_native_call,
+  callAsync: globalThis.__kplug_native_call_async,
+});
+delete globalThis.__kplug_native_call;
+delete globalThis.__kplug_native_call_async;
+"""
+
+
+class Plugin:
+    """A started plugin instance. A restart always makes a new instance (and a new VM)."""
+
+    def __init__(self, source: PluginSource, config: HostConfig, manager: PluginManager) -> None:
+        self.source = source
+        self.name = source.name
+        self.config = config
+        self.manager = manager
+        self.loop = manager.loop
+        self.state = PluginState.READY
+        self.error: str | None = None
+        self.methods: dict[str, list[str]] = {}
+        self.started_at = time.time()
+        self.logs: collections.deque[LogRecord] = collections.deque(maxlen=config.log_buffer)
+        self.storage = Storage(source.storage_dir, quota_bytes=config.storage_quota)
+        self.vm: VM | None = None
+        self.actor: Actor | None = None
+        self.ops = HostOps(self)
+        self._t0 = time.monotonic()
+
+    # ---- state --------------------------------------------------------------------------------------
+
+    def info(self) -> PluginInfo:
+        return PluginInfo(
+            name=self.name,
+            state=self.state,
+            methods=[MethodInfo(n, list(d)) for n, d in self.methods.items()],
+            error=self.error,
+            version=self.source.version,
+            display_name=self.source.display_name,
+        )
+
+    def _set_state(self, state: PluginState, error: str | None = None) -> None:
+        self.state = state
+        if error is not None:
+            self.error = error
+            self.log("error", f"plugin entered state error: {error}")
+        self.manager._state_changed(self, state)
+
+    def log(self, level: str, text: str) -> None:
+        """Record a log line of the plugin (ordered: always called on one thread per call site)."""
+        level = level if level in _LEVELS else "info"
+        now = time.time()
+        for line in str(text).split("\n"):
+            record = LogRecord(self.name, level, line, now)
+            self.logs.append(record)
+            log.log(_LEVELS[level], "[plugin:%s] %s", self.name, line)
+            self.manager._log_emitted(record)
+
+    # ---- running JS on the actor --------------------------------------------------------------------
+
+    async def on_actor(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` (which uses the VM) on the actor thread and await its result."""
+        if self.actor is None:
+            raise PluginNotRunning(f"plugin [{self.name}] is not running")
+        return await asyncio.wrap_future(self.actor.submit(lambda: self._vm_job(fn)))
+
+    def _vm_job(self, fn: Callable[[], Any]) -> Any:
+        """Every VM use goes through here: afterwards, pending async host calls are dispatched."""
+        try:
+            return fn()
+        except VMCrashed as exc:
+            self._on_crash(str(exc))
+            raise
+        finally:
+            self._pump_async()
+
+    def post_vm(self, fn: Callable[[], Any]) -> None:
+        if self.actor is not None:
+            self.actor.post(lambda: self._vm_job(fn))
+
+    def _pump_async(self) -> None:
+        vm = self.vm
+        if vm is None or vm.crashed:
+            return
+        for pid, obj in vm.take_pending().items():
+            if isinstance(obj, concurrent.futures.Future):
+                obj.add_done_callback(lambda f, pid=pid: self.post_vm(lambda: self._settle_from(pid, f)))
+            elif asyncio.iscoroutine(obj) or isinstance(obj, asyncio.Future):
+                cf = asyncio.run_coroutine_threadsafe(_await(obj), self.loop)
+                cf.add_done_callback(lambda f, pid=pid: self.post_vm(lambda: self._settle_from(pid, f)))
+            else:  # a value ready now: settle in the next job, never synchronously
+                value = getattr(obj, "value", obj)
+                self.post_vm(lambda pid=pid, value=value: self._settle(pid, value))
+
+    def _settle_from(self, pid: int, fut: concurrent.futures.Future[Any]) -> None:
+        exc = fut.exception()
+        if exc is None:
+            self._settle(pid, fut.result())
+        else:
+            self._settle(pid, None, exc)
+
+    def _settle(self, pid: int, value: Any, error: BaseException | None = None) -> None:
+        vm = self.vm
+        if vm is None or vm.crashed:
+            return
+        try:
+            vm.settle(pid, value, error=error)
+        except (CPUTimeout, OutOfMemory) as exc:
+            self.log("error", f"a Promise callback was stopped: {exc}")
+        except JSError as exc:
+            self.log("error", f"uncaught error in a Promise callback: {exc}")
+
+    def _fire_timer(self, timer_id: int) -> None:
+        def run() -> None:
+            vm = self.vm
+            if vm is None or vm.crashed:
+                return
+            try:
+                vm.call("__kplug.timer", timer_id)
+            except (CPUTimeout, OutOfMemory) as exc:
+                self.log("error", f"a timer callback was stopped: {exc}")
+            except JSError as exc:
+                self.log("error", f"uncaught error in a timer callback: {exc}")
+
+        self._vm_job(run)
+
+    def _on_crash(self, reason: str) -> None:
+        if self.state in (PluginState.STOPPED, PluginState.ERROR):
+            return
+        self.loop.call_soon_threadsafe(self.manager._plugin_crashed, self, reason)
+
+    def hrtime(self) -> float:
+        return (time.monotonic() - self._t0) * 1000.0
+
+    # ---- lifecycle ----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Boot the VM, evaluate kernel.js, run the hooks; ends in ``running`` or ``error``."""
+        self._set_state(PluginState.READY)
+        self._set_state(PluginState.LOADING)
+        code = self.source.read_code()
+        self.actor = Actor(self.name, self._fire_timer)
+        try:
+            await asyncio.wrap_future(self.actor.submit(lambda: self._vm_job(lambda: self._boot(code))))
+        except JSError as exc:
+            await self._fail(f"kernel.js failed: {_js_detail(exc)}")
+            return
+        except (SandboxError, KplugError, OSError) as exc:
+            await self._fail(f"kernel.js failed: {exc}")
+            return
+        for hook in ("onload", "onloaded"):
+            if self.state != PluginState.LOADING:
+                return
+            if not await self._run_hook(hook):
+                return
+        if self.state != PluginState.LOADING:
+            return
+        self._set_state(PluginState.RUNNING)
+        if not await self._run_hook("onrunning"):
+            return
+        self.dispatch_event("start", None)
+
+    def _boot(self, code: str) -> None:
+        vm = VM(memory_limit=self.config.memory_limit, cpu_limit=self.config.cpu_limit,
+                console=lambda level, text: self.log(level, text))
+        self.vm = vm
+        vm.register("__kplug_native_call", self.ops.call_sync)
+        vm.register("__kplug_native_call_async", self.ops.call_async, is_async=True)
+        vm.eval(_NATIVE_BRIDGE, "<kplug native>", want_result=False)
+        vm.eval(_prelude("webglobals.js"), "<kplug webglobals.js>", want_result=False)
+        vm.eval(_prelude("siyuan.js"), "<kplug siyuan.js>", want_result=False)
+        vm.call("__kplug.init", {
+            "name": self.name,
+            "version": self.source.version,
+            "displayName": self.source.display_name,
+            "platform": self.manager.platform,
+            "i18n": self.source.i18n,
+            "kplug": True,
+        })
+        vm.eval(code, f"{self.name}/kernel.js", want_result=False)
+
+    async def _run_hook(self, hook: str) -> bool:
+        """Run a lifecycle hook with the hook timeout. False (and state ``error``) if it failed."""
+        try:
+            fut = await self.on_actor(lambda: self.vm.call_start("__kplug.hook", hook))  # type: ignore[union-attr]
+            await asyncio.wait_for(asyncio.wrap_future(fut), self.config.hook_timeout)
+            return True
+        except asyncio.TimeoutError:
+            reason = f"{hook} did not settle within {self.config.hook_timeout:g} s"
+        except JSError as exc:
+            reason = f"{hook} failed: {_js_detail(exc)}"
+        except (SandboxError, KplugError, RuntimeError) as exc:
+            reason = f"{hook} failed: {exc}"
+        if hook == "onunload":
+            self.log("error", reason)
+            return False
+        await self._fail(reason)
+        return False
+
+    async def _fail(self, reason: str) -> None:
+        self._set_state(PluginState.ERROR, reason)
+        self.manager._unbind_all(self)
+        await self._teardown()
+
+    async def stop(self) -> None:
+        """Stop (spec §2.3): ``stop`` event, ``onunload`` (with timeout), unbind, close the VM."""
+        if self.state == PluginState.RUNNING:
+            self.dispatch_event("stop", None)
+            self._set_state(PluginState.STOPPING)
+            await self._run_hook("onunload")
+        self.manager._unbind_all(self)
+        self.methods.clear()
+        await self._teardown()
+        if self.state != PluginState.ERROR:
+            self._set_state(PluginState.STOPPED)
+
+    async def _teardown(self) -> None:
+        actor, self.actor = self.actor, None
+        self.ops.close()
+        if actor is not None:
+            vm = self.vm
+
+            def close() -> None:
+                actor.clear_all_timers()
+                if vm is not None:
+                    vm.close()
+
+            try:
+                await asyncio.wait_for(asyncio.wrap_future(actor.submit(close)), 2.0)
+            except (asyncio.TimeoutError, RuntimeError):
+                pass  # stuck in a job: the epoch backstop will end it; the thread is a daemon
+            await asyncio.get_running_loop().run_in_executor(None, actor.stop, 2.0)
+        self.vm = None
+
+    # ---- calls --------------------------------------------------------------------------------------
+
+    def dispatch_event(self, type_: str, detail: Any) -> None:
+        def run() -> None:
+            try:
+                self.vm.call("__kplug.event", type_, detail)  # type: ignore[union-attr]
+            except (JSError, CPUTimeout, OutOfMemory) as exc:
+                self.log("error", f"siyuan.event.handler failed on {type_!r}: {exc}")
+
+        self.post_vm(run)
+
+    async def call(self, method: str, params: Any = NO_PARAMS, timeout: float | None = None) -> Any:
+        """Call a bound RPC method (spec §3.5 params mapping) and await its result."""
+        if self.state != PluginState.RUNNING:
+            raise PluginCallError(f"plugin [{self.name}] not running (state: [{self.state.label}])")
+        has = params is not NO_PARAMS
+        try:
+            fut = await self.on_actor(
+                lambda: self.vm.call_start("__kplug.rpc", method, params if has else None, has)  # type: ignore[union-attr]
+            )
+            return await asyncio.wait_for(asyncio.wrap_future(fut), timeout or self.config.call_timeout)
+        except asyncio.TimeoutError:
+            raise CallTimeout(
+                f'method "{method}" did not answer within {timeout or self.config.call_timeout:g} s'
+            ) from None
+        except JSError as exc:
+            if exc.name == "KplugMethodNotFound":
+                raise MethodNotFound(f"method [{method}] not found in plugin [{self.name}]") from None
+            err = PluginCallError(f'error invoking method "{method}": {_js_detail(exc)}')
+            if isinstance(exc.value, int) and -32099 <= exc.value <= -32000:
+                err.code = exc.value
+            raise err from None
+        except (CPUTimeout, OutOfMemory) as exc:
+            raise PluginCallError(f'error invoking method "{method}": {exc}') from None
+        except VMCrashed as exc:
+            raise PluginCallError(f'error invoking method "{method}": {exc}') from None
+        except RuntimeError:
+            raise PluginCallError(f"plugin [{self.name}] not running (state: [{self.state.label}])") from None
+
+    async def call_entry(self, entry: str, *args: Any, timeout: float | None = None) -> Any:
+        """Call a ``__kplug.<entry>`` function and await its (possibly Promise) result."""
+        fut = await self.on_actor(lambda: self.vm.call_start(f"__kplug.{entry}", *args))  # type: ignore[union-attr]
+        return await asyncio.wait_for(asyncio.wrap_future(fut), timeout or self.config.call_timeout)
+
+    async def eval(self, code: str) -> Any:
+        def run() -> Any:
+            fut = self.vm.call_start("__kplug.devEval", code)  # type: ignore[union-attr]
+            return fut
+
+        fut = await self.on_actor(run)
+        return await asyncio.wait_for(asyncio.wrap_future(fut), self.config.call_timeout)
+
+
+async def _await(obj: Any) -> Any:
+    return await obj
+
+
+def _js_detail(exc: JSError) -> str:
+    """``Error: boom`` plus the first stack frame, the way SiYuan reports a thrown error."""
+    text = f"{exc.name}: {exc.message}" if exc.name else exc.message
+    frames = [ln.strip() for ln in exc.stack.splitlines() if ln.strip().startswith("at ")]
+    frames = [f for f in frames if "<kplug" not in f]
+    return f"{text} {frames[0]}" if frames else text
+
+
+def b64encode(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def b64decode(text: str) -> bytes:
+    return base64.b64decode(text.encode("ascii"), validate=False)
+
+

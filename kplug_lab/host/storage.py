@@ -1,0 +1,149 @@
+"""A plugin's private storage folder (``siyuan.storage``, spec §3.4), confined and crash-safe.
+
+Every path is cleaned lexically, joined to the root, and then resolved (symlinks followed) and checked
+again, so neither ``../`` nor an absolute path nor a symlink can leave the root. Writes are atomic: a
+temporary file in the same folder, fsync, rename, fsync of the folder; a crash leaves the old or the new
+content, never a torn or empty file. Error messages name paths relative to the root, never host paths.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Storage", "StorageError", "TRAVERSAL"]
+
+TRAVERSAL = "siyuan.storage: path traversal not allowed"
+
+
+class StorageError(Exception):
+    """A storage operation failed; ``str()`` is the rejection text the plugin sees."""
+
+
+class Storage:
+    def __init__(self, root: Path, *, quota_bytes: int | None = None) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._real_root = Path(os.path.realpath(self.root))
+        self.quota_bytes = quota_bytes
+
+    def resolve(self, path: str) -> Path:
+        """The absolute path for ``path``, or :class:`StorageError` if it would leave the root."""
+        if "\0" in path:
+            raise StorageError(TRAVERSAL)
+        cleaned = posixpath.normpath("/" + path.replace("\\", "/")).lstrip("/")
+        if cleaned in ("", "."):
+            return self._real_root
+        if cleaned.startswith("..") or posixpath.isabs(cleaned):
+            raise StorageError(TRAVERSAL)
+        candidate = self._real_root / cleaned
+        real = Path(os.path.realpath(candidate))
+        if real != self._real_root and self._real_root not in real.parents:
+            raise StorageError(TRAVERSAL)
+        return candidate
+
+    def relative(self, absolute: Path) -> str:
+        try:
+            return str(Path(absolute).relative_to(self._real_root))
+        except ValueError:
+            return Path(absolute).name
+
+    def get(self, path: str) -> bytes:
+        target = self.resolve(path)
+        try:
+            return target.read_bytes()
+        except FileNotFoundError:
+            raise StorageError(f"open {self._show(path)}: no such file or directory") from None
+        except IsADirectoryError:
+            raise StorageError(f"read {self._show(path)}: is a directory") from None
+        except OSError as exc:
+            raise StorageError(f"open {self._show(path)}: {exc.strerror}") from None
+
+    def put(self, path: str, data: bytes) -> None:
+        target = self.resolve(path)
+        if target == self._real_root:
+            raise StorageError(f"failed to write file: open {self._show(path)}: is a directory")
+        if self.quota_bytes is not None and self.usage() + len(data) > self.quota_bytes:
+            raise StorageError(f"failed to write file: storage quota of {self.quota_bytes} bytes exceeded")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"failed to make directory: {exc.strerror}") from None
+        # re-check after mkdir: a symlinked parent created meanwhile must not redirect the write
+        self.resolve(path)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".kplug-", suffix=".tmp", dir=target.parent)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
+            dir_fd = os.open(target.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except IsADirectoryError:
+            raise StorageError(f"failed to write file: open {self._show(path)}: is a directory") from None
+        except OSError as exc:
+            raise StorageError(f"failed to write file: {exc.strerror}") from None
+
+    def remove(self, path: str) -> None:
+        target = self.resolve(path)
+        if target == self._real_root:
+            raise StorageError("cannot remove storage root")
+        try:
+            if target.is_dir() and not target.is_symlink():
+                import shutil
+
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"failed to remove: {exc.strerror}") from None
+
+    def list(self, path: str) -> list[dict[str, Any]]:
+        target = self.resolve(path)
+        try:
+            names = sorted(os.listdir(target))
+        except OSError as exc:
+            raise StorageError(f"failed to read directory: {exc.strerror}") from None
+        entries = []
+        for name in names:
+            full = target / name
+            try:
+                st = full.lstat()
+            except OSError:
+                continue
+            is_link = os.path.islink(full)
+            entries.append({
+                "name": name,
+                "isDir": (not is_link) and full.is_dir(),
+                "isSymlink": is_link,
+                "updated": int(st.st_mtime),
+            })
+        return entries
+
+    def usage(self) -> int:
+        total = 0
+        for dirpath, _dirs, files in os.walk(self._real_root):
+            for f in files:
+                try:
+                    total += os.lstat(os.path.join(dirpath, f)).st_size
+                except OSError:
+                    pass
+        return total
+
+    @staticmethod
+    def _show(path: str) -> str:
+        return posixpath.normpath("/" + path.replace("\\", "/")).lstrip("/") or "."

@@ -1,0 +1,32 @@
+// counter: one persistent value shared by every client. Changes are saved to storage and broadcast to all
+// WebSocket clients, so every window shows the same number.
+const { logger, storage, rpc } = siyuan;
+const FILE = "counter.json";
+let state = { value: 0, updated: null };
+
+async function save() {
+  state.updated = new Date().toISOString();
+  await storage.put(FILE, JSON.stringify(state));
+  await rpc.broadcast("changed", state);
+  return state;
+}
+
+rpc.bind("get", () => state, "The current value");
+rpc.bind("increment", async (by = 1) => {
+  if (typeof by !== "number" || !Number.isFinite(by)) throw new TypeError("by must be a finite number");
+  state.value += by;
+  return save();
+}, "Adds `by` (default 1) and broadcasts `changed`");
+rpc.bind("reset", async () => {
+  state.value = 0;
+  return save();
+}, "Sets the value back to 0");
+
+siyuan.plugin.lifecycle.onload = async () => {
+  try {
+    state = await (await storage.get(FILE)).json();
+    logger.info(`restored value ${state.value}`);
+  } catch (e) {
+    logger.info("no saved value yet, starting at 0");
+  }
+};
