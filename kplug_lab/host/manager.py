@@ -74,6 +74,7 @@ class PluginManager:
         self._watch_task: asyncio.Task[None] | None = None
         self._closed = False
         self._durable: Any = None
+        self._tasks: set[asyncio.Future[Any]] = set()
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -171,7 +172,7 @@ class PluginManager:
             return
         plugin._set_state(PluginState.ERROR, f"the VM crashed: {reason}")
         self._unbind_all(plugin)
-        asyncio.ensure_future(plugin._teardown())
+        self._background(plugin._teardown())
         count = self._restarts.get(plugin.name, 0)
         if self.config.restart_limit and count >= self.config.restart_limit:
             plugin.log("error", f"not restarting: {count} crashes in a row")
@@ -194,7 +195,12 @@ class PluginManager:
                 if self.plugins.get(new.name) is new and new.state == PluginState.RUNNING:
                     self._restarts.pop(new.name, None)
 
-            asyncio.ensure_future(forgive())
+            self._background(forgive())
+
+    def _background(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # ---- hooks from plugins ------------------------------------------------------------------------
 
@@ -212,6 +218,43 @@ class PluginManager:
     def _unbind_all(self, plugin: Plugin) -> None:
         for key in [k for k, t in self.tools_registry.items() if t["plugin"] == plugin.name]:
             del self.tools_registry[key]
+
+    def _watch_storage(self, plugin: Plugin, target: Path) -> None:
+        """Deliver ``fs-notify`` events for ``target`` (a storage path) to the plugin (spec §3.4)."""
+        self._in_loop(self._restart_storage_watch, plugin, target, True)
+
+    def _unwatch_storage(self, plugin: Plugin, target: Path) -> None:
+        self._in_loop(self._restart_storage_watch, plugin, target, False)
+
+    def _restart_storage_watch(self, plugin: Plugin, target: Path, add: bool) -> None:
+        paths: set[Path] = getattr(plugin, "_watch_paths", set())
+        (paths.add if add else paths.discard)(target)
+        plugin._watch_paths = paths  # type: ignore[attr-defined]
+        old = getattr(plugin, "_watch_task", None)
+        if old is not None:
+            old.cancel()
+        plugin._watch_task = (  # type: ignore[attr-defined]
+            asyncio.ensure_future(self._storage_watch(plugin, set(paths))) if paths else None)
+
+    async def _storage_watch(self, plugin: Plugin, paths: set[Path]) -> None:
+        import watchfiles
+
+        names = {watchfiles.Change.added: "CREATE", watchfiles.Change.modified: "WRITE",
+                 watchfiles.Change.deleted: "REMOVE"}
+        watched = [p for p in paths if p.exists()]
+        if not watched:
+            return
+        try:
+            async for changes in watchfiles.awatch(*watched, recursive=False, debounce=50, step=20):
+                if plugin.state != PluginState.RUNNING:
+                    return
+                for change, path in sorted(changes):
+                    if Path(path).name.startswith(".kplug-"):
+                        continue  # our own temporary files of atomic writes
+                    plugin.dispatch_event("fs-notify", {"operation": names[change],
+                                                        "path": plugin.storage.relative(Path(path))})
+        except Exception as exc:  # [better] a watcher error is logged; watching goes on at the next add
+            plugin.log("error", f"storage watcher stopped: {exc}")
 
     def _in_loop(self, fn: Callable[..., None], *args: Any) -> None:
         loop = self._loop

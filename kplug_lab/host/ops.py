@@ -22,7 +22,7 @@ from .storage import StorageError
 if TYPE_CHECKING:
     from .plugin import Plugin
 
-__all__ = ["HostOps", "HostOpError"]
+__all__ = ["HostOpError", "HostOps"]
 
 _IO_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="kplug-io")
 _MAX_RANDOM = 65536

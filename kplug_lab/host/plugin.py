@@ -219,8 +219,7 @@ class Plugin:
         vm.register("__kplug_native_call", self.ops.call_sync)
         vm.register("__kplug_native_call_async", self.ops.call_async, is_async=True)
         vm.eval(_NATIVE_BRIDGE, "<kplug native>", want_result=False)
-        vm.eval(_prelude("webglobals.js"), "<kplug webglobals.js>", want_result=False)
-        vm.eval(_prelude("siyuan.js"), "<kplug siyuan.js>", want_result=False)
+        vm.eval(_prelude("prelude.js"), "<kplug prelude.js>", want_result=False)
         vm.call("__kplug.init", {
             "name": self.name,
             "version": self.source.version,
@@ -237,7 +236,7 @@ class Plugin:
             fut = await self.on_actor(lambda: self.vm.call_start("__kplug.hook", hook))  # type: ignore[union-attr]
             await asyncio.wait_for(asyncio.wrap_future(fut), self.config.hook_timeout)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             reason = f"{hook} did not settle within {self.config.hook_timeout:g} s"
         except JSError as exc:
             reason = f"{hook} failed: {_js_detail(exc)}"
@@ -279,7 +278,7 @@ class Plugin:
 
             try:
                 await asyncio.wait_for(asyncio.wrap_future(actor.submit(close)), 2.0)
-            except (asyncio.TimeoutError, RuntimeError):
+            except (TimeoutError, RuntimeError):
                 pass  # stuck in a job: the epoch backstop will end it; the thread is a daemon
             await asyncio.get_running_loop().run_in_executor(None, actor.stop, 2.0)
         self.vm = None
@@ -305,7 +304,7 @@ class Plugin:
                 lambda: self.vm.call_start("__kplug.rpc", method, params if has else None, has)  # type: ignore[union-attr]
             )
             return await asyncio.wait_for(asyncio.wrap_future(fut), timeout or self.config.call_timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise CallTimeout(
                 f'method "{method}" did not answer within {timeout or self.config.call_timeout:g} s'
             ) from None

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Storage", "StorageError", "TRAVERSAL"]
+__all__ = ["TRAVERSAL", "Storage", "StorageError"]
 
 TRAVERSAL = "siyuan.storage: path traversal not allowed"
 

@@ -37,7 +37,7 @@ ConsoleCallback = Callable[[str, str], None]
 
 KP_OK, KP_EXCEPTION, KP_INTERRUPTED, KP_OOM, KP_PENDING, KP_ERROR = range(6)
 KIND_JSON, KIND_UNDEFINED = 0, 1
-OP_SETTLED_OK, OP_SETTLED_ERR, OP_UNHANDLED_REJECTION = -1, -2, -3
+OP_SETTLED_OK, OP_SETTLED_ERR, OP_UNHANDLED_REJECTION, OP_REJECTION_HANDLED = -1, -2, -3, -4
 
 WASI_EBADF = 8
 WASI_ENOSYS = 52
@@ -129,7 +129,7 @@ class VM:
         self._pending_async: dict[int, Any] = {}
         self._calls: dict[int, concurrent.futures.Future[Any]] = {}
         self._call_tokens = itertools.count(1)
-        self._stash: bytes | None = None
+        self._unhandled: dict[int, str] = {}  # rejected promises without a handler, by address
         self._id = next(_VM_IDS)
 
         engine = get_engine()
@@ -339,6 +339,8 @@ class VM:
         finally:
             if outer:
                 self._deadline = 0.0
+                if self._unhandled:
+                    self._report_unhandled()
 
     def _invoke_fast(self, name: str, args: tuple[int, ...], ctx: Any) -> int:
         raw = self._raw_args[name]
@@ -498,8 +500,10 @@ class VM:
 
     def _on_notification(self, op: int, data: bytes, token: int, n: int) -> None:
         if op == OP_UNHANDLED_REJECTION:
-            err = self._error_from_out(KP_EXCEPTION, data)
-            self._emit_console("error", f"Uncaught (in promise) {err}")
+            self._unhandled[token] = str(self._error_from_out(KP_EXCEPTION, data))
+            return
+        if op == OP_REJECTION_HANDLED:
+            self._unhandled.pop(token, None)
             return
         fut = self._calls.pop(token, None)
         if fut is None or fut.done():
@@ -511,6 +515,11 @@ class VM:
                 fut.set_exception(exc)
         else:
             fut.set_exception(self._error_from_out(KP_EXCEPTION, data))
+
+    def _report_unhandled(self) -> None:
+        pending, self._unhandled = self._unhandled, {}
+        for text in pending.values():
+            self._emit_console("error", f"Uncaught (in promise) {text}")
 
     def _on_console(self, level: str, text: str) -> None:
         self._emit_console(level, text)

@@ -33,6 +33,7 @@ static int kp_oom_hits; /* counted by the one-line patch build.py applies to JS_
 #define KP_OP_SETTLED_OK -1
 #define KP_OP_SETTLED_ERR -2
 #define KP_OP_UNHANDLED_REJECTION -3
+#define KP_OP_REJECTION_HANDLED -4
 
 __attribute__((import_module("kplug"), import_name("host_call")))
 extern int32_t kp_host_call(int32_t fn_id, const char *ptr, int32_t len, int32_t token);
@@ -610,17 +611,21 @@ void kp_gc(void)
 static void rejection_tracker(JSContext *c, JSValueConst promise, JSValueConst reason, bool is_handled,
                               void *opaque)
 {
-    (void)promise;
     (void)opaque;
-    if (is_handled)
+    /* the promise's address identifies it until the host has decided: a handler added later (as `await`
+     * does after the rejection) withdraws the report */
+    int32_t id = (int32_t)(uintptr_t)JS_VALUE_GET_PTR(promise);
+    if (is_handled) {
+        kp_host_call(KP_OP_REJECTION_HANDLED, NULL, 0, id);
         return;
+    }
     uint32_t saved_ptr = OUT.ptr, saved_len = OUT.len, saved_kind = OUT.kind;
     const char *saved_cstr = last_cstr;
     char *saved_owned = last_owned;
     last_cstr = NULL;
     last_owned = NULL;
     describe_exception(JS_DupValue(c, reason));
-    kp_host_call(KP_OP_UNHANDLED_REJECTION, (const char *)(uintptr_t)OUT.ptr, (int32_t)OUT.len, 0);
+    kp_host_call(KP_OP_UNHANDLED_REJECTION, (const char *)(uintptr_t)OUT.ptr, (int32_t)OUT.len, id);
     release_last();
     last_cstr = saved_cstr;
     last_owned = saved_owned;
