@@ -1,0 +1,62 @@
+"""Routes and the standalone tornado application."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tornado.web
+
+from ..host.api import HostAPI
+from .dispatch import Limits
+from .handlers import (
+    AdminRPCHandler,
+    AdminWebSocketHandler,
+    PluginInfoHandler,
+    PluginListHandler,
+    PluginRPCHandler,
+    PluginRPCWebSocket,
+    PrivateHandler,
+    TokenAuth,
+)
+
+__all__ = ["make_routes", "make_standalone_app"]
+
+_NAME = r"([^/?]+)"
+
+
+def make_routes(base_url: str = "/") -> list[tuple[str, type[tornado.web.RequestHandler]]]:
+    """SiYuan's plugin routes (spec §5.1) and the admin API, under ``base_url``."""
+    b = "/" + base_url.strip("/") + "/" if base_url.strip("/") else "/"
+    return [
+        (rf"{b}api/plugin/rpc/{_NAME}", _RPCOrInfo),
+        (rf"{b}api/plugin/rpc/?", _RPCOrInfo),
+        (rf"{b}ws/plugin/rpc/{_NAME}", PluginRPCWebSocket),
+        (rf"{b}ws/plugin/rpc/?", PluginRPCWebSocket),
+        (rf"{b}api/plugin/getLoadedPlugin", PluginInfoHandler),
+        (rf"{b}api/plugin/listLoadedPlugins", PluginListHandler),
+        (rf"{b}api/plugin/?", PluginListHandler),
+        (rf"{b}plugin/private/{_NAME}/?(.*)", PrivateHandler),
+        (rf"{b}kplug/api/rpc", AdminRPCHandler),
+        (rf"{b}kplug/api/ws", AdminWebSocketHandler),
+    ]
+
+
+class _RPCOrInfo(PluginRPCHandler, PluginInfoHandler):
+    """``/api/plugin/rpc``: POST is a call, GET is plugin info (GET is not an RPC call, spec §5.1)."""
+
+    post = PluginRPCHandler.post
+    get = PluginInfoHandler.get
+
+
+def make_standalone_app(host: HostAPI, token: str, *, call_token: str | None = None, base_url: str = "/",
+                        dev_mode: bool = False, limits: Limits | None = None, **settings: Any) -> tornado.web.Application:
+    return tornado.web.Application(
+        make_routes(base_url),  # type: ignore[arg-type]
+        kplug_host=host,
+        kplug_auth=TokenAuth(token, call_token),
+        kplug_limits=limits or Limits(),
+        kplug_dev_mode=dev_mode,
+        websocket_ping_interval=20,
+        websocket_max_message_size=(limits or Limits()).max_body_bytes,
+        **settings,
+    )

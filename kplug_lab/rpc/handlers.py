@@ -1,0 +1,634 @@
+"""Tornado handlers for SiYuan's plugin routes (spec §5.1) and kplug_lab's admin API.
+
+Handlers only translate the wire: every decision is the host's (:class:`kplug_lab.host.api.HostAPI`).
+The logic lives in mixins over :class:`KplugHandlerBase`, so the Jupyter extension can combine the same
+mixins with jupyter_server's authenticated handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import tornado.web
+import tornado.websocket
+
+from ..errors import KplugError, PluginNotLoaded
+from ..host.api import NO_PARAMS, HostAPI, LogRecord, PluginInfo, PluginState
+from .dispatch import Limits, error_response, process
+
+__all__ = [
+    "AdminRPCHandler",
+    "AdminWebSocketHandler",
+    "KplugHandlerBase",
+    "PluginInfoHandler",
+    "PluginListHandler",
+    "PluginRPCHandler",
+    "PluginRPCWebSocket",
+    "Principal",
+    "PrivateHandler",
+    "TokenAuth",
+]
+
+log = logging.getLogger("kplug_lab.rpc")
+
+AUTH_FAILED = {"code": -1, "msg": "Auth failed [session=0]", "data": None}
+
+
+@dataclass(frozen=True)
+class Principal:
+    can_call: bool = True
+    can_admin: bool = False
+
+
+class TokenAuth:
+    """Standalone auth: an admin token (all routes) and an optional call-only token (plugin calls only).
+
+    Accepted as ``Authorization: Token|token|Bearer|bearer <t>`` or ``?token=<t>``; compared in constant time.
+    """
+
+    def __init__(self, admin_token: str, call_token: str | None = None) -> None:
+        self.admin_token = admin_token
+        self.call_token = call_token
+
+    def authenticate(self, handler: tornado.web.RequestHandler) -> Principal | None:
+        given = ""
+        header = handler.request.headers.get("Authorization", "")
+        scheme, _, value = header.partition(" ")
+        if scheme in ("Token", "token", "Bearer", "bearer") and value:
+            given = value.strip()
+        if not given:
+            given = handler.get_query_argument("token", "") or ""
+        if not given:
+            given = handler.request.headers.get("X-Auth-Token", "")
+        if given and hmac.compare_digest(given.encode(), self.admin_token.encode()):
+            return Principal(can_call=True, can_admin=True)
+        if given and self.call_token and hmac.compare_digest(given.encode(), self.call_token.encode()):
+            return Principal(can_call=True, can_admin=False)
+        return None
+
+
+def _json(handler: tornado.web.RequestHandler, obj: Any, status: int = 200) -> None:
+    handler.set_status(status)
+    handler.set_header("Content-Type", "application/json; charset=utf-8")
+    handler.finish(json.dumps(obj, ensure_ascii=False))
+
+
+class KplugHandlerBase(tornado.web.RequestHandler):
+    """Settings used: ``kplug_host`` (HostAPI), ``kplug_auth`` (an auth policy or None for Jupyter mode,
+    where the subclass authenticates), ``kplug_limits``, ``kplug_dev_mode``."""
+
+    need_admin = False
+
+    @property
+    def host(self) -> HostAPI:
+        return self.settings["kplug_host"]  # type: ignore[no-any-return]
+
+    @property
+    def limits(self) -> Limits:
+        return self.settings.get("kplug_limits") or Limits()
+
+    def check_xsrf_cookie(self) -> None:
+        """Token-authenticated API calls carry no XSRF cookie; Jupyter mode overrides this."""
+
+    def kplug_principal(self) -> Principal | None:
+        auth = self.settings.get("kplug_auth")
+        if auth is None:  # Jupyter mode: the server has authenticated the request already
+            return Principal(can_call=True, can_admin=True)
+        return auth.authenticate(self)  # type: ignore[no-any-return]
+
+    def prepare(self) -> None:
+        principal = self.kplug_principal()
+        if principal is None:
+            _json(self, AUTH_FAILED, 401)
+            return
+        if self.need_admin and not principal.can_admin:
+            self.set_status(403)
+            self.finish()
+            return
+        self.principal = principal
+
+    def plugin_name(self, name: str | None) -> str | None:
+        return name if name else self.get_query_argument("name", None)
+
+
+def _precheck(host: HostAPI, name: str | None) -> dict[str, Any] | None:
+    info = host.get_plugin(name) if name else None
+    if info is None:
+        return error_response(-32001)
+    if info.state != PluginState.RUNNING:
+        return error_response(-32002)
+    return None
+
+
+class PluginRPCHandler(KplugHandlerBase):
+    """``POST /api/plugin/rpc/<name>`` and ``?name=``: JSON-RPC over HTTP."""
+
+    async def post(self, name: str | None = None) -> None:
+        name = self.plugin_name(name)
+        pre = _precheck(self.host, name)
+        if pre is not None:
+            _json(self, pre)
+            return
+        body = self.request.body
+        if len(body) > self.limits.max_body_bytes:
+            _json(self, error_response(-32600, f"RPC request is too large: {len(body)} bytes, "
+                                              f"the limit is {self.limits.max_body_bytes}"), 413)
+            return
+        host = self.host
+
+        async def caller(method: str, params: Any) -> Any:
+            return await host.call(name, method, params, timeout=self.limits.call_timeout)  # type: ignore[arg-type]
+
+        text = await process(body, caller, plugin=name or "", limits=self.limits)
+        if text is None:
+            self.set_status(204)
+            self.finish()
+            return
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(text)
+
+
+def _info_envelope(info: PluginInfo) -> dict[str, Any]:
+    return {"code": 0, "msg": "", "data": info.to_siyuan()}
+
+
+class PluginInfoHandler(KplugHandlerBase):
+    """``GET /api/plugin/rpc/<name>`` (or ``?name=``) and ``POST /api/plugin/getLoadedPlugin``."""
+
+    def get(self, name: str | None = None) -> None:
+        self._answer(self.plugin_name(name))
+
+    def post(self, name: str | None = None) -> None:
+        name = self.plugin_name(name)
+        if not name and self.request.body:
+            try:
+                body = json.loads(self.request.body)
+            except ValueError as exc:
+                _json(self, {"code": -1, "msg": f"parses request failed: {exc}", "data": None})
+                return
+            if not isinstance(body, dict) or "name" not in body:
+                _json(self, {"code": 1, "msg": "Request body prop [name] does not exist", "data": None})
+                return
+            if not isinstance(body["name"], str):
+                _json(self, {"code": 2, "msg": "Request body prop [name] is not a string", "data": None})
+                return
+            name = body["name"]
+        self._answer(name)
+
+    def _answer(self, name: str | None) -> None:
+        if not name:
+            _json(self, {"code": 3, "msg": "Plugin name is required", "data": None})
+            return
+        info = self.host.get_plugin(name)
+        if info is None:
+            _json(self, {"code": 4, "msg": f"Plugin [{name}] not loaded", "data": None})
+            return
+        _json(self, _info_envelope(info))
+
+
+class PluginListHandler(KplugHandlerBase):
+    """``GET /api/plugin`` and ``POST /api/plugin/listLoadedPlugins``."""
+
+    def get(self) -> None:
+        infos = self.host.list_plugins()
+        _json(self, {"code": 0, "msg": "", "data": [i.to_siyuan() for i in infos] or None})
+
+    post = get
+
+
+class _BoundedSocket(tornado.websocket.WebSocketHandler):
+    """A WebSocket with a bounded send queue: a client too slow to read is disconnected, not buffered."""
+
+    max_pending = 1000
+
+    def open_bounded(self) -> None:
+        self._pending = 0
+        self._closed_by_us = False
+
+    def send(self, text: str) -> None:
+        if self.ws_connection is None or self._closed_by_us:
+            return
+        if self._pending >= self.max_pending:
+            self._closed_by_us = True
+            log.warning("closing a WebSocket: its client did not read %d queued messages", self._pending)
+            self.close(1008, "send queue full: the client reads too slowly")
+            return
+        self._pending += 1
+        try:
+            fut = self.write_message(text)
+        except tornado.websocket.WebSocketClosedError:
+            return
+        fut.add_done_callback(self._sent)
+
+    def _sent(self, fut: asyncio.Future[None]) -> None:
+        self._pending -= 1
+        if fut.exception() is not None:
+            self._pending = 0
+
+    def check_xsrf_cookie(self) -> None:
+        pass
+
+
+class PluginRPCWebSocket(_BoundedSocket):
+    """``GET /ws/plugin/rpc/<name>`` (or ``?name=``): JSON-RPC over WebSocket, with broadcasts.
+
+    [better] Messages of one connection are processed concurrently; responses may arrive out of order
+    (match them by ``id``). SiYuan processes them one after another.
+    """
+
+    kplug_name: str = ""
+
+    @property
+    def host(self) -> HostAPI:
+        return self.settings["kplug_host"]  # type: ignore[no-any-return]
+
+    def kplug_principal(self) -> Principal | None:
+        auth = self.settings.get("kplug_auth")
+        if auth is None:
+            return Principal(True, True)
+        return auth.authenticate(self)  # type: ignore[no-any-return]
+
+    async def get(self, name: str | None = None, *args: Any, **kwargs: Any) -> None:
+        if self.kplug_principal() is None:
+            _json(self, AUTH_FAILED, 401)
+            return
+        name = name or self.get_query_argument("name", None)
+        pre = _precheck(self.host, name)
+        if pre is not None:
+            _json(self, pre, 404)
+            return
+        if self.request.headers.get("Upgrade", "").lower() != "websocket":
+            self.set_status(400)
+            self.finish("This endpoint only accepts WebSocket connections")
+            return
+        self.kplug_name = name or ""
+        await super().get(name, *args, **kwargs)
+
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        self.open_bounded()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._unsubs = [
+            self.host.subscribe_broadcasts(self.kplug_name, self._on_broadcast),
+            self.host.subscribe_states(self._on_state),
+        ]
+
+    def _on_broadcast(self, method: str, params: Any) -> None:
+        msg: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+        if params is not NO_PARAMS:
+            msg["params"] = params
+        self.send(json.dumps(msg, ensure_ascii=False))
+
+    def _on_state(self, name: str, state: PluginState) -> None:
+        if name == self.kplug_name and state != PluginState.RUNNING and self.ws_connection is not None:
+            self.close(1001, f"plugin [{name}] is {state.label}")
+
+    def on_message(self, message: str | bytes) -> None:
+        task = asyncio.ensure_future(self._handle(message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, message: str | bytes) -> None:
+        host, name = self.host, self.kplug_name
+        limits: Limits = self.settings.get("kplug_limits") or Limits()
+
+        async def caller(method: str, params: Any) -> Any:
+            return await host.call(name, method, params, timeout=limits.call_timeout)
+
+        text = await process(message, caller, plugin=name, limits=limits)
+        if text is not None:
+            self.send(text)
+
+    def on_close(self) -> None:
+        for unsub in getattr(self, "_unsubs", []):
+            unsub()
+        for task in getattr(self, "_tasks", set()):
+            task.cancel()
+
+
+class PrivateHandler(KplugHandlerBase):
+    """``ANY /plugin/private/<name>/<path>``: the plugin's ``siyuan.server.private.http`` handler (§3.8)."""
+
+    need_admin = True
+
+    async def _serve(self, name: str, path: str) -> None:
+        info = self.host.get_plugin(name)
+        if info is None:
+            self.set_status(404)
+            self.finish(f"[plugin:{name}] not found")
+            return
+        if info.state != PluginState.RUNNING:
+            self.set_status(503)
+            self.finish(f"[plugin:{name}] is not running")
+            return
+        accept = self.request.headers.get("Accept", "")
+        if accept == "text/event-stream" or self.request.headers.get("Upgrade", "").lower() == "websocket":
+            kind = "SSE" if accept == "text/event-stream" else "WebSocket"
+            self.set_status(501)
+            self.finish(f"[plugin:{name}] {kind} handlers of siyuan.server.private are not served by kplug_lab yet")
+            return
+        try:
+            res = await self.host.http_request(name, "http", self._request_object(name, path))
+        except KplugError as exc:
+            self.set_status(500)
+            self.finish(f"[plugin:{name}] Error occurred while handling HTTP request: {_detail(exc)}")
+            return
+        except Exception as exc:
+            self.set_status(500)
+            self.finish(f"[plugin:{name}] Error occurred while handling HTTP request: {exc}")
+            return
+        self._write_response(name, res)
+
+    def _request_object(self, name: str, path: str) -> dict[str, Any]:
+        req = self.request
+        parts = urlsplit(req.uri or "")
+        headers: dict[str, list[str]] = {}
+        for k, v in req.headers.get_all():
+            if k.lower() in ("cookie", "authorization"):
+                continue  # [better] credentials and session cookies never reach the plugin
+            headers.setdefault(k, []).append(v)
+        query: dict[str, list[str]] = {k: [x.decode("utf-8", "replace") for x in v]
+                                       for k, v in req.query_arguments.items() if k != "token"}
+        ctype = req.headers.get("Content-Type", "").split(";")[0].strip()
+        body: dict[str, Any] = {"form": None, "dataBase64": base64.b64encode(req.body).decode("ascii")}
+        if ctype == "application/x-www-form-urlencoded":  # [better] SiYuan loses these
+            body["form"] = {"values": {k: [x.decode("utf-8", "replace") for x in v]
+                                       for k, v in req.body_arguments.items()}, "files": {}}
+        sub = "/" + path
+        return {
+            "url": {"user": None, "host": req.host, "path": parts.path, "pathname": parts.path,
+                    "fragment": "", "hash": "", "search": parts.query, "query": query},
+            "request": {"method": req.method, "uri": req.uri, "proto": req.version,
+                        "protoMajor": 1, "protoMinor": 1, "headers": headers, "cookies": {},
+                        "contentType": ctype, "contentLength": len(req.body) if req.body else -1,
+                        "referer": req.headers.get("Referer", ""), "userAgent": req.headers.get("User-Agent", ""),
+                        "body": body},
+            "context": {"path": sub, "fullPath": "/plugin/private/:name/*path", "clientIp": req.remote_ip,
+                        "remoteIp": req.remote_ip, "remoteAddr": req.remote_ip,
+                        "params": {"name": [name], "path": [sub]}},
+            "port": None,
+        }
+
+    def _write_response(self, name: str, res: Any) -> None:
+        if not isinstance(res, dict):
+            self.set_status(500)
+            self.finish(f"[plugin:{name}] Error occurred while handling HTTP request: invalid response format")
+            return
+        status = res.get("statusCode") or 0
+        if not isinstance(status, (int, float)) or int(status) != status:
+            self.set_status(500)
+            self.finish("invalid response format")
+            return
+        status = int(status)
+        for key, values in (res.get("headers") or {}).items():
+            if not isinstance(values, list):
+                self.set_status(500)
+                self.finish("invalid response format")
+                return
+            for v in values:
+                if v == "":
+                    self.clear_header(key)
+                else:
+                    self.add_header(key, str(v))  # [better] multi-value headers are appended
+        body = res.get("body") or {}
+        if body.get("data") is not None:
+            kind = body["data"].get("type", "JSON")
+            data = body["data"].get("data")
+            if kind not in ("JSON", "AsciiJSON", "IndentedJSON", "PureJSON", "SecureJSON"):
+                self.set_status(500)
+                self.finish("Unsupported serialized data type")
+                return
+            text = json.dumps(data, indent=4 if kind == "IndentedJSON" else None, ensure_ascii=kind == "AsciiJSON")
+            if kind == "SecureJSON" and isinstance(data, list):
+                text = "while(1);" + text
+            self.set_status(status or 200)
+            self.set_header("Content-Type", "application/json; charset=utf-8")
+            self.finish(text)
+        elif body.get("string") is not None:
+            fmt = str(body["string"].get("format", ""))
+            values = body["string"].get("values") or []
+            self.set_status(status or 200)
+            self.set_header("Content-Type", "text/plain; charset=utf-8")
+            self.finish(_go_format(fmt, values))
+        elif body.get("raw") is not None:
+            raw = body["raw"]
+            data = base64.b64decode(raw.get("data", "")) if raw.get("base64") else str(raw.get("data", "")).encode()
+            self.set_status(status or 200)
+            self.set_header("Content-Type", raw.get("contentType") or "application/octet-stream")
+            self.finish(data)
+        elif body.get("redirect") is not None:
+            if status not in range(300, 309) and status != 201:
+                self.set_status(500)
+                self.finish(f"[plugin:{name}] invalid redirect status {status}")
+                return
+            self.redirect(str(body["redirect"].get("location", "/")), status=status)
+        elif body.get("file") is not None or body.get("proxy") is not None:
+            kind = "file" if body.get("file") is not None else "proxy"
+            self.set_status(501)
+            self.finish(f"[plugin:{name}] response body.{kind} is not served by kplug_lab yet")
+        else:
+            self.set_status(status or 200)
+            self.finish()
+
+    async def get(self, name: str, path: str = "") -> None:
+        await self._serve(name, path)
+
+    post = put = delete = patch = head = options = get  # type: ignore[assignment]
+
+
+def _go_format(fmt: str, values: list[Any]) -> str:
+    it = iter(values)
+
+    def sub(m: Any) -> str:
+        if m.group(0) == "%%":
+            return "%"
+        try:
+            v = next(it)
+        except StopIteration:
+            return f"%!{m.group(0)[-1]}(MISSING)"
+        return v if isinstance(v, str) else json.dumps(v) if not isinstance(v, (int, float)) else f"{v:g}"
+
+    import re
+
+    return re.sub(r"%[-+# 0-9.]*[vsdqfgetxX%]", sub, fmt)
+
+
+def _detail(exc: Exception) -> str:
+    return str(exc)
+
+
+# ---- admin API -------------------------------------------------------------------------------------------
+
+def _info_dict(info: PluginInfo) -> dict[str, Any]:
+    return {"name": info.name, "state": info.state.label, "stateCode": int(info.state), "error": info.error,
+            "version": info.version, "displayName": info.display_name,
+            "methods": [{"name": m.name, "descriptions": m.descriptions} for m in info.methods]}
+
+
+def _log_dict(r: LogRecord) -> dict[str, Any]:
+    return {"plugin": r.plugin, "level": r.level, "message": r.message, "time": r.time}
+
+
+class AdminAPI:
+    """The ``kplug.*`` methods, shared by the HTTP and WebSocket admin endpoints."""
+
+    def __init__(self, host: HostAPI, dev_mode: bool) -> None:
+        self.host = host
+        self.dev_mode = dev_mode
+
+    async def call(self, method: str, params: Any) -> Any:
+        args: list[Any] = params if isinstance(params, list) else []
+        kwargs: dict[str, Any] = params if isinstance(params, dict) else {}
+        fn = self.methods.get(method)
+        if fn is None:
+            from ..errors import MethodNotFound
+
+            raise MethodNotFound(f"method [{method}] not found in the kplug admin API")
+        try:
+            return await fn(self, *args, **kwargs)
+        except TypeError as exc:
+            from ..errors import InvalidParams
+
+            raise InvalidParams(f"Invalid params for {method}: {exc}") from None
+
+    def _info(self, name: str) -> PluginInfo:
+        info = self.host.get_plugin(name)
+        if info is None:
+            raise PluginNotLoaded(f"plugin [{name}] is not loaded")
+        return info
+
+    async def list(self) -> Any:
+        return [_info_dict(i) for i in self.host.list_plugins()]
+
+    async def state(self, name: str) -> Any:
+        return _info_dict(self._info(name))
+
+    async def load(self, path: str) -> Any:
+        return _info_dict(await self.host.load(path))
+
+    async def unload(self, name: str) -> Any:
+        await self.host.unload(name)
+        return None
+
+    async def reload(self, name: str) -> Any:
+        return _info_dict(await self.host.reload(name))
+
+    async def logs(self, name: str, limit: int = 200) -> Any:
+        return [_log_dict(r) for r in self.host.logs(name, limit)]
+
+    async def call_method(self, name: str, method: str, params: Any = None) -> Any:
+        return await self.host.call(name, method, NO_PARAMS if params is None else params)
+
+    async def tools(self) -> Any:
+        return self.host.tools()
+
+    async def invoke_tool(self, name: str, arguments: dict[str, Any] | None = None) -> Any:
+        return await self.host.invoke_tool(name, arguments or {})
+
+    async def eval_js(self, name: str, code: str) -> Any:
+        if not self.dev_mode:
+            from ..errors import PluginCallError
+
+            raise PluginCallError("kplug.eval is only available when the server runs in dev mode (--dev)")
+        return await self.host.eval(name, code)
+
+    async def discover(self) -> Any:
+        methods = []
+        for info in self.host.list_plugins():
+            if info.state != PluginState.RUNNING:
+                continue
+            for m in info.methods:
+                methods.append({"name": f"{info.name}.{m.name}", "summary": m.descriptions[0] if m.descriptions else "",
+                                "description": "\n".join(m.descriptions), "params": [],
+                                "result": {"name": "result", "schema": {}}})
+        return {"openrpc": "1.2.6", "info": {"title": "kplug_lab plugins", "version": "1"}, "methods": methods}
+
+    methods = {
+        "kplug.list": list, "kplug.state": state, "kplug.load": load, "kplug.unload": unload,
+        "kplug.reload": reload, "kplug.logs": logs, "kplug.call": call_method, "kplug.tools": tools,
+        "kplug.invokeTool": invoke_tool, "kplug.eval": eval_js, "rpc.discover": discover,
+    }
+
+
+class AdminRPCHandler(KplugHandlerBase):
+    """``POST <base>/kplug/api/rpc``: the admin API over HTTP (admin permission)."""
+
+    need_admin = True
+
+    async def post(self) -> None:
+        api = AdminAPI(self.host, bool(self.settings.get("kplug_dev_mode")))
+        text = await process(self.request.body, api.call, plugin="kplug", limits=self.limits)
+        if text is None:
+            self.set_status(204)
+            self.finish()
+            return
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(text)
+
+
+class AdminWebSocketHandler(_BoundedSocket):
+    """``GET <base>/kplug/api/ws``: the admin API over WebSocket, with ``kplug.subscribe`` push."""
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        auth = self.settings.get("kplug_auth")
+        principal = Principal(True, True) if auth is None else auth.authenticate(self)
+        if principal is None:
+            _json(self, AUTH_FAILED, 401)
+            return
+        if not principal.can_admin:
+            self.set_status(403)
+            self.finish()
+            return
+        await super().get(*args, **kwargs)
+
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        self.open_bounded()
+        self._unsubs: list[Any] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        host: HostAPI = self.settings["kplug_host"]
+        self.api = AdminAPI(host, bool(self.settings.get("kplug_dev_mode")))
+
+    def _push(self, method: str, params: Any) -> None:
+        self.send(json.dumps({"jsonrpc": "2.0", "method": method, "params": params}, ensure_ascii=False))
+
+    async def _subscribe(self, topics: list[str] | None = None) -> Any:
+        host: HostAPI = self.settings["kplug_host"]
+        topics = topics or ["state", "log", "broadcast"]
+        if "state" in topics:
+            self._unsubs.append(host.subscribe_states(
+                lambda n, s: self._push("kplug.state", {"name": n, "state": s.label, "stateCode": int(s)})))
+        if "log" in topics:
+            self._unsubs.append(host.subscribe_logs(lambda r: self._push("kplug.log", _log_dict(r))))
+        if "broadcast" in topics:
+            for info in host.list_plugins():
+                name = info.name
+                self._unsubs.append(host.subscribe_broadcasts(
+                    name, lambda m, p, name=name: self._push(
+                        "kplug.broadcast", {"plugin": name, "method": m, "params": None if p is NO_PARAMS else p})))
+        return topics
+
+    async def _call(self, method: str, params: Any) -> Any:
+        if method == "kplug.subscribe":
+            args = params if isinstance(params, list) else [params.get("topics")] if isinstance(params, dict) else []
+            return await self._subscribe(*args)
+        return await self.api.call(method, params)
+
+    def on_message(self, message: str | bytes) -> None:
+        async def handle() -> None:
+            text = await process(message, self._call, plugin="kplug")
+            if text is not None:
+                self.send(text)
+
+        task = asyncio.ensure_future(handle())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def on_close(self) -> None:
+        for unsub in self._unsubs:
+            unsub()

@@ -1,0 +1,97 @@
+"""``kplug``: the standalone server (``kplug serve``) and a few helpers."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import secrets
+import signal
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kplug", description="kplug_lab: a sandboxed host for SiYuan kernel plugins")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve", help="serve plugins over JSON-RPC (HTTP and WebSocket) at SiYuan's routes")
+    where = s.add_mutually_exclusive_group()
+    where.add_argument("--workspace", type=Path, help="a SiYuan workspace (plugins in data/plugins)")
+    where.add_argument("--plugins", type=Path, help="a folder of plugin folders (each with plugin.json, kernel.js)")
+    s.add_argument("--data", type=Path, help="where plugin storage and durable data live")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    s.add_argument("--token", help="admin token (generated and printed when not given)")
+    s.add_argument("--call-token", help="an optional token that may call plugin methods but not the admin API")
+    s.add_argument("--base-url", default="/", help="serve every route under this prefix")
+    s.add_argument("--siyuan-url", default="http://127.0.0.1:6806", help="the SiYuan kernel siyuan.client reaches")
+    s.add_argument("--siyuan-token", default="", help="API token for the SiYuan kernel")
+    s.add_argument("--memory-mb", type=int, default=64, help="JS heap limit per plugin, MiB")
+    s.add_argument("--cpu-limit", type=float, default=2.0, help="CPU seconds one job may take")
+    s.add_argument("--hook-timeout", type=float, default=10.0, help="seconds a lifecycle hook may take")
+    s.add_argument("--no-reload", action="store_true", help="do not watch plugin folders for changes")
+    s.add_argument("--dev", action="store_true", help="dev mode: enables kplug.eval (run JS inside a plugin)")
+    s.add_argument("--log-level", default="INFO")
+    return p
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from ..host.config import HostConfig
+    from ..host.manager import PluginManager
+    from ..rpc.app import make_standalone_app
+
+    if args.workspace is None and args.plugins is None:
+        print("kplug serve: give --workspace DIR or --plugins DIR", file=sys.stderr)
+        return 2
+    root = args.workspace or args.plugins
+    if not root.is_dir():
+        print(f"kplug serve: {root} is not a directory", file=sys.stderr)
+        return 2
+    config = HostConfig(memory_limit=args.memory_mb * 1024 * 1024, cpu_limit=args.cpu_limit,
+                        hook_timeout=args.hook_timeout, siyuan_url=args.siyuan_url, siyuan_token=args.siyuan_token,
+                        hot_reload=not args.no_reload, data_dir=args.data)
+    manager = PluginManager(config, workspace=args.workspace, plugins_dir=args.plugins)
+    token = args.token or secrets.token_urlsafe(24)
+    app = make_standalone_app(manager, token, call_token=args.call_token, base_url=args.base_url,
+                              dev_mode=args.dev)
+    await manager.start()
+    server = app.listen(args.port, address=args.host)
+    port = next(iter(server._sockets.values())).getsockname()[1]
+    base = "/" + args.base_url.strip("/") + "/" if args.base_url.strip("/") else "/"
+    url = f"http://{args.host}:{port}{base}"
+    print(f"kplug_lab serving {len(manager.plugins)} plugin(s) from {root}", flush=True)
+    for info in manager.list_plugins():
+        print(f"  {info.name:<16} {info.state.label:<8} {', '.join(m.name for m in info.methods)}"
+              + (f"  ({info.error})" if info.error else ""), flush=True)
+    print(f"URL:   {url}\nToken: {token}", flush=True)
+    infos = sorted(manager.list_plugins(), key=lambda i: i.name != "hello")
+    example = next((i for i in infos if i.methods), None)
+    if example is not None:
+        m = example.methods[0].name
+        print("Try:\n  curl -s -H 'Authorization: Token " + token + "' -d "
+              f"'{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"{m}\",\"params\":[\"hi\"]}}' "
+              f"{url}api/plugin/rpc/{example.name}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print("stopping: running every plugin's onunload", flush=True)
+    server.stop()
+    await manager.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "serve":
+        return asyncio.run(_serve(args))
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
