@@ -120,11 +120,12 @@ class Plugin:
         """Every VM use goes through here: afterwards, pending async host calls are dispatched."""
         try:
             return fn()
-        except VMCrashed as exc:
-            self._on_crash(str(exc))
-            raise
         finally:
-            self._pump_async()
+            vm = self.vm
+            if vm is not None and vm.crashed:
+                self._on_crash(vm.crashed)
+            else:
+                self._pump_async()
 
     def post_vm(self, fn: Callable[[], Any]) -> None:
         if self.actor is not None:

@@ -1,0 +1,140 @@
+"""Lifecycle (spec §2): order, awaited hooks, timeouts, errors, crashes with restart, hot reload."""
+
+from __future__ import annotations
+
+import asyncio
+
+from kplug_lab.host.api import PluginState
+
+from kplug_testing import Host, wait_for
+
+ORDER = """
+const seen = [];
+siyuan.event.handler = (msg) => { seen.push("event:" + msg.type); };
+siyuan.plugin.lifecycle.onload = async () => {
+  seen.push("onload");
+  await new Promise((r) => setTimeout(r, 30));
+  seen.push("onload-done");
+};
+siyuan.plugin.lifecycle.onloaded = () => { seen.push("onloaded"); };
+siyuan.plugin.lifecycle.onrunning = () => { seen.push("onrunning"); };
+siyuan.plugin.lifecycle.onunload = () => { siyuan.logger.info("unload after " + seen.join(",")); };
+siyuan.rpc.bind("seen", () => seen);
+"""
+
+
+async def test_hooks_run_in_order_and_are_awaited(host: Host) -> None:
+    host.plugin("order", ORDER)
+    m = await host.start()
+    assert host.state("order") == PluginState.RUNNING
+    await wait_for(lambda: True)
+    seen = await m.call("order", "seen")
+    assert seen[:4] == ["onload", "onload-done", "onloaded", "onrunning"]
+    await asyncio.sleep(0.05)
+    assert (await m.call("order", "seen"))[-1] == "event:start"
+
+
+async def test_stop_sends_stop_event_then_onunload(host: Host) -> None:
+    host.plugin("order", ORDER)
+    m = await host.start()
+    plugin = m.plugins["order"]
+    states: list[PluginState] = []
+    m.subscribe_states(lambda name, s: states.append(s))
+    await m.unload("order")
+    assert states == [PluginState.STOPPING, PluginState.STOPPED]
+    assert any(r.message.endswith("event:start,event:stop") for r in plugin.logs)
+
+
+async def test_top_level_timers_do_not_block_start(host: Host) -> None:
+    host.plugin("ticker", """
+        let ticks = 0;
+        setInterval(() => { ticks++; }, 10);
+        setTimeout(() => {}, 60000);
+        siyuan.rpc.bind("ticks", () => ticks);
+    """)
+    m = await host.start()
+    assert host.state("ticker") == PluginState.RUNNING
+    await asyncio.sleep(0.2)
+    assert await m.call("ticker", "ticks") >= 3
+
+
+async def test_throwing_onload_goes_to_error_with_its_message(host: Host) -> None:
+    host.plugin("bad", "siyuan.plugin.lifecycle.onload = () => { throw new Error('no config'); };")
+    host.plugin("good", "siyuan.rpc.bind('ping', () => 'pong');")
+    m = await host.start()
+    info = m.get_plugin("bad")
+    assert info is not None and info.state == PluginState.ERROR
+    assert "onload failed: Error: no config" in (info.error or "")
+    assert await m.call("good", "ping") == "pong"
+
+
+async def test_a_hook_that_never_settles_times_out(host: Host) -> None:
+    host.plugin("stuck", "siyuan.plugin.lifecycle.onload = () => new Promise(() => {});")
+    m = await host.start(hook_timeout=0.3)
+    info = m.get_plugin("stuck")
+    assert info is not None and info.state == PluginState.ERROR
+    assert "onload did not settle within 0.3 s" in (info.error or "")
+
+
+async def test_syntax_error_in_kernel_js_reports_file_and_line(host: Host) -> None:
+    host.plugin("syntax", "const a = 1;\nconst b = ;\n")
+    m = await host.start()
+    info = m.get_plugin("syntax")
+    assert info is not None and info.state == PluginState.ERROR
+    assert "SyntaxError" in (info.error or "") and "syntax/kernel.js:2" in (info.error or "")
+
+
+async def test_a_crashed_vm_is_restarted_with_backoff(host: Host) -> None:
+    host.plugin("crashy", """
+        let c = 0;
+        siyuan.rpc.bind("boot", () => Date.now());
+        siyuan.rpc.bind("crash", () => {
+          let o = {}, x = o; for (let i = 0; i < 100000; i++) { x.a = {}; x = x.a; }
+          return JSON.stringify(o).length;
+        });
+    """)
+    m = await host.start(cpu_limit=0.2, restart_initial=0.2)
+    first = await m.call("crashy", "boot")
+    states: list[PluginState] = []
+    m.subscribe_states(lambda name, s: states.append(s))
+    try:
+        await m.call("crashy", "crash")
+    except Exception as exc:
+        assert "crashed" in str(exc)
+    await wait_for(lambda: PluginState.ERROR in states, what="error state")
+    await wait_for(lambda: host.state("crashy") == PluginState.RUNNING and m.plugins["crashy"].vm is not None
+                   and states[-1] == PluginState.RUNNING, what="restart")
+    assert await m.call("crashy", "boot") >= first
+    assert any(s == PluginState.ERROR for s in states)
+
+
+async def test_hot_reload_picks_up_an_edited_kernel_js(host: Host) -> None:
+    d = host.plugin("live", "siyuan.rpc.bind('version', () => 1);")
+    m = await host.start(hot_reload=True, reload_debounce_ms=50)
+    assert await m.call("live", "version") == 1
+    await asyncio.sleep(0.3)  # let the watcher start
+    (d / "kernel.js").write_text("siyuan.rpc.bind('version', () => 2);")
+
+    async def version() -> int | None:
+        try:
+            return await m.call("live", "version")  # type: ignore[no-any-return]
+        except Exception:
+            return None
+
+    for _ in range(100):
+        if await version() == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert await version() == 2
+
+
+async def test_a_broken_manifest_is_reported_and_others_still_load(host: Host) -> None:
+    host.plugin("ok", "siyuan.rpc.bind('ping', () => 'pong');")
+    broken = host.root / "broken"
+    broken.mkdir()
+    (broken / "plugin.json").write_text('{"name": "broken", "kernels": "all"}')
+    (broken / "kernel.js").write_text("")
+    m = await host.start()
+    assert await m.call("ok", "ping") == "pong"
+    assert any('"kernels" must be a list of platform names' in str(e) and "broken" in str(e)
+               for e in m.load_errors)

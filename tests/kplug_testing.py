@@ -1,0 +1,64 @@
+"""Test helpers: a real PluginManager on temporary plugin folders (no mocked VM anywhere)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import textwrap
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from kplug_lab.host.api import PluginState
+from kplug_lab.host.config import HostConfig
+from kplug_lab.host.manager import PluginManager
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_plugin(root: Path, name: str, code: str, manifest: dict[str, Any] | None = None) -> Path:
+    d = root / name
+    d.mkdir(parents=True, exist_ok=True)
+    m = {"name": name, "version": "1.0.0", "kernels": ["all"]}
+    m.update(manifest or {})
+    (d / "plugin.json").write_text(json.dumps(m))
+    (d / "kernel.js").write_text(textwrap.dedent(code))
+    return d
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+class Host:
+    """Builds plugin folders and a manager over them; closes everything at the end of the test."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.root = tmp / "plugins"
+        self.root.mkdir()
+        self.data = tmp / "data"
+        self.manager: PluginManager | None = None
+
+    def plugin(self, name: str, code: str, manifest: dict[str, Any] | None = None) -> Path:
+        return write_plugin(self.root, name, code, manifest)
+
+    async def start(self, **config: Any) -> PluginManager:
+        config.setdefault("hot_reload", False)
+        config.setdefault("restart_initial", 0.1)
+        self.manager = PluginManager(HostConfig(data_dir=self.data, **config), plugins_dir=self.root)
+        await self.manager.start()
+        return self.manager
+
+    def state(self, name: str) -> PluginState | None:
+        info = self.manager.get_plugin(name) if self.manager else None
+        return info.state if info else None
+
+    def logs(self, name: str) -> list[str]:
+        assert self.manager is not None
+        return [r.message for r in self.manager.logs(name, 0)]
+
+
