@@ -34,10 +34,11 @@ class Storage:
         """The absolute path for ``path``, or :class:`StorageError` if it would leave the root."""
         if "\0" in path:
             raise StorageError(TRAVERSAL)
-        cleaned = posixpath.normpath("/" + path.replace("\\", "/")).lstrip("/")
+        # Go's filepath.Join semantics: "../x" escapes (refused), "/../x" is cleaned to "/x" (inside)
+        cleaned = posixpath.normpath(path.replace("\\", "/") or ".").lstrip("/")
         if cleaned in ("", "."):
             return self._real_root
-        if cleaned.startswith("..") or posixpath.isabs(cleaned):
+        if cleaned == ".." or cleaned.startswith("../"):
             raise StorageError(TRAVERSAL)
         candidate = self._real_root / cleaned
         real = Path(os.path.realpath(candidate))

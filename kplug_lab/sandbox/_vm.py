@@ -129,13 +129,14 @@ class VM:
         self._pending_async: dict[int, Any] = {}
         self._calls: dict[int, concurrent.futures.Future[Any]] = {}
         self._call_tokens = itertools.count(1)
+        self._probing = False
         self._unhandled: dict[int, str] = {}  # rejected promises without a handler, by address
         self._id = next(_VM_IDS)
 
         engine = get_engine()
         module = get_module()
         self._store = wasmtime.Store(engine)
-        self._store.set_limits(memory_size=memory_limit + memory_limit // 2 + _LINEAR_OVERHEAD)
+        self._store.set_limits(memory_size=2 * memory_limit + _LINEAR_OVERHEAD)
         self._ctx = self._store._context()
         self._set_epoch_deadline(self.hard_cpu_limit)
         self._callbacks: list[Any] = []  # keep ctypes callbacks alive as long as the store
@@ -401,9 +402,29 @@ class VM:
         if status == KP_OK:
             kind, data = self._read_out()
             return None if kind == KIND_UNDEFINED else _loads(data)
-        if status in (KP_EXCEPTION, KP_INTERRUPTED, KP_OOM):
+        if status == KP_OOM:
+            err = self._error_from_out(status)
+            if not self._usable_after_oom():
+                self._die("out of memory, and the heap cannot recover (fragmented linear memory)")
+                raise VMCrashed(f"the VM crashed: {self._dead}")
+            raise err
+        if status in (KP_EXCEPTION, KP_INTERRUPTED):
             raise self._error_from_out(status)
         raise SandboxError(f"unexpected guest status {status}")
+
+    def _usable_after_oom(self) -> bool:
+        """After an out-of-memory error, can the VM still allocate? (Its arenas may stay fragmented.)"""
+        if self._probing:
+            return True
+        self._probing = True
+        try:
+            self._invoke("kp_gc")
+            self.eval("[0].map(String).join()", "<kplug probe>")
+            return True
+        except OutOfMemory:
+            return False
+        finally:
+            self._probing = False
 
     def _error_from_out(self, status: int, data: bytes | None = None) -> SandboxError:
         if data is None:
