@@ -137,13 +137,13 @@ class Plugin:
             return
         for pid, obj in vm.take_pending().items():
             if isinstance(obj, concurrent.futures.Future):
-                obj.add_done_callback(lambda f, pid=pid: self.post_vm(lambda: self._settle_from(pid, f)))
+                obj.add_done_callback(lambda f, pid=pid: self.post_vm(lambda: self._settle_from(pid, f)))  # type: ignore[misc]
             elif asyncio.iscoroutine(obj) or isinstance(obj, asyncio.Future):
                 cf = asyncio.run_coroutine_threadsafe(_await(obj), self.loop)
-                cf.add_done_callback(lambda f, pid=pid: self.post_vm(lambda: self._settle_from(pid, f)))
+                cf.add_done_callback(lambda f, pid=pid: self.post_vm(lambda: self._settle_from(pid, f)))  # type: ignore[misc]
             else:  # a value ready now: settle in the next job, never synchronously
                 value = getattr(obj, "value", obj)
-                self.post_vm(lambda pid=pid, value=value: self._settle(pid, value))
+                self.post_vm(lambda pid=pid, value=value: self._settle(pid, value))  # type: ignore[misc]
 
     def _settle_from(self, pid: int, fut: concurrent.futures.Future[Any]) -> None:
         exc = fut.exception()

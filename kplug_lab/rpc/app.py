@@ -44,12 +44,14 @@ def make_routes(base_url: str = "/") -> list[tuple[str, type[tornado.web.Request
 class _RPCOrInfo(PluginRPCHandler, PluginInfoHandler):
     """``/api/plugin/rpc``: POST is a call, GET is plugin info (GET is not an RPC call, spec §5.1)."""
 
-    post = PluginRPCHandler.post
-    get = PluginInfoHandler.get
+    post = PluginRPCHandler.post  # type: ignore[assignment]
+    get = PluginInfoHandler.get  # type: ignore[assignment]
 
 
-def make_standalone_app(host: HostAPI, token: str, *, call_token: str | None = None, base_url: str = "/",
-                        dev_mode: bool = False, limits: Limits | None = None, **settings: Any) -> tornado.web.Application:
+def make_standalone_app(
+    host: HostAPI, token: str, *, call_token: str | None = None, base_url: str = "/", dev_mode: bool = False,
+    limits: Limits | None = None, **settings: Any,
+) -> tornado.web.Application:
     return tornado.web.Application(
         make_routes(base_url),  # type: ignore[arg-type]
         kplug_host=host,

@@ -491,7 +491,7 @@ class AdminAPI:
 
             raise MethodNotFound(f"method [{method}] not found in the kplug admin API")
         try:
-            return await fn(self, *args, **kwargs)
+            return await fn(self, *args, **kwargs)  # type: ignore[operator]
         except TypeError as exc:
             from ..errors import InvalidParams
 
@@ -609,7 +609,7 @@ class AdminWebSocketHandler(_BoundedSocket):
             for info in host.list_plugins():
                 name = info.name
                 self._unsubs.append(host.subscribe_broadcasts(
-                    name, lambda m, p, name=name: self._push(
+                    name, lambda m, p, name=name: self._push(  # type: ignore[misc]
                         "kplug.broadcast", {"plugin": name, "method": m, "params": None if p is NO_PARAMS else p})))
         return topics
 

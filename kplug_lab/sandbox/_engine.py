@@ -167,7 +167,7 @@ class Watchdog:
 
 
 def address_of(pointer: object) -> int:
-    return ctypes.cast(pointer, ctypes.c_void_p).value or 0  # type: ignore[call-overload]
+    return ctypes.cast(pointer, ctypes.c_void_p).value or 0  # type: ignore[call-overload,arg-type]
 
 
 _tls = threading.local()

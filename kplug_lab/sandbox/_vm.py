@@ -146,11 +146,11 @@ class VM:
         self._instance = wasmtime.Instance(self._store, module, imports)
         exports = self._instance.exports(self._store)
         self._memory: wasmtime.Memory = exports["memory"]  # type: ignore[assignment]
-        self._exports = {
-            e.name: exports[e.name] for e in module.exports if e.name.startswith(("kp_", "_init"))
+        self._exports: dict[str, wasmtime.Func] = {
+            e.name: exports[e.name] for e in module.exports if e.name.startswith(("kp_", "_init"))  # type: ignore[misc]
         }
         self._raw_args = {name: (ffi.wasmtime_val_raw_t * 4)() for name in self._exports}
-        self._func_refs = {name: ctypes.byref(f._func) for name, f in self._exports.items()}  # type: ignore[attr-defined]
+        self._func_refs = {name: ctypes.byref(f._func) for name, f in self._exports.items()}
         self._base = 0
         self._refresh_base()
         self._invoke("_initialize")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from kplug_lab.host.api import PluginState
-
 from kplug_testing import Host, wait_for
+
+from kplug_lab.host.api import PluginState
 
 ORDER = """
 const seen = [];
