@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install -q --disable-pip-version-check "hatchling>=1.25" "ziglang==0.17.1"
-	$(BIN)/python -m pip install -q --disable-pip-version-check --no-build-isolation -e ".[test,lab]"
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-build-isolation -e ".[test]"
 	@touch $(STAMP)
 
 # The editable install builds the guest through the hatch hook; this re-checks it (a no-op when unchanged).

@@ -296,6 +296,7 @@ class VM:
             if not fut.done():
                 fut.set_exception(VMCrashed(f"VM {self._dead}"))
         self._calls.clear()
+        self._base = 0
         self._exports = {}
         self._func_refs = {}
         self._instance = None  # type: ignore[assignment]
@@ -379,6 +380,8 @@ class VM:
         self._scratch_ptr, self._scratch_cap = out[3], out[4]
 
     def _write_scratch(self, data: bytes, ctx: Any = None) -> None:
+        if self._dead is not None:
+            raise VMCrashed(f"VM is dead: {self._dead}")
         n = len(data)
         if n + 1 > self._scratch_cap:
             ptr = self._invoke("kp_buf", n + 1, ctx=ctx)
