@@ -16,7 +16,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install -q --disable-pip-version-check "hatchling>=1.25" "ziglang==0.17.1"
+	$(BIN)/python -m pip install -q --disable-pip-version-check "hatchling>=1.25" "editables>=0.5" "ziglang==0.17.1"
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-build-isolation -e ".[test]"
 	@touch $(STAMP)
 

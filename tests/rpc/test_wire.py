@@ -23,7 +23,10 @@ PLUGIN = """
 siyuan.rpc.bind("echo", (...a) => (a.length === 1 ? a[0] : a), "echoes");
 siyuan.rpc.bind("boom", () => { throw new Error("kaboom"); });
 siyuan.rpc.bind("slow", () => new Promise((r) => setTimeout(() => r("late"), 5000)));
-siyuan.rpc.bind("shout", async (n) => { for (let i = 0; i < n; i++) await siyuan.rpc.broadcast("tick", [i]); return n; });
+siyuan.rpc.bind("shout", async (n) => {
+  for (let i = 0; i < n; i++) await siyuan.rpc.broadcast("tick", [i]);
+  return n;
+});
 """
 
 
