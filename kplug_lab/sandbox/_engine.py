@@ -27,7 +27,9 @@ __all__ = [
     "big_stack_thread",
     "get_engine",
     "get_module",
+    "load_module",
     "module_cache_dir",
+    "module_cache_path",
     "on_big_stack",
     "wasm_path",
 ]
@@ -89,33 +91,40 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def module_cache_path() -> Path:
+    """Where the compiled guest is cached: keyed by (wasm sha256, wasmtime version)."""
+    key = f"{_sha256(wasm_path())}-{importlib.metadata.version('wasmtime')}"
+    return module_cache_dir() / f"kplug-{key}.cwasm"
+
+
 def get_module() -> wasmtime.Module:
-    """The compiled guest, from the on-disk cache keyed by (wasm sha256, wasmtime version) when possible."""
+    """The compiled guest, loaded once per process (see :func:`load_module`)."""
     global _module
-    engine = get_engine()
     with _lock:
-        if _module is not None:
-            return _module
-        path = wasm_path()
-        key = f"{_sha256(path)}-{importlib.metadata.version('wasmtime')}"
-        cached = module_cache_dir() / f"kplug-{key}.cwasm"
-        module = None
-        if cached.exists():
-            try:
-                module = wasmtime.Module.deserialize_file(engine, str(cached))
-            except Exception:
-                module = None  # stale or corrupt cache entry: recompile below
-        if module is None:
-            module = wasmtime.Module.from_file(engine, str(path))
-            try:
-                cached.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_bytes(module.serialize())
-                os.replace(tmp, cached)
-            except OSError:
-                pass  # a read-only cache only costs compile time
-        _module = module
-        return module
+        if _module is None:
+            _module = load_module()
+        return _module
+
+
+def load_module() -> wasmtime.Module:
+    """Load the compiled guest from the on-disk cache, or compile it and fill the cache."""
+    engine = get_engine()
+    path = wasm_path()
+    cached = module_cache_path()
+    if cached.exists():
+        try:
+            return wasmtime.Module.deserialize_file(engine, str(cached))
+        except Exception:
+            pass  # stale or corrupt cache entry: recompile below
+    module = wasmtime.Module.from_file(engine, str(path))
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_bytes(module.serialize())
+        os.replace(tmp, cached)
+    except OSError:
+        pass  # a read-only cache only costs compile time
+    return module
 
 
 def get_watchdog() -> Watchdog:

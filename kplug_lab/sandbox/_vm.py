@@ -68,10 +68,14 @@ _VMS: dict[int, VM] = {}
 _VMS_LOCK = threading.Lock()
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_DECODE = json.JSONDecoder().decode
+
+
 def _dumps(value: Any) -> bytes:
     """Python -> JSON bytes for the guest. Refuses what JSON cannot carry, with a clear error."""
     try:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        text = _ENCODE(value)
     except RecursionError:
         raise ValueConversionError("value is nested too deeply to pass to JavaScript") from None
     except (TypeError, ValueError) as exc:
@@ -84,7 +88,7 @@ def _dumps(value: Any) -> bytes:
 
 def _loads(data: bytes) -> Any:
     try:
-        return json.loads(data.decode("utf-8", "surrogatepass"))
+        return _DECODE(data.decode("utf-8", "surrogatepass"))
     except RecursionError:
         raise ValueConversionError("value from JavaScript is nested too deeply") from None
 
@@ -127,7 +131,7 @@ class VM:
         self._deadline = 0.0
         self._functions: list[tuple[HostFunction, bool]] = []
         self._pending_async: dict[int, Any] = {}
-        self._calls: dict[int, concurrent.futures.Future[Any]] = {}
+        self._calls: dict[int, _Outcome | concurrent.futures.Future[Any]] = {}
         self._call_tokens = itertools.count(1)
         self._probing = False
         self._unhandled: dict[int, str] = {}  # rejected promises without a handler, by address
@@ -201,36 +205,42 @@ class VM:
         Returns a future: done at once for a plain value, or when the returned Promise settles.
         """
         fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        payload = _dumps(list(args))
-        fname = name.encode()
-        token = next(self._call_tokens) & 0x7FFFFFFF or 1
-        self._calls[token] = fut
-        try:
-            self._write_scratch(fname + b"\0" + payload)
-            status = self._invoke("kp_call", len(fname), len(payload), token)
-            if status == KP_PENDING:
-                return fut
-            self._calls.pop(token, None)
-            value = self._check(status)
-        except BaseException as exc:
-            self._calls.pop(token, None)
-            if fut.done():  # settled during the job run before the failure
-                return fut
-            if isinstance(exc, (SandboxError, ValueConversionError)):
-                fut.set_exception(exc)
-                return fut
-            raise
-        fut.set_result(value)
+        self._start_call(name, args, fut)
         return fut
 
     def call(self, name: str, *args: Any) -> Any:
         """Call ``name`` and return its result; a returned Promise must settle during the job run."""
-        fut = self.call_start(name, *args)
-        if not fut.done():
+        outcome = _Outcome()
+        token = self._start_call(name, args, outcome)
+        if not outcome.done():
+            self._calls.pop(token, None)
             raise SandboxError(
                 f"{name}() returned a Promise that is still pending: use acall() or call_start()"
             )
-        return fut.result()
+        return outcome.result()
+
+    def _start_call(self, name: str, args: tuple[Any, ...], outcome: _Outcome | concurrent.futures.Future[Any]) -> int:
+        payload = _dumps(list(args))
+        fname = name.encode()
+        token = next(self._call_tokens) & 0x7FFFFFFF or 1
+        self._calls[token] = outcome
+        try:
+            self._write_scratch(fname + b"\0" + payload)
+            status = self._invoke("kp_call", len(fname), len(payload), token)
+            if status == KP_PENDING:
+                return token
+            self._calls.pop(token, None)
+            value = self._check(status)
+        except BaseException as exc:
+            self._calls.pop(token, None)
+            if outcome.done():  # settled during the job run before the failure
+                return token
+            if isinstance(exc, (SandboxError, ValueConversionError)):
+                outcome.set_exception(exc)
+                return token
+            raise
+        outcome.set_result(value)
+        return token
 
     async def acall(self, name: str, *args: Any) -> Any:
         """Call ``name`` from asyncio, driving pending async host functions until its Promise settles."""
@@ -571,6 +581,32 @@ class VM:
             self._emit_console("error" if fd == 2 else "info", text)
         ctypes.c_uint32.from_address(self._base + (nwritten & 0xFFFFFFFF)).value = total
         return 0
+
+
+class _Outcome:
+    """The result of a synchronous :meth:`VM.call`: the part of a Future's interface the guest's
+    notifications use, without the lock and condition a Future pays for on every call."""
+
+    __slots__ = ("_done", "_error", "_value")
+
+    def __init__(self) -> None:
+        self._done = False
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, value: Any) -> None:
+        self._value, self._done = value, True
+
+    def set_exception(self, error: BaseException) -> None:
+        self._error, self._done = error, True
+
+    def result(self) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 class _Ready:

@@ -1,0 +1,243 @@
+"""Benchmark the sandbox engine: module load, VM creation, boundary crossings, interpreter speed, memory.
+
+Run ``python bench/engine.py --json OUT [--quick]``. Prints a table and writes ``{"metrics": {...},
+"targets": {...}, "passed": {...}}``. Every figure is a median over repeated samples. The interpreter's speed
+is compared with native QuickJS-NG (the PyPI ``quickjs`` binding from ``quickjs-ng``, the same engine version)
+measured in the same run, so the ratio holds on a slow or loaded machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib.metadata
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import quickjs  # noqa: E402
+
+from kplug_lab.sandbox import VM  # noqa: E402
+from kplug_lab.sandbox._engine import big_stack_thread, load_module  # noqa: E402
+
+FIB = "function fib(n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }"
+SMALL_ARG = {"id": 7, "name": "note", "tags": ["a", "b"], "done": False}
+IDLE_VMS = 100
+
+
+@dataclass(frozen=True)
+class Target:
+    """``metric <= limit`` (absolute) or ``metric <= limit * baseline`` (a ratio to a metric of this run)."""
+
+    metric: str
+    limit: float
+    baseline: str | None = None
+
+    def bound(self, metrics: dict[str, float]) -> float:
+        return self.limit * metrics[self.baseline] if self.baseline else self.limit
+
+    def describe(self) -> str:
+        return f"<= {self.limit:g} x {self.baseline}" if self.baseline else f"<= {self.limit:g}"
+
+
+TARGETS = [
+    Target("cached_module_load_ms", 5),
+    Target("new_vm_ms", 2),
+    Target("host_to_js_call_us", 20),
+    Target("js_to_host_call_us", 25),
+    Target("fib27_ms", 1.2, baseline="fib27_native_ms"),
+    Target("rss_per_idle_vm_mb", 1),
+]
+
+
+def median_time(fn: Callable[[], Any], *, samples: int, inner: int = 1) -> float:
+    """Median seconds per call of ``fn`` over ``samples`` timed batches of ``inner`` calls."""
+    fn()  # warm up
+    times = []
+    for _ in range(samples):
+        start = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        times.append((time.perf_counter() - start) / inner)
+    return statistics.median(times)
+
+
+def on_wasm_thread(fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` on a thread made for wasm, as the plugin host runs each plugin (see big_stack_thread)."""
+    box: list[Any] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            box.append(fn())
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = big_stack_thread(target, name="kplug-bench")
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return box[0]
+
+
+def cached_module_load_ms(samples: int) -> float:
+    """What a new process pays for the guest once the disk cache is warm: hash the wasm, deserialize."""
+    load_module()  # makes sure the cache entry exists
+    return 1e3 * median_time(load_module, samples=samples)
+
+
+def new_vm_ms(samples: int) -> float:
+    return 1e3 * median_time(lambda: VM().close(), samples=samples)
+
+
+def handoff_call_us(samples: int, inner: int) -> float:
+    """host_to_js_call_us from a thread without a big stack: each call is handed over to the wasm thread."""
+    vm = VM()
+    try:
+        vm.eval("function echo(x) { return x; }")
+        return 1e6 * median_time(lambda: vm.call("echo", SMALL_ARG), samples=samples, inner=inner)
+    finally:
+        vm.close()
+
+
+def boundary_metrics(samples: int, inner: int) -> dict[str, float]:
+    vm = VM()
+    try:
+        vm.eval("function echo(x) { return x; }")
+        eval_us = 1e6 * median_time(lambda: vm.eval("1"), samples=samples, inner=inner)
+        host_to_js_us = 1e6 * median_time(lambda: vm.call("echo", SMALL_ARG), samples=samples, inner=inner)
+
+        vm.register("hostEcho", lambda x: x)
+        vm.eval(f"const smallArg = {json.dumps(SMALL_ARG)};"
+                "function callHost(n) { for (let i = 0; i < n; i++) hostEcho(smallArg); }")
+        calls = inner * 10
+        with_calls = median_time(lambda: vm.call("callHost", calls), samples=samples)
+        without = median_time(lambda: vm.call("callHost", 0), samples=samples)
+        js_to_host_us = 1e6 * max(with_calls - without, 0.0) / calls
+
+        doc = {"rows": [{"id": i, "title": f"row {i}", "tags": ["x", "y"], "score": i / 7} for i in range(1250)]}
+        assert 90_000 < len(json.dumps(doc)) < 110_000
+        json_ms = 1e3 * median_time(lambda: vm.call("echo", doc), samples=samples)
+        return {
+            "eval_trivial_us": eval_us,
+            "host_to_js_call_us": host_to_js_us,
+            "js_to_host_call_us": js_to_host_us,
+            "json_100kb_roundtrip_ms": json_ms,
+        }
+    finally:
+        vm.close()
+
+
+def fib_metrics(samples: int) -> dict[str, float]:
+    vm = VM(cpu_limit=60)
+    try:
+        vm.eval(FIB)
+        wasm = median_time(lambda: vm.eval("fib(27)"), samples=samples)
+    finally:
+        vm.close()
+    native_ctx = quickjs.Context()
+    native_ctx.eval(FIB)
+    native = median_time(lambda: native_ctx.eval("fib(27)"), samples=samples)
+    return {"fib27_ms": 1e3 * wasm, "fib27_native_ms": 1e3 * native}
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def rss_probe(count: int) -> float:
+    """MiB of resident memory each idle VM adds (run in a fresh process: see rss_per_idle_vm_mb)."""
+    VM().close()  # engine, module and the wasm thread exist before the baseline
+    gc.collect()
+    before = _rss_kib()
+    vms = [VM() for _ in range(count)]
+    for vm in vms:
+        vm.eval("globalThis.ready = true")
+    gc.collect()
+    after = _rss_kib()
+    assert all(vm.crashed is None for vm in vms)
+    return (after - before) / 1024 / count
+
+
+def rss_per_idle_vm_mb(count: int) -> float:
+    proc = subprocess.run([sys.executable, __file__, "--rss-probe", str(count)], capture_output=True,
+                          text=True, check=True, timeout=300)
+    return float(proc.stdout.strip().splitlines()[-1])
+
+
+def run(quick: bool) -> dict[str, Any]:
+    samples = 5 if quick else 15
+    inner = 200 if quick else 2000
+    metrics: dict[str, float] = {}
+    metrics["cached_module_load_ms"] = cached_module_load_ms(samples=20 if quick else 50)
+    metrics["new_vm_ms"] = on_wasm_thread(lambda: new_vm_ms(samples=20 if quick else 100))
+    metrics.update(on_wasm_thread(lambda: boundary_metrics(samples, inner)))
+    metrics["host_to_js_call_handoff_us"] = handoff_call_us(samples, inner)
+    metrics.update(on_wasm_thread(lambda: fib_metrics(samples=3 if quick else 9)))
+    metrics["rss_per_idle_vm_mb"] = rss_per_idle_vm_mb(IDLE_VMS)
+    targets = {t.metric: t.bound(metrics) for t in TARGETS}
+    passed = {t.metric: metrics[t.metric] <= targets[t.metric] for t in TARGETS}
+    return {
+        "metrics": {k: round(v, 4) for k, v in metrics.items()},
+        "targets": {t.metric: {"limit": t.limit, "baseline": t.baseline, "bound": round(targets[t.metric], 4)}
+                    for t in TARGETS},
+        "passed": passed,
+        "quick": quick,
+        "fast_path": os.environ.get("KPLUG_SANDBOX_PLAIN") != "1",
+        "python": sys.version.split()[0],
+        "wasmtime": importlib.metadata.version("wasmtime"),
+    }
+
+
+def table(result: dict[str, Any]) -> str:
+    by_metric = {t.metric: t for t in TARGETS}
+    rows = [("metric", "median", "target", "result")]
+    for name, value in result["metrics"].items():
+        target = by_metric.get(name)
+        if target is None:
+            rows.append((name, f"{value:g}", "", ""))
+        else:
+            bound = result["targets"][name]["bound"]
+            verdict = "pass" if result["passed"][name] else "FAIL"
+            rows.append((name, f"{value:g}", f"{target.describe()} ({bound:g})", verdict))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path, help="write the results here as JSON")
+    parser.add_argument("--quick", action="store_true", help="fewer samples (finishes in well under 30 s)")
+    parser.add_argument("--rss-probe", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.rss_probe:
+        print(rss_probe(args.rss_probe))
+        return 0
+    result = run(args.quick)
+    print(table(result))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
