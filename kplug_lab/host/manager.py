@@ -34,6 +34,9 @@ class _Subscribers:
         self._items[key] = cb
         return lambda: self._items.pop(key, None) and None
 
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
     def emit(self, *args: Any) -> None:
         for cb in list(self._items.values()):
             try:
@@ -208,7 +211,8 @@ class PluginManager:
         self._in_loop(self._states.emit, plugin.name, state)
 
     def _log_emitted(self, record: LogRecord) -> None:
-        self._in_loop(self._logs.emit, record)
+        if self._logs:  # waking the loop per line is most of a log call's cost: only when someone listens
+            self._in_loop(self._logs.emit, record)
 
     def _broadcast(self, name: str, method: str, params: Any) -> None:
         subs = self._broadcasts.get(name)

@@ -41,6 +41,22 @@ def _unb64(text: str) -> bytes:
     return base64.b64decode(text.encode("ascii"))
 
 
+def _payload(data: bytes) -> dict[str, str]:
+    """Bytes for the guest: valid UTF-8 as text (no base64 to decode in JS), anything else as base64."""
+    try:
+        return {"text": data.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"base64": _b64(data)}
+
+
+def _utf8(text: str) -> bytes:
+    """A JS string as UTF-8; lone surrogates become U+FFFD, as SiYuan's Go conversion does."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text).encode("utf-8")
+
+
 class HostOps:
     def __init__(self, plugin: Plugin) -> None:
         self.plugin = plugin
@@ -165,11 +181,11 @@ class HostOps:
         except StorageError as exc:
             raise HostOpError(str(exc)) from None
 
-    def storage_get(self, path: str) -> str:
-        return self._storage(lambda: _b64(self.plugin.storage.get(str(path))))
+    def storage_get(self, path: str) -> dict[str, str]:
+        return _payload(self._storage(lambda: self.plugin.storage.get(str(path))))
 
-    def storage_put(self, path: str, content_b64: str) -> None:
-        data = _unb64(content_b64)
+    def storage_put(self, path: str, content: str, is_base64: bool = False) -> None:
+        data = _unb64(content) if is_base64 else _utf8(str(content))
         self._storage(lambda: self.plugin.storage.put(str(path), data))
 
     def storage_remove(self, path: str) -> None:
@@ -235,5 +251,5 @@ def _do_fetch(url: str, path: str, method: str, headers: dict[str, str], content
         "status": resp.status_code,
         "statusText": f"{resp.status_code} {resp.reason_phrase}".strip(),
         "headers": joined,
-        "body": _b64(resp.content),
+        "body": _payload(resp.content),
     }

@@ -2,21 +2,24 @@
 
 Every path is cleaned lexically, joined to the root, and then resolved (symlinks followed) and checked
 again, so neither ``../`` nor an absolute path nor a symlink can leave the root. Writes are atomic: a
-temporary file in the same folder, fsync, rename, fsync of the folder; a crash leaves the old or the new
+temporary file in the same folder, fsync, rename; a crash leaves the old or the new
 content, never a torn or empty file. Error messages name paths relative to the root, never host paths.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import posixpath
-import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
 __all__ = ["TRAVERSAL", "Storage", "StorageError"]
 
 TRAVERSAL = "siyuan.storage: path traversal not allowed"
+_TMP_PREFIX = ".kplug-"
+_TMP_SEQ = itertools.count()
 
 
 class StorageError(Exception):
@@ -29,6 +32,17 @@ class Storage:
         self.root.mkdir(parents=True, exist_ok=True)
         self._real_root = Path(os.path.realpath(self.root))
         self.quota_bytes = quota_bytes
+        self._remove_stale_temporaries()
+
+    def _remove_stale_temporaries(self) -> None:
+        """Temporary files a killed writer left behind: never visible content, so drop them at start."""
+        for dirpath, _dirs, files in os.walk(self._real_root):
+            for name in files:
+                if name.startswith(_TMP_PREFIX) and name.endswith(".tmp"):
+                    try:
+                        os.unlink(os.path.join(dirpath, name))
+                    except OSError:
+                        pass
 
     def resolve(self, path: str) -> Path:
         """The absolute path for ``path``, or :class:`StorageError` if it would leave the root."""
@@ -69,35 +83,40 @@ class Storage:
             raise StorageError(f"failed to write file: open {self._show(path)}: is a directory")
         if self.quota_bytes is not None and self.usage() + len(data) > self.quota_bytes:
             raise StorageError(f"failed to write file: storage quota of {self.quota_bytes} bytes exceeded")
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"failed to make directory: {exc.strerror}") from None
-        # re-check after mkdir: a symlinked parent created meanwhile must not redirect the write
-        self.resolve(path)
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=".kplug-", suffix=".tmp", dir=target.parent)
+        parent = target.parent
+        if not parent.is_dir():
             try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, target)
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
-            dir_fd = os.open(target.parent, os.O_RDONLY)
+                parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(f"failed to make directory: {exc.strerror}") from None
+            # re-check after mkdir: a symlinked parent created meanwhile must not redirect the write
+            self.resolve(path)
+        # A unique name without mkstemp's random retries: writes of one plugin run on its one thread, and the
+        # pid and thread id keep other writers (another host on the same folder) apart.
+        tmp = parent / f"{_TMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{next(_TMP_SEQ)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o644)
             try:
-                os.fsync(dir_fd)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
             finally:
-                os.close(dir_fd)
-        except IsADirectoryError:
-            raise StorageError(f"failed to write file: open {self._show(path)}: is a directory") from None
-        except OSError as exc:
-            raise StorageError(f"failed to write file: {exc.strerror}") from None
+                os.close(fd)
+            # The data is on disk before the rename is: after a crash (even a power loss) the name points to
+            # the old file or to the complete new one. The folder is not fsynced: that would only make the
+            # newest write itself survive a power loss, at 10-15 % of a put (docs/adr/0003-host-benchmark.md).
+            os.replace(tmp, target)
+        except BaseException as exc:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            if isinstance(exc, IsADirectoryError):
+                raise StorageError(f"failed to write file: open {self._show(path)}: is a directory") from None
+            if isinstance(exc, OSError):
+                raise StorageError(f"failed to write file: {exc.strerror}") from None
+            raise
 
     def remove(self, path: str) -> None:
         target = self.resolve(path)

@@ -647,16 +647,22 @@
   const tools = new Map();       // kind + "\0" + local name -> handler
   let siyuan = null;
 
-  function dataObject(bytes) {
+  // Over bytes, or over text the host already decoded (valid UTF-8 crosses the boundary as a string, which
+  // is much cheaper than base64); the other form is derived on first use.
+  function dataObject(bytes, text) {
+    const getText = () => (text !== undefined ? text : (text = utf8Decode(bytes, false)));
+    const getBytes = () => bytes || (bytes = utf8Encode(text));
     return {
-      text: () => Promise.resolve().then(() => utf8Decode(bytes, false)),
+      text: () => Promise.resolve().then(getText),
       json: () => Promise.resolve().then(() => {
-        try { return JSON.parse(utf8Decode(bytes, false)); } catch (e) { throw goError(e.message); }
+        try { return JSON.parse(getText()); } catch (e) { throw goError(e.message); }
       }),
-      buffer: () => Promise.resolve().then(() => Buffer.from(bytes)),
-      arrayBuffer: () => Promise.resolve().then(() => bytes.slice().buffer),
+      buffer: () => Promise.resolve().then(() => Buffer.from(getBytes())),
+      arrayBuffer: () => Promise.resolve().then(() => getBytes().slice().buffer),
     };
   }
+  // a host payload {text} or {base64}
+  const dataFromHost = (p) => (typeof p.text === "string" ? dataObject(null, p.text) : dataObject(b64Decode(p.base64)));
   K.dataObject = (b64) => dataObject(b64Decode(b64));
 
   // JS -> JSON the way SiYuan's host exports values (§3.0), [better]: clear errors for what cannot encode
@@ -738,13 +744,13 @@
     return Object.freeze({
       get(path) {
         if (typeof path !== "string") return reject("path required");
-        return hostAsync("storage_get", path).then((b64) => dataObject(b64Decode(b64)));
+        return hostAsync("storage_get", path).then(dataFromHost);
       },
       put(...args) {
         if (args.length < 2) return reject("path and content required");
         const bytes = toBytes(args[1]); // [better] binary content is written as bytes
-        const data = bytes ? b64Encode(bytes, false) : b64Encode(utf8Encode(String(args[1])), false);
-        return hostAsync("storage_put", String(args[0]), data).then(() => undefined);
+        const content = bytes ? b64Encode(bytes, false) : String(args[1]);
+        return hostAsync("storage_put", String(args[0]), content, !!bytes).then(() => undefined);
       },
       remove(...args) {
         if (args.length < 1) return reject("path required");
@@ -870,8 +876,7 @@
         if (typeof init.body === "string") req.body = init.body;
         else if (init.body instanceof ArrayBuffer) { req.body = b64Encode(new Uint8Array(init.body), false); req.bodyIsBase64 = true; }
         return hostAsync("fetch", path, req).then((r) => {
-          const body = b64Decode(r.body);
-          return Object.assign({ url: r.url, ok: r.status >= 200 && r.status < 300, status: r.status, statusText: r.statusText, headers: r.headers }, dataObject(body));
+          return Object.assign({ url: r.url, ok: r.status >= 200 && r.status < 300, status: r.status, statusText: r.statusText, headers: r.headers }, dataFromHost(r.body));
         });
       },
       socket(path) {
