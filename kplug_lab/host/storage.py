@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import posixpath
+import stat
 import threading
 from pathlib import Path
 from typing import Any
@@ -55,9 +56,20 @@ class Storage:
         if cleaned == ".." or cleaned.startswith("../"):
             raise StorageError(TRAVERSAL)
         candidate = self._real_root / cleaned
-        real = Path(os.path.realpath(candidate))
-        if real != self._real_root and self._real_root not in real.parents:
-            raise StorageError(TRAVERSAL)
+        # The root is already resolved, so only a symlink below it can lead out: lstat the components (one
+        # call each, much cheaper than realpath of the whole path) and resolve fully only if one is a link.
+        current = str(self._real_root)
+        for part in cleaned.split("/"):
+            current = f"{current}/{part}"
+            try:
+                is_link = stat.S_ISLNK(os.lstat(current).st_mode)
+            except OSError:
+                break  # missing (so nothing below exists) or not a folder: the operation itself will fail
+            if is_link:
+                real = Path(os.path.realpath(candidate))
+                if real != self._real_root and self._real_root not in real.parents:
+                    raise StorageError(TRAVERSAL)
+                break
         return candidate
 
     def relative(self, absolute: Path) -> str:
