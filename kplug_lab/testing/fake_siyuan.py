@@ -335,7 +335,8 @@ class _ApiHandler(web.RequestHandler):
             self._envelope(_Result(code=-1, msg=_AUTH_FAILED, status=401))
             return
         body: Any = {}
-        if not req.headers.get("Content-Type", "").startswith("multipart/") and req.body:
+        is_form = req.headers.get("Content-Type", "").startswith(("multipart/", "application/x-www-form-urlencoded"))
+        if not is_form and req.body:
             try:
                 body = json.loads(req.body)
             except ValueError:
