@@ -216,8 +216,8 @@ async def test_block_info_kramdown_children(kernel: FakeSiYuan, api: httpx.Async
     kd = await ok(api, "/api/block/getBlockKramdown", {"id": para["id"]})
     assert kd["id"] == para["id"]
     assert kd["kramdown"].startswith("Hello from the fake kernel.\n{: id=\"" + para["id"] + '"')
-    await ok(api, "/api/block/appendBlock", {"data": "# Title\n\n- a\n- b\n\n```js\nx()\n```", "parentID": kernel.document,
-                                             "dataType": "markdown"})
+    await ok(api, "/api/block/appendBlock", {"data": "# Title\n\n- a\n- b\n\n```js\nx()\n```",
+                                             "parentID": kernel.document, "dataType": "markdown"})
     kids = await ok(api, "/api/block/getChildBlocks", {"id": kernel.document})
     assert [(k["type"], k.get("subType")) for k in kids] == [("p", None), ("h", "h1"), ("l", "u"), ("c", None)]
 
