@@ -301,10 +301,12 @@ class Plugin:
             raise PluginCallError(f"plugin [{self.name}] not running (state: [{self.state.label}])")
         has = params is not NO_PARAMS
         try:
-            fut = await self.on_actor(
-                lambda: self.vm.call_start("__kplug.rpc", method, params if has else None, has)  # type: ignore[union-attr]
-            )
-            return await asyncio.wait_for(asyncio.wrap_future(fut), timeout or self.config.call_timeout)
+            # the timeout covers the synchronous part too: a method stuck in a loop is answered in time
+            async with asyncio.timeout(timeout or self.config.call_timeout):
+                fut = await self.on_actor(
+                    lambda: self.vm.call_start("__kplug.rpc", method, params if has else None, has)  # type: ignore[union-attr]
+                )
+                return await asyncio.wrap_future(fut)
         except TimeoutError:
             raise CallTimeout(
                 f'method "{method}" did not answer within {timeout or self.config.call_timeout:g} s'
@@ -313,8 +315,9 @@ class Plugin:
             if exc.name == "KplugMethodNotFound":
                 raise MethodNotFound(f"method [{method}] not found in plugin [{self.name}]") from None
             err = PluginCallError(f'error invoking method "{method}": {_js_detail(exc)}')
-            if isinstance(exc.value, int) and -32099 <= exc.value <= -32000:
-                err.code = exc.value
+            code = _server_error_code(exc.value)
+            if code is not None:
+                err.code = code
             raise err from None
         except (CPUTimeout, OutOfMemory) as exc:
             raise PluginCallError(f'error invoking method "{method}": {exc}') from None
@@ -341,9 +344,21 @@ async def _await(obj: Any) -> Any:
     return await obj
 
 
+def _server_error_code(thrown: Any) -> int | None:
+    """[better] The ``code`` of a thrown Error or plain object (or a thrown number) when it lies in JSON-RPC's
+    implementation-defined server range -32000..-32099, so a plugin can answer with its own error codes."""
+    code = thrown.get("code") if isinstance(thrown, dict) else thrown
+    if isinstance(code, (int, float)) and not isinstance(code, bool) and code == int(code) \
+            and -32099 <= code <= -32000:
+        return int(code)
+    return None
+
+
 def _js_detail(exc: JSError) -> str:
     """``Error: boom`` plus the first stack frame, the way SiYuan reports a thrown error."""
     text = f"{exc.name}: {exc.message}" if exc.name else exc.message
+    if not exc.name and isinstance(exc.value, dict) and isinstance(exc.value.get("message"), str):
+        text = exc.value["message"]  # [better] a thrown plain object says its message, not [object Object]
     frames = [ln.strip() for ln in exc.stack.splitlines() if ln.strip().startswith("at ")]
     frames = [f for f in frames if "<kplug" not in f]
     return f"{text} {frames[0]}" if frames else text

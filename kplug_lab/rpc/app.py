@@ -50,7 +50,7 @@ class _RPCOrInfo(PluginRPCHandler, PluginInfoHandler):
 
 def make_standalone_app(
     host: HostAPI, token: str, *, call_token: str | None = None, base_url: str = "/", dev_mode: bool = False,
-    limits: Limits | None = None, **settings: Any,
+    limits: Limits | None = None, ping_interval: float = 20, **settings: Any,
 ) -> tornado.web.Application:
     return tornado.web.Application(
         make_routes(base_url),  # type: ignore[arg-type]
@@ -58,7 +58,7 @@ def make_standalone_app(
         kplug_auth=TokenAuth(token, call_token),
         kplug_limits=limits or Limits(),
         kplug_dev_mode=dev_mode,
-        websocket_ping_interval=20,
+        websocket_ping_interval=ping_interval,
         websocket_max_message_size=(limits or Limits()).max_body_bytes,
         **settings,
     )
