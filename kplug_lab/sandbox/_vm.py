@@ -343,7 +343,7 @@ class VM:
             result = self._exports[name](store, *args)
             return 0 if result is None else int(result)
         except wasmtime.Trap as trap:
-            self._die(f"wasm trap: {_trap_text(trap)}")
+            self._die(self._trap_reason(trap))
             raise VMCrashed(f"the VM crashed: {self._dead}") from None
         except wasmtime.WasmtimeError as err:
             self._die(f"wasmtime error: {err}")
@@ -365,6 +365,15 @@ class VM:
         if err:
             raise wasmtime.WasmtimeError._from_ptr(err)
         return raw[0].i32 & 0xFFFFFFFF if name in ("kp_out", "kp_flag", "kp_buf", "kp_memory") else raw[0].i32
+
+    def _trap_reason(self, trap: wasmtime.Trap) -> str:
+        code = trap.trap_code
+        if code == wasmtime.TrapCode.INTERRUPT:
+            return (f"stopped by the hard CPU limit of {self.hard_cpu_limit:g} s: one operation never reached a "
+                    "point where the soft limit could interrupt it (a long builtin call)")
+        if code == wasmtime.TrapCode.STACK_OVERFLOW:
+            return "the native wasm stack overflowed"
+        return f"wasm trap: {_trap_text(trap)}"
 
     def _die(self, reason: str) -> None:
         self._dead = reason

@@ -120,13 +120,66 @@ uint32_t kp_flag(void)
     return (uint32_t)(uintptr_t)&interrupt_flag;
 }
 
+/* Values nested deeper than this do not leave the VM. JSON.stringify looks for cycles by scanning its whole
+ * stack at every level, with no interrupt check: a 100,000-deep value would run for seconds inside one
+ * builtin and only the epoch backstop would end it, killing the VM. Python's json could not decode it
+ * either (its recursion limit is 1,000). */
+#define KP_MAX_DEPTH 512
+
+static JSObject *depth_path[KP_MAX_DEPTH + 1];
+
+static int path_has_cycle(void)
+{
+    for (int i = 0; i <= KP_MAX_DEPTH; i++)
+        for (int j = i + 1; j <= KP_MAX_DEPTH; j++)
+            if (depth_path[i] == depth_path[j])
+                return 1;
+    return 0;
+}
+
+/* 1 if v nests objects deeper than KP_MAX_DEPTH. Reads the object layout directly (quickjs.c is included):
+ * no allocation, no property lookup, no JS runs, so it cannot throw. Only plain data properties are
+ * followed; what getters or toJSON produce is bounded by the CPU limits alone. A cycle is left for
+ * JSON.stringify to report as such. */
+static int nested_too_deep(JSValueConst v, int depth)
+{
+    if (JS_VALUE_GET_TAG(v) != JS_TAG_OBJECT)
+        return 0;
+    JSObject *p = JS_VALUE_GET_OBJ(v);
+    depth_path[depth] = p;
+    if (depth == KP_MAX_DEPTH)
+        return !path_has_cycle();
+    if (p->class_id == JS_CLASS_ARRAY && p->fast_array) {
+        for (uint32_t i = 0; i < p->u.array.count; i++)
+            if (nested_too_deep(p->u.array.u.values[i], depth + 1))
+                return 1;
+    }
+    JSShape *sh = p->shape;
+    JSShapeProperty *prs = get_shape_prop(sh);
+    for (int i = 0; i < sh->prop_count; i++, prs++) {
+        if (prs->atom != JS_ATOM_NULL && (prs->flags & JS_PROP_TMASK) == JS_PROP_NORMAL &&
+            nested_too_deep(p->prop[i].u.value, depth + 1))
+            return 1;
+    }
+    return 0;
+}
+
+/* JSON.stringify(v), refusing values nested too deeply. */
+static JSValue to_json(JSContext *c, JSValueConst v)
+{
+    if (nested_too_deep(v, 0))
+        return JS_ThrowRangeError(c, "value is nested more than %d levels deep: it cannot be passed to the host",
+                                  KP_MAX_DEPTH);
+    return JS_JSONStringify(c, v, JS_UNDEFINED, JS_UNDEFINED);
+}
+
 /* JSON.stringify(v) into OUT. Returns KP_OK or an exception status. */
 static int set_out_json(JSValueConst v)
 {
     release_last();
     if (JS_IsUndefined(v))
         return KP_OK;
-    JSValue s = JS_JSONStringify(ctx, v, JS_UNDEFINED, JS_UNDEFINED);
+    JSValue s = to_json(ctx, v);
     if (JS_IsException(s))
         return -1;
     if (JS_IsUndefined(s)) { /* functions, symbols */
@@ -291,7 +344,7 @@ static JSValue host_trampoline(JSContext *c, JSValueConst this_val, int argc, JS
         return args;
     for (int i = 0; i < argc; i++)
         JS_SetPropertyUint32(c, args, (uint32_t)i, JS_DupValue(c, argv[i]));
-    JSValue json = JS_JSONStringify(c, args, JS_UNDEFINED, JS_UNDEFINED);
+    JSValue json = to_json(c, args);
     JS_FreeValue(c, args);
     if (JS_IsException(json))
         return json;
