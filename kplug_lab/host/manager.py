@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import ManifestError, PluginNotLoaded, PluginNotRunning
+from ..errors import JSError, ManifestError, PluginNotLoaded, PluginNotRunning, VMCrashed
 from .api import NO_PARAMS, LogRecord, PluginInfo, PluginState, Unsubscribe
 from .config import HostConfig
+from .lock import STANDBY_POLL_S, HostLock
 from .manifest import PluginSource, discover_directory, discover_workspace, platform_id, read_plugin
-from .plugin import Plugin
+from .plugin import Plugin, _js_detail
 
 __all__ = ["PluginManager"]
 
@@ -78,6 +80,11 @@ class PluginManager:
         self._closed = False
         self._durable: Any = None
         self._tasks: set[asyncio.Future[Any]] = set()
+        #: one host per workspace (lock.py): while another host holds it, this one only stands by
+        self.host_lock = HostLock([d for d in (self.workspace or self.plugins_dir, self.data_dir) if d is not None],
+                                  owner_file=self.data_dir / "host.json")
+        self.standby = False
+        self._standby_task: asyncio.Task[None] | None = None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -115,8 +122,13 @@ class PluginManager:
         return sources
 
     async def start(self) -> None:
-        """Discover and start every enabled, compatible plugin (in parallel); then watch for changes."""
+        """Discover and start every enabled, compatible plugin (in parallel); then watch for changes.
+
+        When another host holds this workspace, stand by instead: plugins are listed as ``inactive`` (their
+        RPC routes answer -32002) until that host dies, then this one takes over (``_take_over``)."""
         self._loop = asyncio.get_running_loop()
+        if not self._own_workspace():
+            return
         sources = self.discover()
         eligible = [s for s in sources if s.enabled and s.compatible]
         await asyncio.gather(*(self._start(s) for s in eligible))
@@ -128,6 +140,9 @@ class PluginManager:
     async def close(self) -> None:
         """Stop every plugin (running ``onunload``) and the file watcher."""
         self._closed = True
+        if self._standby_task is not None:
+            self._standby_task.cancel()
+            self._standby_task = None
         if self._watch_task is not None:
             self._watch_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -139,6 +154,30 @@ class PluginManager:
         if self._durable is not None:
             self._durable.close()
             self._durable = None
+        self.host_lock.release()
+
+    def _own_workspace(self) -> bool:
+        if self.host_lock.try_acquire({"plugins": str(self.workspace or self.plugins_dir)}):
+            self.standby = False
+            return True
+        if not self.standby:
+            self.standby = True
+            self.discover()
+            log.warning("standing by: %s; this host takes over when it stops", self.host_lock.describe_owner())
+            self._standby_task = asyncio.create_task(self._take_over())
+        return False
+
+    async def _take_over(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(STANDBY_POLL_S)
+            if self._closed:
+                return
+            if self.host_lock.try_acquire({"plugins": str(self.workspace or self.plugins_dir)}):
+                log.warning("the other host is gone: taking over %s", self.workspace or self.plugins_dir)
+                self.standby = False
+                self._standby_task = None
+                await self.start()
+                return
 
     # ---- per-plugin start / stop --------------------------------------------------------------------
 
@@ -146,6 +185,10 @@ class PluginManager:
         return self._locks.setdefault(name, asyncio.Lock())
 
     async def _start(self, source: PluginSource) -> Plugin:
+        if self.standby or not self.host_lock.try_acquire({"plugins": str(self.workspace or self.plugins_dir)}):
+            # never two hosts running one plugin: load/reload are refused until this host owns the workspace
+            raise PluginNotRunning(f"plugin [{source.name}] cannot start: this host does not own "
+                                   f"{self.workspace or self.plugins_dir} ({self.host_lock.describe_owner()})")
         async with self._lock(source.name):
             old = self.plugins.pop(source.name, None)
             if old is not None:
@@ -277,13 +320,23 @@ class PluginManager:
 
     def get_plugin(self, name: str) -> PluginInfo | None:
         plugin = self.plugins.get(name)
+        if plugin is None and self.standby and name in self.sources:
+            return self._standby_info(name)
         return plugin.info() if plugin is not None else None
 
     def list_plugins(self) -> list[PluginInfo]:
+        if self.standby:
+            return [self._standby_info(name) for name in self.sources]
         return [p.info() for p in self.plugins.values()]
+
+    def _standby_info(self, name: str) -> PluginInfo:
+        return PluginInfo(name=name, state=PluginState.INACTIVE, version=self.sources[name].version,
+                          error=f"this host is standing by: {self.host_lock.describe_owner()}")
 
     def _running(self, name: str) -> Plugin:
         plugin = self.plugins.get(name)
+        if plugin is None and self.standby and name in self.sources:
+            raise PluginNotRunning("Plugin not running")
         if plugin is None:
             raise PluginNotLoaded("Plugin not loaded")
         if plugin.state != PluginState.RUNNING:
@@ -355,13 +408,23 @@ class PluginManager:
             state = plugin.state.label if plugin else "stopped"
             return {"isError": True, "content": [
                 {"type": "text", "text": f"plugin [{entry['plugin']}] is not running (state: {state})"}]}
+        def failed(text: str) -> dict[str, Any]:
+            return {"isError": True, "content": [{"type": "text", "text": text}]}
+
         try:
             value = await plugin.call_entry("tool", entry["kind"], entry["local"], arguments)
+        except JSError as exc:
+            if exc.name == "KplugMarshalError":
+                return failed(f"error marshaling MCP tool result: {exc.message}")
+            return failed(f"error invoking MCP tool handler: {_js_detail(exc)}")
+        except (VMCrashed, RuntimeError, PluginNotRunning):
+            return failed("plugin stopped while invoking MCP tool handler")
+        except TimeoutError:
+            return failed(f"error invoking MCP tool handler: no result within {self.config.call_timeout:g} s")
         except Exception as exc:
-            return {"isError": True, "content": [
-                {"type": "text", "text": f"error invoking MCP tool handler: {exc}"}]}
-        import json
-
+            if plugin.state != PluginState.RUNNING:
+                return failed("plugin stopped while invoking MCP tool handler")
+            return failed(f"error invoking MCP tool handler: {exc}")
         text = "null" if value is None else json.dumps(value, ensure_ascii=False)
         return {"isError": False, "content": [{"type": "text", "text": text}]}
 

@@ -6,29 +6,7 @@ import json
 from typing import Any
 
 from kplug_testing import Host
-
-PROBE = r"""
-const results = {};
-const rec = (name, p) => p.then((v) => { results[name] = { ok: true, v }; },
-                                (e) => { results[name] = { ok: false, name: e && e.name, msg: e && e.message,
-                                                           go: e instanceof GoError }; });
-siyuan.rpc.bind("run", async (code) => {
-  const fn = new Function("siyuan", "rec", "results", "return (async () => {" + code + "})()");
-  return await fn(siyuan, rec, results);
-});
-siyuan.rpc.bind("results", () => results);
-"""
-
-
-async def run(host: Host, code: str) -> Any:
-    assert host.manager is not None
-    return await host.manager.call("probe", "run", [code])
-
-
-async def started(host: Host) -> Host:
-    host.plugin("probe", PROBE, {"displayName": {"default": "Probe", "fr": "Sonde"}, "version": "2.3.4"})
-    await host.start()
-    return host
+from siyuan_probe import PROBE, run, started
 
 
 async def test_structure_frozen_sealed_and_order(host: Host) -> None:

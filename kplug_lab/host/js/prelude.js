@@ -134,10 +134,16 @@
     get encoding() { return "utf-8"; }
     encode(input = "") { return utf8Encode(input); }
     encodeInto(src, dest) {
-      const bytes = utf8Encode(src);
-      const n = Math.min(bytes.length, dest.length);
-      dest.set(bytes.subarray(0, n));
-      return { read: String(src).length, written: n };
+      // whole characters only: `read` counts the UTF-16 units whose bytes fitted
+      let read = 0, written = 0;
+      for (const ch of String(src)) {
+        const bytes = utf8Encode(ch);
+        if (written + bytes.length > dest.length) break;
+        dest.set(bytes, written);
+        written += bytes.length;
+        read += ch.length;
+      }
+      return { read, written };
     }
   }
   class TextDecoder {
@@ -187,7 +193,7 @@
   const consoleObj = {
     log: (...a) => log("info", format(...a)),
     info: (...a) => log("info", format(...a)),
-    debug: (...a) => log("debug", format(...a)),
+    debug: (...a) => log("info", format(...a)), // goja_nodejs: console.debug writes at INFO
     warn: (...a) => log("warn", format(...a)),
     error: (...a) => log("error", format(...a)),
     trace: (...a) => log("trace", format(...a) + "\n" + new Error().stack),
@@ -693,7 +699,11 @@
   const toText = (x) => {
     if (typeof x === "string") return x;
     if (x === undefined || x === null) return String(x);
-    try { const s = JSON.stringify(x); return s === undefined ? String(x) : s; } catch (e) { return String(x); }
+    try {
+      const s = JSON.stringify(x);
+      if (s !== undefined) return s;
+      return typeof x === "function" ? "null" : String(x); // Go encodes an exported function as null
+    } catch (e) { return String(x); }
   };
 
   function makeEvent() {
@@ -952,8 +962,11 @@
   K.tool = (kind, name, args) => {
     const handler = tools.get(kind + "\0" + name);
     if (!handler) throw new Error(`tool [${name}] is not registered`);
+    const marshal = (v) => {
+      try { return exportValue(v); } catch (e) { const err = new Error(e.message); err.name = "KplugMarshalError"; throw err; }
+    };
     const r = handler.call(G, args);
-    return r instanceof Promise ? r.then((v) => exportValue(v)) : exportValue(r);
+    return r instanceof Promise ? r.then(marshal) : marshal(r);
   };
 
   // server.private HTTP slot (§3.8): request JSON from the host, response back as JSON (raw data as base64)
