@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .api import NO_PARAMS
+from .durable_ops import DurableOps
 from .storage import StorageError
 
 if TYPE_CHECKING:
@@ -84,9 +85,12 @@ class HostOps:
         }
         self._watched: set[str] = set()
         self._closed = False
+        self.durable = DurableOps(plugin)
+        self.async_.update(self.durable.ops)
 
     def close(self) -> None:
         self._closed = True
+        self.durable.close()
 
     # the two entry points registered in the VM
     def call_sync(self, op: str, *args: Any) -> Any:

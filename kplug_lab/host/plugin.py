@@ -220,6 +220,8 @@ class Plugin:
         vm.register("__kplug_native_call", self.ops.call_sync)
         vm.register("__kplug_native_call_async", self.ops.call_async, is_async=True)
         vm.eval(_NATIVE_BRIDGE, "<kplug native>", want_result=False)
+        # before the prelude, which takes the native bridge away: the `kplug` global (durable queues, kv, schedules)
+        vm.eval(_prelude("durable.js"), "<kplug durable.js>", want_result=False)
         vm.eval(_prelude("prelude.js"), "<kplug prelude.js>", want_result=False)
         vm.call("__kplug.init", {
             "name": self.name,
