@@ -43,7 +43,11 @@ async def test_mutability_follows_the_spec_table(host: Host) -> None:
         lifecycle: Object.entries(s.plugin.lifecycle),
         extraSlot: "extra" in s.plugin.lifecycle,
         i18n: s.plugin.i18n, i18nFrozen: Object.isFrozen(s.plugin.i18n),
-        binding: (() => { "use strict"; try { globalThis.siyuan = {}; } catch (e) { return e.name; } return "assigned"; })(),
+        binding: (() => {
+          "use strict";
+          try { globalThis.siyuan = {}; } catch (e) { return e.name; }
+          return "assigned";
+        })(),
         stillSame: globalThis.siyuan === s,
       };
     """)
@@ -309,8 +313,8 @@ async def kernel() -> AsyncIterator[str]:
 async def test_client_fetch_reaches_only_the_kernel_with_the_plugin_token(host: Host, kernel: str) -> None:
     await started(host, siyuan_url=kernel, siyuan_token="tok")
     got = await run(host, r"""
-      const r = await siyuan.client.fetch("/api/x?q=1", { method: "POST", headers: { "X-Custom": 5, "X-Auth-Token": "forged" },
-                                                          body: '{"a":1}' });
+      const r = await siyuan.client.fetch("/api/x?q=1", {
+        method: "POST", headers: { "X-Custom": 5, "X-Auth-Token": "forged" }, body: '{"a":1}' });
       const get = await siyuan.client.fetch("/api/y", { body: "dropped for GET" });
       const bin = await siyuan.client.fetch("/api/z", { method: "PUT", body: new Uint8Array([104, 105]).buffer });
       await Promise.all([
