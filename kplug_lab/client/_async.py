@@ -175,8 +175,9 @@ class _AsyncSocket:
             self._ws = await websockets.asyncio.client.connect(uri, additional_headers=headers,
                                                                open_timeout=self.timeout, max_size=None)
         except websockets.exceptions.InvalidStatus as exc:
-            answer = check_status(exc.response.status_code, bytes(exc.response.body or b""), self.prefix or "kplug", uri)
-            raise result_of_error(answer, self.prefix or "kplug", uri) from None
+            target = self.prefix or "kplug"
+            answer = check_status(exc.response.status_code, bytes(exc.response.body or b""), target, uri)
+            raise result_of_error(answer, target, uri) from None
         except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
             raise ConnectionFailed(f"cannot open a WebSocket to {uri} ({exc}); is the server running?") from None
         self._reader = asyncio.ensure_future(self._read())

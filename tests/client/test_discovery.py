@@ -35,5 +35,5 @@ def test_env_wins_over_jupyter(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_bad_url_is_refused_with_an_example() -> None:
-    with pytest.raises(ValueError, match="http://127.0.0.1:8765/"):
+    with pytest.raises(ValueError, match=r"http://127\.0\.0\.1:8765/"):
         Client("127.0.0.1:8765")

@@ -1,0 +1,45 @@
+"""A real ``kplug serve`` (child process) over a copy of the example plugins, and a real IPython shell."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from IPython.core.interactiveshell import InteractiveShell
+
+from kplug_lab.notebook._process import ServerProcess
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    root = tmp_path_factory.mktemp("kplug")
+    shutil.copytree(REPO / "plugins", root / "plugins")
+    with ServerProcess(root / "plugins", data=root / "data") as proc:
+        yield proc
+
+
+@pytest.fixture
+def ip(monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
+    """The in-process IPython shell with the extension loaded and no connection yet (env cleared)."""
+    monkeypatch.delenv("KPLUG_LAB_URL", raising=False)
+    monkeypatch.delenv("KPLUG_LAB_TOKEN", raising=False)
+    monkeypatch.delenv("JPY_PARENT_PID", raising=False)
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "kplug_lab")
+    yield shell
+    magics(shell).session.close()
+
+
+def magics(shell: InteractiveShell) -> Any:
+    return shell.magics_manager.registry["KplugMagics"]
+
+
+@pytest.fixture
+def connected(ip: InteractiveShell, server: ServerProcess) -> InteractiveShell:
+    ip.run_line_magic("kplug", f"connect {server.url} {server.token}")
+    return ip
