@@ -12,3 +12,16 @@ The package is layered; data flows down and nothing imports upward::
 """
 
 __version__ = "0.1.0"
+
+
+def load_ipython_extension(ipython: object) -> None:
+    """``%load_ext kplug_lab``: registers the ``%kplug`` magics (imports IPython only when asked)."""
+    from .notebook import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: object) -> None:
+    from .notebook import unload_ipython_extension as unload
+
+    unload(ipython)
