@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -12,10 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
-from kplug_testing import Host, wait_for
+from kplug_testing import Host, wait_for, write_plugin
 
 from kplug_lab.errors import KplugError
 from kplug_lab.host.api import PluginState
+from kplug_lab.host.storage import Storage
 
 HOSTILE = """
 siyuan.rpc.bind("loop", () => { while (true) {} });
@@ -98,35 +101,66 @@ async def test_broadcast_flood_does_not_stop_other_plugins(pair: Host) -> None:
     await wait_for(lambda: len(got) == 5000, what="all broadcasts")
 
 
-WRITER = textwrap.dedent("""
-    import sys
+WRITER_PLUGIN = """
+siyuan.plugin.lifecycle.onrunning = () => {
+  (async () => {
+    for (let i = 1; ; i++) {
+      for (const name of ["a.json", "b.json"]) {
+        await siyuan.storage.put(name, JSON.stringify({ i, fill: String(i % 10).repeat(20000 + (i % 7) * 1000) }));
+      }
+    }
+  })();
+};
+"""
+
+WRITER_HOST = textwrap.dedent("""
+    import asyncio, sys
     from pathlib import Path
-    from kplug_lab.host.storage import Storage
-    s = Storage(Path(sys.argv[1]))
-    i = 0
-    while True:
-        i += 1
-        for name in ("a.json", "b.json"):
-            s.put(name, (str(i) * 20000).encode())
-        print(i, flush=True)
+    from kplug_lab.host.config import HostConfig
+    from kplug_lab.host.manager import PluginManager
+
+    async def main():
+        manager = PluginManager(HostConfig(data_dir=Path(sys.argv[2]), hot_reload=False),
+                                plugins_dir=Path(sys.argv[1]))
+        await manager.start()
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
 """)
 
 
-def test_a_writer_killed_mid_put_leaves_old_or_new_content(tmp_path: Path) -> None:
-    root = tmp_path / "store"
+def _complete(data: bytes) -> bool:
+    doc = json.loads(data)
+    return bool(doc["fill"] == str(doc["i"] % 10) * (20000 + (doc["i"] % 7) * 1000))
+
+
+def test_a_host_killed_mid_put_leaves_old_or_new_content(tmp_path: Path) -> None:
+    """SIGKILL a real host whose plugin writes in a loop, at random moments: files are never torn or empty."""
+    write_plugin(tmp_path / "plugins", "writer", WRITER_PLUGIN)
+    data_dir = tmp_path / "data"
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
-    for attempt in range(5):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(root)], stdout=subprocess.PIPE, env=env)
-        assert proc.stdout is not None
-        proc.stdout.readline()
-        time.sleep(0.05 + 0.03 * attempt)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    rng = random.Random()
+    last_seen: dict[str, int] = {}
+    for _ in range(6):
+        proc = subprocess.Popen([sys.executable, "-c", WRITER_HOST, str(tmp_path / "plugins"), str(data_dir)],
+                                env=env)
+        try:
+            deadline = time.monotonic() + 60
+            while not list(data_dir.glob("storage/writer/b.json")):
+                assert time.monotonic() < deadline and proc.poll() is None, "the writer never wrote"
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 0.3))
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        root = data_dir / "storage" / "writer"
         for name in ("a.json", "b.json"):
             data = (root / name).read_bytes()
-            assert len(data) >= 20000, f"{name} is torn: {len(data)} bytes"
-            unit = data[: len(data) // 20000]
-            assert data == unit * 20000, f"{name} mixes two versions"
+            assert data and _complete(data), f"{name} is torn ({len(data)} bytes)"
+            last_seen[name] = json.loads(data)["i"]
+    assert last_seen["a.json"] >= 1
+    Storage(data_dir / "storage" / "writer")  # a new start drops what killed writers left behind
+    assert sorted(p.name for p in (data_dir / "storage" / "writer").iterdir()) == ["a.json", "b.json"]
 
 
 async def test_plugin_state_after_hostility_is_still_running(pair: Host) -> None:
