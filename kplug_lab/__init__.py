@@ -14,6 +14,13 @@ The package is layered; data flows down and nothing imports upward::
 __version__ = "0.1.0"
 
 
+def _jupyter_server_extension_points() -> list[dict[str, object]]:
+    """jupyter_server's entry point; imports jupyter_server only when the server asks."""
+    from .server.extension import KplugLabApp
+
+    return [{"module": "kplug_lab.server.extension", "app": KplugLabApp}]
+
+
 def load_ipython_extension(ipython: object) -> None:
     """``%load_ext kplug_lab``: registers the ``%kplug`` magics (imports IPython only when asked)."""
     from .notebook import load_ipython_extension as load

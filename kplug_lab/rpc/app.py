@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import tornado.web
@@ -19,17 +20,18 @@ from .handlers import (
     TokenAuth,
 )
 
-__all__ = ["make_routes", "make_standalone_app"]
+__all__ = ["ClientScriptHandler", "PluginRPCOrInfoHandler", "make_routes", "make_standalone_app"]
 
 _NAME = r"([^/?]+)"
+STATIC_DIR = Path(__file__).with_name("static")
 
 
-def make_routes(base_url: str = "/") -> list[tuple[str, type[tornado.web.RequestHandler]]]:
+def make_routes(base_url: str = "/") -> list[tuple[Any, ...]]:
     """SiYuan's plugin routes (spec §5.1) and the admin API, under ``base_url``."""
     b = "/" + base_url.strip("/") + "/" if base_url.strip("/") else "/"
     return [
-        (rf"{b}api/plugin/rpc/{_NAME}", _RPCOrInfo),
-        (rf"{b}api/plugin/rpc/?", _RPCOrInfo),
+        (rf"{b}api/plugin/rpc/{_NAME}", PluginRPCOrInfoHandler),
+        (rf"{b}api/plugin/rpc/?", PluginRPCOrInfoHandler),
         (rf"{b}ws/plugin/rpc/{_NAME}", PluginRPCWebSocket),
         (rf"{b}ws/plugin/rpc/?", PluginRPCWebSocket),
         (rf"{b}api/plugin/getLoadedPlugin", PluginInfoHandler),
@@ -38,10 +40,19 @@ def make_routes(base_url: str = "/") -> list[tuple[str, type[tornado.web.Request
         (rf"{b}plugin/private/{_NAME}/?(.*)", PrivateHandler),
         (rf"{b}kplug/api/rpc", AdminRPCHandler),
         (rf"{b}kplug/api/ws", AdminWebSocketHandler),
+        (rf"{b}kplug/static/(.*)", ClientScriptHandler, {"path": str(STATIC_DIR)}),
     ]
 
 
-class _RPCOrInfo(PluginRPCHandler, PluginInfoHandler):
+class ClientScriptHandler(tornado.web.StaticFileHandler):
+    """``GET <base>/kplug/static/<file>``: the browser client ``kplug-client.js``. Public code, so no auth, and
+    loadable as a module script from another origin (a SiYuan client plugin runs on SiYuan's origin)."""
+
+    def set_default_headers(self) -> None:
+        self.set_header("Access-Control-Allow-Origin", "*")
+
+
+class PluginRPCOrInfoHandler(PluginRPCHandler, PluginInfoHandler):
     """``/api/plugin/rpc``: POST is a call, GET is plugin info (GET is not an RPC call, spec §5.1)."""
 
     post = PluginRPCHandler.post  # type: ignore[assignment]

@@ -74,6 +74,11 @@ class TokenAuth:
         return None
 
 
+def _standalone_principal(handler: tornado.web.RequestHandler) -> Principal | None:
+    auth: TokenAuth | None = handler.settings.get("kplug_auth")
+    return auth.authenticate(handler) if auth is not None else None
+
+
 def _json(handler: tornado.web.RequestHandler, obj: Any, status: int = 200) -> None:
     handler.set_status(status)
     handler.set_header("Content-Type", "application/json; charset=utf-8")
@@ -81,8 +86,13 @@ def _json(handler: tornado.web.RequestHandler, obj: Any, status: int = 200) -> N
 
 
 class KplugHandlerBase(tornado.web.RequestHandler):
-    """Settings used: ``kplug_host`` (HostAPI), ``kplug_auth`` (an auth policy or None for Jupyter mode,
-    where the subclass authenticates), ``kplug_limits``, ``kplug_dev_mode``."""
+    """Settings used: ``kplug_host`` (HostAPI), ``kplug_auth`` (the standalone auth policy, a
+    :class:`TokenAuth`), ``kplug_limits``, ``kplug_dev_mode``.
+
+    Authentication is the one thing that differs between modes: :meth:`kplug_principal` asks ``kplug_auth``
+    here; the Jupyter extension's handlers (:mod:`kplug_lab.server.handlers`) override it with the server's
+    identity and authorizer. Without either, every request is refused.
+    """
 
     need_admin = False
 
@@ -94,14 +104,8 @@ class KplugHandlerBase(tornado.web.RequestHandler):
     def limits(self) -> Limits:
         return self.settings.get("kplug_limits") or Limits()
 
-    def check_xsrf_cookie(self) -> None:
-        """Token-authenticated API calls carry no XSRF cookie; Jupyter mode overrides this."""
-
     def kplug_principal(self) -> Principal | None:
-        auth = self.settings.get("kplug_auth")
-        if auth is None:  # Jupyter mode: the server has authenticated the request already
-            return Principal(can_call=True, can_admin=True)
-        return auth.authenticate(self)  # type: ignore[no-any-return]
+        return _standalone_principal(self)
 
     def prepare(self) -> None:
         principal = self.kplug_principal()
@@ -235,6 +239,9 @@ class _BoundedSocket(tornado.websocket.WebSocketHandler):
     def check_xsrf_cookie(self) -> None:
         pass
 
+    def kplug_principal(self) -> Principal | None:
+        return _standalone_principal(self)
+
 
 class PluginRPCWebSocket(_BoundedSocket):
     """``GET /ws/plugin/rpc/<name>`` (or ``?name=``): JSON-RPC over WebSocket, with broadcasts.
@@ -248,12 +255,6 @@ class PluginRPCWebSocket(_BoundedSocket):
     @property
     def host(self) -> HostAPI:
         return self.settings["kplug_host"]  # type: ignore[no-any-return]
-
-    def kplug_principal(self) -> Principal | None:
-        auth = self.settings.get("kplug_auth")
-        if auth is None:
-            return Principal(True, True)
-        return auth.authenticate(self)  # type: ignore[no-any-return]
 
     async def get(self, name: str | None = None, *args: Any, **kwargs: Any) -> None:
         if self.kplug_principal() is None:
@@ -576,8 +577,7 @@ class AdminWebSocketHandler(_BoundedSocket):
     """``GET <base>/kplug/api/ws``: the admin API over WebSocket, with ``kplug.subscribe`` push."""
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
-        auth = self.settings.get("kplug_auth")
-        principal = Principal(True, True) if auth is None else auth.authenticate(self)
+        principal = self.kplug_principal()
         if principal is None:
             _json(self, AUTH_FAILED, 401)
             return

@@ -1,0 +1,106 @@
+"""kplug_lab as a jupyter_server extension: the plugin host and its RPC routes inside a Jupyter server.
+
+Enabled on install by ``jupyter_server_config.d/kplug_lab.json``; configured as ``KplugLabApp.<trait>`` in
+``jupyter_server_config.py`` or on the command line (``jupyter server --KplugLabApp.plugins_dir=plugins``).
+The routes are the standalone ones (see ``docs/rpc.md``) under the server's ``base_url``; authentication and
+authorization are the server's (:mod:`kplug_lab.server.handlers`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Bool, Float, Int, Unicode
+
+from ..host.api import PluginState
+from ..host.config import HostConfig
+from ..host.manager import PluginManager
+from ..rpc.dispatch import Limits
+from .handlers import jupyter_routes
+
+__all__ = ["KplugLabApp"]
+
+
+class KplugLabApp(ExtensionApp):
+    """Hosts SiYuan kernel plugins inside jupyter_server and serves their JSON-RPC routes."""
+
+    name = "kplug_lab"
+    description = "A sandboxed, SiYuan-compatible host for kernel plugins"
+    load_other_extensions = True
+
+    workspace = Unicode("", config=True, help="A SiYuan workspace: its plugins in data/plugins are hosted. "
+                                              "Give this or plugins_dir, not both.")
+    plugins_dir = Unicode("", config=True, help="A folder of plugin folders (each with plugin.json and "
+                                                "kernel.js). Give this or workspace, not both.")
+    data_dir = Unicode("", config=True, help="Where plugin storage and durable data live (default: next to "
+                                             "the plugins, or in the workspace's data/storage).")
+    siyuan_url = Unicode("http://127.0.0.1:6806", config=True, help="The SiYuan kernel siyuan.client talks to.")
+    siyuan_token = Unicode("", config=True, help="The API token of that SiYuan kernel.")
+    memory_limit_mb = Int(64, min=1, config=True, help="JS heap limit per plugin, MiB.")
+    cpu_limit = Float(2.0, min=0.001, config=True, help="CPU seconds one job (call, timer callback) may take.")
+    hook_timeout = Float(10.0, min=0.001, config=True, help="Seconds a lifecycle hook may take to settle.")
+    call_timeout = Float(30.0, min=0.001, config=True, help="Seconds an RPC call may take to settle.")
+    hot_reload = Bool(True, config=True, help="Reload a plugin when its kernel.js or plugin.json changes.")
+    dev_mode = Bool(False, config=True, help="Enable kplug.eval (run JavaScript inside a plugin) on the admin API.")
+    call_token = Unicode("", config=True, help="An extra token that may call plugin methods and read plugin "
+                                               "info, but not use the admin API or private routes. Empty: none.")
+    max_request_bytes = Int(8 * 1024 * 1024, min=1, config=True, help="Largest JSON-RPC request accepted, bytes "
+                                                                      "(HTTP body or WebSocket message).")
+
+    manager: PluginManager | None = None
+    _started = False
+
+    def host_config(self) -> HostConfig:
+        return HostConfig(memory_limit=self.memory_limit_mb * 1024 * 1024, cpu_limit=self.cpu_limit,
+                          hook_timeout=self.hook_timeout, call_timeout=self.call_timeout,
+                          siyuan_url=self.siyuan_url, siyuan_token=self.siyuan_token, hot_reload=self.hot_reload,
+                          data_dir=Path(self.data_dir).expanduser() if self.data_dir else None)
+
+    def _plugin_roots(self) -> tuple[Path | None, Path | None]:
+        if self.workspace and self.plugins_dir:
+            raise ValueError("KplugLabApp: set workspace or plugins_dir, not both "
+                             f"(workspace={self.workspace!r}, plugins_dir={self.plugins_dir!r})")
+        workspace = Path(self.workspace).expanduser() if self.workspace else None
+        plugins = Path(self.plugins_dir).expanduser() if self.plugins_dir else None
+        for trait, path in (("workspace", workspace), ("plugins_dir", plugins)):
+            if path is not None and not path.is_dir():
+                raise ValueError(f"KplugLabApp.{trait}: {path} is not a directory")
+        return workspace, plugins
+
+    def initialize_settings(self) -> None:
+        workspace, plugins = self._plugin_roots()
+        if workspace is None and plugins is None:
+            self.log.info("kplug_lab: no plugins configured; set KplugLabApp.plugins_dir or KplugLabApp.workspace")
+        if self.call_token and self.call_token == self.serverapp.identity_provider.token:  # type: ignore[union-attr]
+            raise ValueError("KplugLabApp.call_token must differ from the server's token: the call-only token "
+                             "grants less than the server token")
+        self.manager = PluginManager(self.host_config(), workspace=workspace, plugins_dir=plugins)
+        self.settings.update(
+            kplug_host=self.manager,
+            kplug_limits=Limits(max_body_bytes=self.max_request_bytes, call_timeout=self.call_timeout),
+            kplug_dev_mode=self.dev_mode,
+            kplug_call_token=self.call_token or None,
+        )
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend(jupyter_routes())
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        await self.start_extension()
+
+    async def start_extension(self) -> None:
+        """Discover and start the plugins (runs each one's onload and onrunning). Idempotent."""
+        if self._started or self.manager is None:
+            return
+        self._started = True
+        await self.manager.start()
+        running = sum(1 for i in self.manager.list_plugins() if i.state == PluginState.RUNNING)
+        self.log.info("kplug_lab: %d plugin(s) running, %d load error(s)", running, len(self.manager.load_errors))
+
+    async def stop_extension(self) -> None:
+        """Stop every plugin, running its onunload. Idempotent."""
+        if self.manager is not None and self._started:
+            self._started = False
+            await self.manager.close()
