@@ -138,3 +138,106 @@ async def test_a_broken_manifest_is_reported_and_others_still_load(host: Host) -
     assert await m.call("ok", "ping") == "pong"
     assert any('"kernels" must be a list of platform names' in str(e) and "broken" in str(e)
                for e in m.load_errors)
+
+
+async def test_host_jobs_and_microtasks_of_the_top_level_run_before_onload(host: Host) -> None:
+    host.plugin("early", """
+      let resolvedBeforeOnload = false, stored = null;
+      Promise.resolve().then(() => { resolvedBeforeOnload = true; });
+      siyuan.storage.put("x.txt", "top").then(() => siyuan.storage.get("x.txt")).then((d) => d.text())
+        .then((t) => { stored = t; });
+      siyuan.plugin.lifecycle.onload = () => { siyuan.rpc.bind("seen", () => [resolvedBeforeOnload, stored]); };
+    """)
+    m = await host.start()
+    assert await m.call("early", "seen") == [True, "top"]
+
+
+async def test_a_non_function_hook_is_ignored_quietly(host: Host) -> None:
+    host.plugin("odd", """
+      siyuan.plugin.lifecycle.onload = 42;
+      siyuan.plugin.lifecycle.onrunning = () => ({ then: () => {} });  // a thenable, no Promise: not awaited
+      siyuan.rpc.bind("ok", () => true);
+    """)
+    m = await host.start(hook_timeout=0.5)
+    assert host.state("odd") == PluginState.RUNNING and await m.call("odd", "ok") is True
+    assert not any(r.level == "error" for r in m.logs("odd", 0))
+
+
+async def test_rejecting_onrunning_goes_to_error_and_unbinds(host: Host) -> None:
+    host.plugin("late", """
+      siyuan.rpc.bind("m", () => 1);
+      siyuan.plugin.lifecycle.onrunning = async () => { throw new RangeError("late failure"); };
+    """)
+    m = await host.start()
+    info = m.get_plugin("late")
+    assert info is not None and info.state == PluginState.ERROR
+    assert "onrunning failed: RangeError: late failure" in (info.error or "")
+    assert any("late failure" in line for line in host.logs("late"))
+
+
+async def test_an_onunload_that_never_settles_is_cut_off_and_the_plugin_stops(host: Host) -> None:
+    host.plugin("clingy", "siyuan.plugin.lifecycle.onunload = () => new Promise(() => {});")
+    m = await host.start(hook_timeout=0.3)
+    plugin = m.plugins["clingy"]
+    await m.unload("clingy")
+    assert plugin.state == PluginState.STOPPED and plugin.vm is None
+    assert any("onunload did not settle within 0.3 s" in r.message for r in plugin.logs)
+
+
+async def test_an_onunload_stuck_in_a_loop_does_not_hang_stop(host: Host) -> None:
+    host.plugin("spin", "siyuan.plugin.lifecycle.onunload = () => { while (true) {} };")
+    m = await host.start(cpu_limit=0.2, hook_timeout=2)
+    plugin = m.plugins["spin"]
+    await m.unload("spin")
+    assert plugin.state == PluginState.STOPPED
+    assert any("onunload failed" in r.message and "CPU" in r.message for r in plugin.logs)
+
+
+async def test_crash_restarts_back_off_and_stop_at_the_limit(host: Host) -> None:
+    host.plugin("dies", """
+      siyuan.rpc.bind("crash", () => {
+        let o = {}, x = o; for (let i = 0; i < 100000; i++) { x.a = {}; x = x.a; }
+        return JSON.stringify(o).length;
+      });
+    """)
+    m = await host.start(cpu_limit=0.2, restart_initial=0.05, restart_factor=2.0, restart_limit=3)
+    delays: list[str] = []
+    for crash in range(1, 5):
+        await wait_for(lambda: host.state("dies") == PluginState.RUNNING, what=f"running before crash {crash}")
+        plugin = m.plugins["dies"]
+        try:
+            await m.call("dies", "crash")
+        except Exception as exc:
+            assert "crashed" in str(exc) or "not running" in str(exc), exc
+        await wait_for(lambda p=plugin: p.state == PluginState.ERROR, what=f"crash {crash}")  # type: ignore[misc]
+        await wait_for(lambda p=plugin: any(("restarting in" in r.message or "not restarting" in r.message)  # type: ignore[misc]
+                                            for r in p.logs), what="restart decision")
+        delays += [r.message for r in plugin.logs if "restarting in" in r.message or "not restarting" in r.message]
+    assert delays == ["restarting in 0.05 s (crash #1)", "restarting in 0.1 s (crash #2)",
+                      "restarting in 0.2 s (crash #3)", "not restarting: 3 crashes in a row"]
+    await asyncio.sleep(0.5)
+    assert host.state("dies") == PluginState.ERROR
+
+
+async def test_hot_reload_is_debounced_and_revives_a_broken_plugin(host: Host) -> None:
+    d = host.plugin("live", "this is not javascript")
+    m = await host.start(hot_reload=True, reload_debounce_ms=150)
+    assert host.state("live") == PluginState.ERROR
+    await asyncio.sleep(0.3)  # let the watcher start
+    starts: list[PluginState] = []
+    m.subscribe_states(lambda name, s: starts.append(s) if s == PluginState.LOADING else None)
+    for version in range(5):  # an editor saving several times in a row
+        (d / "kernel.js").write_text(f"siyuan.rpc.bind('version', () => {version});")
+        await asyncio.sleep(0.01)
+    await wait_for(lambda: host.state("live") == PluginState.RUNNING, what="reload")
+    await asyncio.sleep(0.4)
+    assert await m.call("live", "version") == 4
+    assert len(starts) == 1  # one restart for the burst
+
+
+async def test_deleting_kernel_js_stops_the_plugin(host: Host) -> None:
+    d = host.plugin("gone", "siyuan.rpc.bind('x', () => 1);")
+    m = await host.start(hot_reload=True, reload_debounce_ms=50)
+    await asyncio.sleep(0.3)
+    (d / "kernel.js").unlink()
+    await wait_for(lambda: m.get_plugin("gone") is None, what="stop after deletion")
