@@ -1,0 +1,116 @@
+"""The inspector widget built headlessly against a real server: its buttons make real calls, and it shows them."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from kplug_lab.client import Client
+from kplug_lab.notebook._inspector import Inspector
+from kplug_lab.notebook._process import ServerProcess
+
+
+@pytest.fixture
+def client(server: ServerProcess) -> Iterator[Client]:
+    with Client(server.url, server.token) as c:
+        yield c
+
+
+def eventually(check: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_shows_plugins_state_and_methods_with_descriptions(client: Client) -> None:
+    ins = Inspector(client, select="hello", live=False)
+    try:
+        assert {"hello", "counter", "heartbeat"} <= set(ins.plugin_select.options)
+        assert "running" in ins.state_html.value
+        assert "greet" in ins.methods_html.value and "Greets someone and stores the greeting" in ins.methods_html.value
+        assert "greet" in ins.method_select.options
+        ins.plugin_select.value = "counter"
+        assert "increment" in ins.methods_html.value and "hello" not in ins.state_html.value
+    finally:
+        ins.close()
+
+
+def test_call_button_calls_the_method_and_shows_result_and_timing(client: Client) -> None:
+    ins = Inspector(client, select="hello", live=False)
+    try:
+        client.history.clear()
+        ins.method_select.value = "greet"
+        ins.args_text.value = '"Widget"'
+        ins.call_button.click()
+        assert "Hello, Widget!" in ins.result_html.value
+        last = client.history.records()[-1]
+        assert (last.target, last.params, last.result) == ("hello.greet", ["Widget"], "Hello, Widget!")
+        assert "hello.greet" in ins.history_html.value and " ms</td>" in ins.history_html.value
+        ins.args_text.value = "not json"
+        ins.call_button.click()
+        assert "not valid JSON" in ins.result_html.value
+        ins.method_select.value = "echo"
+        ins.args_text.value = "1 2"
+        ins.call_button.click()
+        assert json.loads(ins.result_html.value.removeprefix("<pre>").removesuffix("</pre>")) == [1, 2]
+    finally:
+        ins.close()
+
+
+def test_call_errors_are_shown_not_raised(client: Client) -> None:
+    ins = Inspector(client, select="counter", live=False)
+    try:
+        ins.method_select.value = "increment"
+        ins.args_text.value = '"x"'
+        ins.call_button.click()
+        assert "CallFailed" in ins.result_html.value and "finite number" in ins.result_html.value
+        assert "error:" in ins.history_html.value
+    finally:
+        ins.close()
+
+
+def test_reload_and_unload_buttons_act_on_the_selected_plugin(client: Client, tmp_path: Path) -> None:
+    d = tmp_path / "ins-life"
+    d.mkdir()
+    (d / "plugin.json").write_text(json.dumps({"name": "ins-life", "version": "1.0.0", "kernels": ["all"]}))
+    (d / "kernel.js").write_text('siyuan.rpc.bind("v", () => 1);')
+    client.load(str(d))
+    ins = Inspector(client, select="ins-life", live=False)
+    try:
+        (d / "kernel.js").write_text('siyuan.rpc.bind("v", () => 2); siyuan.rpc.bind("w", () => 3, "new");')
+        ins.reload_button.click()
+        assert client.call("ins-life", "v") == 2
+        assert "w" in ins.method_select.options and "new" in ins.methods_html.value
+        assert [r.target for r in client.history.records()[-2:]] == ["kplug.reload", "ins-life.v"]
+        ins.unload_button.click()
+        assert "ins-life" not in [p.name for p in client.list_plugins()]
+        assert "not loaded" in ins.state_html.value
+    finally:
+        ins.close()
+
+
+def test_live_log_view_and_state_follow_the_server(client: Client, tmp_path: Path) -> None:
+    d = tmp_path / "ins-live"
+    d.mkdir()
+    (d / "plugin.json").write_text(json.dumps({"name": "ins-live", "version": "1.0.0", "kernels": ["all"]}))
+    (d / "kernel.js").write_text('siyuan.rpc.bind("say", (t) => siyuan.logger.info(t));')
+    client.load(str(d))
+    ins = Inspector(client, select="ins-live", live=True)
+    try:
+        with Client(client.url, client.endpoint.token) as other:
+            other.call("ins-live", "say", "live line from another client")
+            eventually(lambda: "live line from another client" in ins.log_messages, "the log line")
+            assert "live line from another client" in ins.log_view.value
+            (d / "kernel.js").write_text('siyuan.rpc.bind("say", (t) => t); siyuan.rpc.bind("added", () => 1);')
+            other.reload("ins-live")
+            eventually(lambda: "added" in ins.method_select.options, "the reloaded plugin's methods")
+            other.unload("ins-live")
+            eventually(lambda: "running" not in ins.state_html.value, "the unloaded state")
+    finally:
+        ins.close()
