@@ -11,6 +11,7 @@ Permissions map to the server's authorizer as resource ``kplug`` with the standa
 ``read``     plugin info and the plugin list (``/api/plugin/...``, ``getLoadedPlugin``)
 ``execute``  calling plugin methods (``/api/plugin/rpc`` POST, ``/ws/plugin/rpc``)
 ``write``    the admin API (``/kplug/api/rpc``, ``/kplug/api/ws``) and plugins' private routes
+``public``   no authentication: the browser client script (``/kplug/static/kplug-client.js``), public code
 =========  ============================================================================
 
 A route this table does not know yet asks for ``write``: unknown routes are admin-only until classified.
@@ -31,12 +32,12 @@ import tornado.web
 import tornado.websocket
 from jupyter_core.utils import ensure_async
 from jupyter_server.auth.authorizer import Authorizer
-from jupyter_server.auth.decorator import authorized, ws_authenticated
+from jupyter_server.auth.decorator import allow_unauthenticated, authorized, ws_authenticated
 from jupyter_server.auth.identity import IdentityProvider, User
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.base.websocket import WebSocketMixin
 
-from ..rpc.app import PluginRPCOrInfoHandler, make_routes
+from ..rpc.app import ClientScriptHandler, PluginRPCOrInfoHandler, make_routes
 from ..rpc.dispatch import Limits
 from ..rpc.handlers import (
     AdminRPCHandler,
@@ -49,10 +50,12 @@ from ..rpc.handlers import (
     TokenAuth,
 )
 
-__all__ = ["ACTIONS", "CALL_ONLY_USER", "KPLUG_RESOURCE", "jupyter_handler", "jupyter_routes"]
+__all__ = ["ACTIONS", "CALL_ONLY_USER", "KPLUG_RESOURCE", "PUBLIC", "jupyter_handler", "jupyter_routes"]
 
 KPLUG_RESOURCE = "kplug"
 CALL_ONLY_ACTIONS = frozenset({"read", "execute"})
+#: not an authorizer action: the route needs no authentication at all
+PUBLIC = "public"
 _ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 
 #: the authorizer action each route's HTTP method asks for, on resource ``kplug``
@@ -64,6 +67,7 @@ ACTIONS: dict[type[tornado.web.RequestHandler], dict[str, str]] = {
     PrivateHandler: dict.fromkeys(_ALL_METHODS, "write"),
     AdminRPCHandler: {"POST": "write"},
     AdminWebSocketHandler: {"GET": "write"},
+    ClientScriptHandler: {"GET": PUBLIC, "HEAD": PUBLIC},
 }
 
 CALL_ONLY_USER = User(username="kplug-call-only", name="kplug call-only token", display_name="kplug call-only token")
@@ -183,6 +187,10 @@ def _guard_socket(fn: Callable[..., Any], action: str) -> Callable[..., Any]:
 def jupyter_handler(cls: type[tornado.web.RequestHandler]) -> type[tornado.web.RequestHandler]:
     """The Jupyter-mode version of a standalone handler class: same logic, the server's auth in front."""
     actions = ACTIONS.get(cls, {})
+    if actions and set(actions.values()) == {PUBLIC}:
+        # served as standalone serves it (its own headers, no identity lookup), marked public for the server
+        public = {name.lower(): allow_unauthenticated(getattr(cls, name.lower())) for name in actions}
+        return type(f"Jupyter{cls.__name__}", (cls,), {**public, "__doc__": cls.__doc__})
     if issubclass(cls, tornado.websocket.WebSocketHandler):
         socket_get = _guard_socket(cls.get, actions.get("GET", "write"))
         return type(f"Jupyter{cls.__name__}", (_JupyterSocket, WebSocketMixin, cls, JupyterHandler),

@@ -316,3 +316,17 @@ def test_start_extension_starts_plugins_once(kplug: KplugLabApp, run: Callable[[
     before = {name: id(p) for name, p in kplug.manager.plugins.items()}
     run(kplug._start_jupyter_server_extension(None))
     assert {name: id(p) for name, p in kplug.manager.plugins.items()} == before
+
+
+def test_the_server_finds_no_route_without_an_auth_decorator(jp_serverapp: Any) -> None:
+    from kplug_lab.server.handlers import jupyter_routes
+
+    undecorated = [m for pattern, cls, *_ in jupyter_routes()
+                   for m in jp_serverapp.web_app._check_handler_auth(pattern, cls)]
+    assert undecorated == []
+
+
+def test_the_browser_client_script_is_public(fetch: Callable[..., Any]) -> None:
+    r = fetch("kplug/static/kplug-client.js", headers=ANON)
+    assert r.code == 200 and r.headers["Access-Control-Allow-Origin"] == "*"
+    assert fetch("kplug/static/missing.js", headers=ANON).code == 404
