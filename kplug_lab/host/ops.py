@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .api import NO_PARAMS
+from .client_socket import ClientSockets
 from .durable_ops import DurableOps
 from .storage import StorageError
 
@@ -72,6 +73,7 @@ class HostOps:
             "tool_register": self.tool_register,
             "tool_unregister": self.tool_unregister,
             "resolve": self.resolve,
+            "socket_url": self.socket_url,
         }
         self.async_: dict[str, Callable[..., Any]] = {
             "storage_get": self.storage_get,
@@ -82,14 +84,21 @@ class HostOps:
             "watcher_remove": self.watcher_remove,
             "rpc_broadcast": self.rpc_broadcast,
             "fetch": self.fetch,
+            "socket_open": self.socket_open,
+            "socket_send": self.socket_send,
+            "socket_ping": self.socket_ping,
+            "socket_pong": self.socket_pong,
+            "socket_close": self.socket_close,
         }
         self._watched: set[str] = set()
+        self.sockets = ClientSockets(plugin)
         self._closed = False
         self.durable = DurableOps(plugin)
         self.async_.update(self.durable.ops)
 
     def close(self) -> None:
         self._closed = True
+        self.sockets.close_all()
         self.durable.close()
 
     # the two entry points registered in the VM
@@ -236,6 +245,26 @@ class HostOps:
             headers["Authorization"] = f"Token {token}"
             headers["X-Auth-Token"] = token
         return _IO_POOL.submit(_do_fetch, url, path, method, headers, content)
+
+    # ---- client.socket (the connection itself lives in client_socket.py) ----------------------------
+
+    def socket_url(self, path: str) -> str:
+        return self.sockets.url(str(path))
+
+    def socket_open(self, sid: int, path: str, protocols: list[Any] | None = None) -> Any:
+        return self.sockets.open(int(sid), str(path), [str(p) for p in protocols or []])
+
+    def socket_send(self, sid: int, data: str, binary: bool) -> Any:
+        return self.sockets.send(int(sid), str(data), bool(binary))
+
+    def socket_ping(self, sid: int, data: str) -> Any:
+        return self.sockets.ping(int(sid), str(data))
+
+    def socket_pong(self, sid: int, data: str) -> Any:
+        return self.sockets.pong(int(sid), str(data))
+
+    def socket_close(self, sid: int, code: int, reason: str) -> Any:
+        return self.sockets.close(int(sid), int(code), str(reason))
 
 
 def _do_fetch(url: str, path: str, method: str, headers: dict[str, str], content: bytes | None) -> dict[str, Any]:

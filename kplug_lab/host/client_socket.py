@@ -1,0 +1,149 @@
+"""``siyuan.client.socket``: WebSocket connections from a plugin to the SiYuan kernel (spec §3.7).
+
+The JS object lives in the prelude; this is its host half. Connections are dialled and read on the host's
+asyncio loop (the ``websockets`` library); every frame and the final close are posted to the plugin's actor as
+``__kplug.socketEvent(id, event)`` jobs, so the plugin's JS still runs on its own thread only.
+
+Closing follows the spec's [better] browser semantics: exactly one ``close`` event per connection (code 1006
+when the connection ended without a close handshake) and ``error`` only for failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, WebSocketException
+
+from ..errors import CPUTimeout, JSError, OutOfMemory
+
+if TYPE_CHECKING:
+    from .plugin import Plugin
+
+__all__ = ["ClientSockets", "SocketError"]
+
+_DIAL_TIMEOUT = 5.0
+
+
+class SocketError(Exception):
+    """A socket operation failed; the message is what the plugin sees."""
+
+
+class ClientSockets:
+    """The open ``siyuan.client.socket`` connections of one plugin instance."""
+
+    def __init__(self, plugin: Plugin) -> None:
+        self.plugin = plugin
+        self._conns: dict[int, ClientConnection] = {}
+        self._cancelled: set[int] = set()
+        self._readers: set[asyncio.Task[None]] = set()
+
+    def url(self, path: str) -> str:
+        """The ``ws://`` URL of a kernel path; refuses anything that would reach another host."""
+        base = self.plugin.config.siyuan_url.rstrip("/")
+        url = base + path
+        if urlsplit(url).netloc != urlsplit(base).netloc or "\\" in path or "@" in path.split("?")[0]:
+            raise SocketError(f"siyuan.client only reaches the SiYuan kernel: {path!r} is not a kernel path")
+        parts = urlsplit(url)
+        scheme = "wss" if parts.scheme == "https" else "ws"
+        return parts._replace(scheme=scheme).geturl()
+
+    async def open(self, sid: int, path: str, protocols: list[str]) -> dict[str, Any]:
+        url = self.url(path)
+        headers = {}
+        token = self.plugin.config.siyuan_token
+        if token:
+            headers = {"Authorization": f"Token {token}", "X-Auth-Token": token}
+        try:
+            conn = await connect(url, additional_headers=headers, subprotocols=protocols or None,  # type: ignore[arg-type]
+                                 open_timeout=_DIAL_TIMEOUT, max_size=16 * 1024 * 1024, proxy=None)
+        except (OSError, TimeoutError, WebSocketException) as exc:
+            raise SocketError(f"dial {url}: {exc or type(exc).__name__}") from None
+        if sid in self._cancelled:
+            await conn.close()
+            raise SocketError("context canceled")
+        self._conns[sid] = conn
+        task = asyncio.get_running_loop().create_task(self._read(sid, conn))
+        self._readers.add(task)
+        task.add_done_callback(self._readers.discard)
+        return {"protocol": conn.subprotocol or ""}
+
+    async def send(self, sid: int, data: str, binary: bool) -> None:
+        conn = self._conn(sid)
+        try:
+            await conn.send(base64.b64decode(data) if binary else data)
+        except ConnectionClosed as exc:
+            raise SocketError(f"WebSocket is closed: {exc}") from None
+
+    async def ping(self, sid: int, data: str) -> None:
+        try:
+            await self._conn(sid).ping(data.encode("utf-8"))
+        except ConnectionClosed as exc:
+            raise SocketError(f"WebSocket is closed: {exc}") from None
+
+    async def pong(self, sid: int, data: str) -> None:
+        try:
+            await self._conn(sid).pong(data.encode("utf-8"))
+        except ConnectionClosed as exc:
+            raise SocketError(f"WebSocket is closed: {exc}") from None
+
+    async def close(self, sid: int, code: int, reason: str) -> None:
+        conn = self._conns.get(sid)
+        if conn is None:
+            self._cancelled.add(sid)  # still dialling: the dial ends with "context canceled"
+            return
+        await conn.close(code, reason)
+
+    def close_all(self) -> None:
+        """The plugin is stopping: close every connection (no events are delivered any more)."""
+        conns = list(self._conns.values())
+        self._conns.clear()
+        loop = self.plugin.loop
+        for conn in conns:
+            asyncio.run_coroutine_threadsafe(conn.close(1001, "plugin stopping"), loop)
+
+    def _conn(self, sid: int) -> ClientConnection:
+        conn = self._conns.get(sid)
+        if conn is None:
+            raise SocketError("WebSocket not yet connected")
+        return conn
+
+    async def _read(self, sid: int, conn: ClientConnection) -> None:
+        failure: str | None = None
+        try:
+            async for message in conn:
+                if isinstance(message, str):
+                    self._post(sid, {"type": "text", "data": message})
+                else:
+                    self._post(sid, {"type": "binary", "data": base64.b64encode(message).decode("ascii")})
+        except ConnectionClosed:
+            pass
+        except Exception as exc:  # any read failure ends the connection and is reported
+            failure = f"read: {exc}"
+        if self._conns.pop(sid, None) is None:
+            return  # closed by close_all: the plugin is gone
+        clean = conn.protocol.close_rcvd is not None and conn.protocol.close_sent is not None
+        code = conn.close_code if clean and conn.close_code is not None else 1006
+        if not clean and failure is None:
+            failure = "the connection ended without a close handshake"
+        if failure is not None:
+            self._post(sid, {"type": "error", "error": failure})
+        self._post(sid, {"type": "close", "code": code, "reason": (conn.close_reason or "") if clean else "",
+                         "wasClean": clean})
+
+    def _post(self, sid: int, event: dict[str, Any]) -> None:
+        plugin = self.plugin
+
+        def run() -> None:
+            vm = plugin.vm
+            if vm is None or vm.crashed:
+                return
+            try:
+                vm.call("__kplug.socketEvent", sid, event)
+            except (JSError, CPUTimeout, OutOfMemory) as exc:
+                plugin.log("error", f"siyuan.client.socket {event['type']} handler failed: {exc}")
+
+        plugin.post_vm(run)

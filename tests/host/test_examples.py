@@ -1,0 +1,264 @@
+"""The example plugins in plugins/ run in a real PluginManager against the fake SiYuan kernel."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from kplug_testing import REPO, Host, wait_for
+
+from kplug_lab.errors import PluginCallError
+from kplug_lab.host.api import PluginState
+from kplug_lab.host.manager import PluginManager
+from kplug_lab.testing import FakeSiYuan, RecordingEndpoint
+
+EXAMPLES = ("hello", "counter", "heartbeat", "notes-agent", "journal")
+
+
+@pytest.fixture
+async def kernel(tmp_path: Path) -> AsyncIterator[FakeSiYuan]:
+    async with FakeSiYuan(tmp_path / "workspace") as k:
+        yield k
+
+
+@pytest.fixture
+async def endpoint() -> AsyncIterator[RecordingEndpoint]:
+    async with RecordingEndpoint() as e:
+        yield e
+
+
+async def start_examples(host: Host, kernel: FakeSiYuan, *names: str, token: str | None = None) -> PluginManager:
+    for name in names or EXAMPLES:
+        shutil.copytree(REPO / "plugins" / name, host.root / name)
+    manager = await host.start(siyuan_url=kernel.url, siyuan_token=kernel.token if token is None else token)
+    for name in names or EXAMPLES:
+        await wait_for(lambda name=name: host.state(name) in (PluginState.RUNNING, PluginState.ERROR),  # type: ignore[misc]
+                       what=f"{name} to start")
+        assert host.state(name) == PluginState.RUNNING, (name, host.logs(name))
+    return manager
+
+
+def private_request(method: str, path: str, body: bytes = b"") -> dict[str, Any]:
+    """The request object the private route hands to ``siyuan.server.private.http.handler`` (spec §3.8.1)."""
+    return {
+        "url": {"user": None, "host": "127.0.0.1", "path": f"/plugin/private/notes-agent{path}",
+                "pathname": f"/plugin/private/notes-agent{path}", "fragment": "", "hash": "", "search": "",
+                "query": {}},
+        "request": {"method": method, "uri": f"/plugin/private/notes-agent{path}", "proto": "HTTP/1.1",
+                    "protoMajor": 1, "protoMinor": 1, "headers": {}, "cookies": {},
+                    "contentType": "application/json", "contentLength": len(body) or -1, "referer": "",
+                    "userAgent": "", "body": {"form": None, "dataBase64": base64.b64encode(body).decode()}},
+        "context": {"path": path, "fullPath": "/plugin/private/:name/*path", "clientIp": "127.0.0.1",
+                    "remoteIp": "127.0.0.1", "remoteAddr": "127.0.0.1", "params": {"name": ["notes-agent"],
+                                                                                   "path": [path]}},
+        "port": None,
+    }
+
+
+async def test_every_example_plugin_reaches_running(host: Host, kernel: FakeSiYuan) -> None:
+    manager = await start_examples(host, kernel)
+    methods = {info.name: {m.name for m in info.methods} for info in manager.list_plugins()}
+    assert methods["hello"] == {"echo", "greet", "lastGreeting", "info"}
+    assert methods["counter"] == {"get", "increment", "reset"}
+    assert methods["heartbeat"] == {"configure", "beat", "flush", "stats"}
+    assert methods["notes-agent"] == {"add", "list"}
+    assert {"append", "entries", "edit", "remove", "changes", "following"} <= methods["journal"]
+    for info in manager.list_plugins():
+        for m in info.methods:
+            assert m.descriptions, f"{info.name}.{m.name} has no description"
+
+
+async def test_hello_echo_storage_and_logger(host: Host, kernel: FakeSiYuan) -> None:
+    manager = await start_examples(host, kernel, "hello")
+    assert await manager.call("hello", "echo", ["hi"]) == "hi"
+    assert await manager.call("hello", "echo", [1, {"a": [True, None]}]) == [1, {"a": [True, None]}]
+    assert await manager.call("hello", "lastGreeting") is None
+    assert await manager.call("hello", "greet", ["Ana"]) == "Hello, Ana!"
+    assert await manager.call("hello", "lastGreeting") == "Hello, Ana!"
+    assert await manager.call("hello", "greet") == "Hello, world!"
+    info = await manager.call("hello", "info")
+    assert info == {"name": "hello", "version": "0.1.0", "platform": manager.platform}
+    logs = host.logs("hello")
+    assert "Hello 0.1.0 loading" in logs and "running" in logs and "greeted Ana" in logs
+    lines: list[str] = []
+    unsubscribe = manager.subscribe_logs(lambda record: lines.append(record.message))
+    try:
+        await manager.reload("hello")
+    finally:
+        unsubscribe()
+    assert "unloading" in lines
+    assert await manager.call("hello", "lastGreeting") == "Hello, world!"
+
+
+async def test_counter_broadcasts_each_change_and_persists(host: Host, kernel: FakeSiYuan) -> None:
+    manager = await start_examples(host, kernel, "counter")
+    seen: list[tuple[str, Any]] = []
+    unsubscribe = manager.subscribe_broadcasts("counter", lambda method, params: seen.append((method, params)))
+    try:
+        assert (await manager.call("counter", "increment"))["value"] == 1
+        assert (await manager.call("counter", "increment", [5]))["value"] == 6
+        assert (await manager.call("counter", "reset"))["value"] == 0
+        assert (await manager.call("counter", "increment", [2]))["value"] == 2
+        await wait_for(lambda: len(seen) == 4, what="four broadcasts")
+        assert [(m, p["value"]) for m, p in seen] == [("changed", 1), ("changed", 6), ("changed", 0), ("changed", 2)]
+        with pytest.raises(PluginCallError, match="by must be a finite number"):
+            await manager.call("counter", "increment", ["three"])
+    finally:
+        unsubscribe()
+    await manager.reload("counter")
+    assert (await manager.call("counter", "get"))["value"] == 2
+
+
+async def test_heartbeat_flushes_through_forward_proxy(host: Host, kernel: FakeSiYuan,
+                                                       endpoint: RecordingEndpoint) -> None:
+    manager = await start_examples(host, kernel, "heartbeat")
+    await manager.call("heartbeat", "configure", [{"endpoint": endpoint.url + "/events", "flushMs": 600_000}])
+    for i in range(3):
+        assert await manager.call("heartbeat", "beat", [{"entity": f"file{i}.md"}]) == i + 1
+    assert await manager.call("heartbeat", "flush") == {"sent": 3}
+    [received] = endpoint.received
+    assert received.method == "POST" and received.path == "/events"
+    assert [e["entity"] for e in received.json()["events"]] == ["file0.md", "file1.md", "file2.md"]
+    assert await manager.call("heartbeat", "stats") == {"pending": 0, "sent": 3}
+    [proxied] = kernel.requests_to("/api/network/forwardProxy")
+    assert proxied.authorized and proxied.status == 200
+    assert proxied.json["url"] == endpoint.url + "/events"
+
+
+async def test_heartbeat_keeps_events_when_the_endpoint_fails_and_flushes_on_its_timer(
+        host: Host, kernel: FakeSiYuan, endpoint: RecordingEndpoint) -> None:
+    manager = await start_examples(host, kernel, "heartbeat")
+    await manager.call("heartbeat", "configure", [{"endpoint": endpoint.url + "/events", "flushMs": 600_000}])
+    await manager.call("heartbeat", "beat", [{"entity": "a"}])
+    endpoint.fail_next(1, status=503)
+    result = await manager.call("heartbeat", "flush")
+    assert result["sent"] == 0 and "503" in result["error"]
+    assert await manager.call("heartbeat", "stats") == {"pending": 1, "sent": 0}
+    await manager.call("heartbeat", "configure", [{"flushMs": 50}])
+    await endpoint.wait_for(1)
+    assert endpoint.json_bodies() == [{"events": [{"entity": "a", "at": endpoint.json_bodies()[0]["events"][0]["at"]}]}]
+    for _ in range(200):  # the plugin updates its counters once the proxied answer is back
+        if await manager.call("heartbeat", "stats") == {"pending": 0, "sent": 1}:
+            break
+        await asyncio.sleep(0.02)
+    assert await manager.call("heartbeat", "stats") == {"pending": 0, "sent": 1}
+    assert len(endpoint.accepted()) == 1
+
+
+async def test_heartbeat_cannot_reach_a_non_loopback_endpoint(host: Host, kernel: FakeSiYuan) -> None:
+    manager = await start_examples(host, kernel, "heartbeat")
+    await manager.call("heartbeat", "configure", [{"endpoint": "http://203.0.113.7/events", "flushMs": 600_000}])
+    await manager.call("heartbeat", "beat", [{"entity": "a"}])
+    result = await manager.call("heartbeat", "flush")
+    assert result["sent"] == 0 and "only forwards to loopback" in result["error"]
+    assert await manager.call("heartbeat", "stats") == {"pending": 1, "sent": 0}
+
+
+async def test_notes_agent_private_route_and_capability(host: Host, kernel: FakeSiYuan) -> None:
+    manager = await start_examples(host, kernel, "notes-agent")
+    assert (await manager.call("notes-agent", "add", ["buy milk"]))["id"] == 1
+    res = await manager.http_request("notes-agent", "http", private_request(
+        "POST", "/notes", json.dumps({"text": "call Ana about milk"}).encode()))
+    assert res["statusCode"] == 201 and res["body"]["data"]["data"]["text"] == "call Ana about milk"
+    res = await manager.http_request("notes-agent", "http", private_request("GET", "/notes"))
+    assert res["statusCode"] == 200 and res["headers"] == {"X-Notes": ["2"]}
+    assert [n["text"] for n in res["body"]["data"]["data"]] == ["buy milk", "call Ana about milk"]
+    res = await manager.http_request("notes-agent", "http", private_request("GET", "/nope"))
+    assert res["statusCode"] == 404 and res["body"]["string"]["values"] == ["/nope"]
+
+    [tool] = [t for t in manager.tools() if t["plugin"] == "notes-agent"]
+    assert tool["name"].startswith("plugin__notes_agent__search_notes__") and len(tool["name"].split("__")[-1]) == 12
+    assert tool["inputSchema"]["required"] == ["query"]
+    result = await manager.invoke_tool(tool["name"], {"query": "milk"})
+    assert result["isError"] is False
+    assert [n["id"] for n in json.loads(result["content"][0]["text"])] == [1, 2]
+    result = await manager.invoke_tool(tool["name"], {"query": "Ana"})
+    assert [n["id"] for n in json.loads(result["content"][0]["text"])] == [2]
+    await manager.reload("notes-agent")
+    assert len(await manager.call("notes-agent", "list")) == 2
+
+
+async def test_journal_writes_blocks_through_the_kernel_api(host: Host, kernel: FakeSiYuan) -> None:
+    manager = await start_examples(host, kernel, "journal")
+    first = await manager.call("journal", "append", ["Started the journal"])
+    second = await manager.call("journal", "append", ["Second entry"])
+    [doc] = kernel.blocks.query("SELECT id, hpath, box FROM blocks WHERE type = 'd' AND content = 'Journal'")
+    assert doc["hpath"] == "/Journal" and doc["box"] == kernel.notebook
+    rows = kernel.blocks.query(f"SELECT id, content FROM blocks WHERE parent_id = '{doc['id']}' ORDER BY sort")
+    assert [(r["id"], r["content"]) for r in rows] == [(first, "Started the journal"), (second, "Second entry")]
+    assert "custom-journal" in kernel.blocks.attrs(first)
+
+    entries = await manager.call("journal", "entries")
+    assert [e["content"] for e in entries] == ["Started the journal", "Second entry"]
+    kd = await manager.call("journal", "edit", [first, "Started the journal, edited"])
+    assert kd["id"] == first and kd["kramdown"].startswith("Started the journal, edited\n{: id=")
+    assert await manager.call("journal", "remove", [second]) is True
+    assert [e["content"] for e in await manager.call("journal", "entries")] == ["Started the journal, edited"]
+    with pytest.raises(PluginCallError, match=r"block .* not found"):
+        await manager.call("journal", "remove", [second])
+
+    api = [r for r in kernel.requests if r.path.startswith("/api/")]
+    assert {r.path for r in api} >= {"/api/query/sql", "/api/notebook/lsNotebooks", "/api/filetree/createDocWithMd",
+                                     "/api/block/appendBlock", "/api/attr/setBlockAttrs", "/api/block/updateBlock",
+                                     "/api/block/getBlockKramdown", "/api/block/deleteBlock"}
+    assert all(r.authorized for r in api)
+    assert all(r.headers.get("X-Auth-Token") == kernel.token for r in api)
+
+
+async def test_journal_follows_transactions_on_the_kernel_ws(host: Host, kernel: FakeSiYuan) -> None:
+    manager = await start_examples(host, kernel, "journal")
+    await wait_for(lambda: any(r.path == "/ws" and r.authorized for r in kernel.requests), what="/ws dialled")
+    assert await manager.call("journal", "following") is True
+    seen: list[Any] = []
+    unsubscribe = manager.subscribe_broadcasts("journal", lambda method, params: seen.append((method, params)))
+    try:
+        # a change made by someone else (another SiYuan window) through the kernel's own API
+        async with httpx.AsyncClient(base_url=kernel.url, trust_env=False,
+                                     headers={"Authorization": f"Token {kernel.token}"}) as api:
+            resp = await api.post("/api/block/appendBlock", json={"parentID": kernel.document, "data": "from a window",
+                                                                  "dataType": "markdown"})
+        block_id = resp.json()["data"][0]["doOperations"][0]["id"]
+        await wait_for(lambda: len(seen) == 1, what="the transaction to reach the plugin")
+        assert seen == [("blocksChanged", [{"action": "insert", "id": block_id}])]
+        assert await manager.call("journal", "changes") == [{"action": "insert", "id": block_id}]
+
+        entry = await manager.call("journal", "append", ["mine"])
+        await wait_for(lambda: len(seen) == 3, what="the plugin's own two transactions")
+        assert [(m, p[0]["action"], p[0]["id"]) for m, p in seen[1:]] == [
+            ("blocksChanged", "insert", entry), ("blocksChanged", "updateAttrs", entry)]
+    finally:
+        unsubscribe()
+
+
+async def test_journal_socket_closes_on_unload_and_sees_kernel_shutdown(host: Host, kernel: FakeSiYuan) -> None:
+    manager = await start_examples(host, kernel, "journal")
+    await wait_for(lambda: len(kernel._sockets) == 1, what="/ws connected")
+    await manager.unload("journal")
+    await wait_for(lambda: len(kernel._sockets) == 0, what="the plugin's socket to close on unload")
+
+    shutil.rmtree(host.root / "journal")
+    shutil.copytree(REPO / "plugins" / "journal", host.root / "journal")
+    await manager.load(str(host.root / "journal"))
+    await wait_for(lambda: len(kernel._sockets) == 1, what="/ws connected again")
+    for sock in list(kernel._sockets):
+        sock.close(1001, "kernel restarting")
+    await wait_for(lambda: any("/ws closed (1001 kernel restarting)" in line for line in host.logs("journal")),
+                   what="onclose with the kernel's code and reason")
+    assert await manager.call("journal", "following") is False
+
+
+async def test_journal_with_a_wrong_token_reports_the_kernels_401(host: Host, kernel: FakeSiYuan) -> None:
+    manager = await start_examples(host, kernel, "journal", token="wrong")
+    with pytest.raises(PluginCallError, match="HTTP 401"):
+        await manager.call("journal", "append", ["x"])
+    await wait_for(lambda: any("cannot follow block changes" in line for line in host.logs("journal")),
+                   what="the refused /ws dial to be logged")
+    assert await manager.call("journal", "following") is False
+    assert all(not r.authorized for r in kernel.requests)
