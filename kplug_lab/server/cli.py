@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import secrets
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -31,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--memory-mb", type=int, default=64, help="JS heap limit per plugin, MiB")
     s.add_argument("--cpu-limit", type=float, default=2.0, help="CPU seconds one job may take")
     s.add_argument("--hook-timeout", type=float, default=10.0, help="seconds a lifecycle hook may take")
+    s.add_argument("--call-timeout", type=float, default=30.0, help="seconds an RPC call may take to settle")
+    s.add_argument("--max-request-bytes", type=int, default=8 * 1024 * 1024,
+                   help="largest JSON-RPC request accepted (HTTP body or WebSocket message), bytes")
     s.add_argument("--no-reload", action="store_true", help="do not watch plugin folders for changes")
     s.add_argument("--dev", action="store_true", help="dev mode: enables kplug.eval (run JS inside a plugin)")
     s.add_argument("--log-level", default="INFO")
@@ -41,6 +46,7 @@ async def _serve(args: argparse.Namespace) -> int:
     from ..host.config import HostConfig
     from ..host.manager import PluginManager
     from ..rpc.app import make_standalone_app
+    from ..rpc.dispatch import Limits
 
     if args.workspace is None and args.plugins is None:
         print("kplug serve: give --workspace DIR or --plugins DIR", file=sys.stderr)
@@ -49,18 +55,35 @@ async def _serve(args: argparse.Namespace) -> int:
     if not root.is_dir():
         print(f"kplug serve: {root} is not a directory", file=sys.stderr)
         return 2
+    if args.token is not None and not args.token:
+        print("kplug serve: --token must not be empty", file=sys.stderr)
+        return 2
+    if args.call_token is not None and (not args.call_token or args.call_token == args.token):
+        print("kplug serve: --call-token must be non-empty and differ from --token", file=sys.stderr)
+        return 2
     config = HostConfig(memory_limit=args.memory_mb * 1024 * 1024, cpu_limit=args.cpu_limit,
-                        hook_timeout=args.hook_timeout, siyuan_url=args.siyuan_url, siyuan_token=args.siyuan_token,
-                        hot_reload=not args.no_reload, data_dir=args.data)
+                        hook_timeout=args.hook_timeout, call_timeout=args.call_timeout, siyuan_url=args.siyuan_url,
+                        siyuan_token=args.siyuan_token, hot_reload=not args.no_reload, data_dir=args.data)
     manager = PluginManager(config, workspace=args.workspace, plugins_dir=args.plugins)
     token = args.token or secrets.token_urlsafe(24)
     app = make_standalone_app(manager, token, call_token=args.call_token, base_url=args.base_url,
-                              dev_mode=args.dev)
+                              dev_mode=args.dev,
+                              limits=Limits(max_body_bytes=args.max_request_bytes, call_timeout=args.call_timeout))
+    # installed before the plugins start, so a SIGTERM during startup still runs every onunload
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        server = app.listen(args.port, address=args.host)
+    except OSError as exc:
+        print(f"kplug serve: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     await manager.start()
-    server = app.listen(args.port, address=args.host)
     port = next(iter(server._sockets.values())).getsockname()[1]
     base = "/" + args.base_url.strip("/") + "/" if args.base_url.strip("/") else "/"
-    url = f"http://{args.host}:{port}{base}"
+    shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "") else "[::1]" if args.host == "::" else args.host
+    url = f"http://{shown_host}:{port}{base}"
     print(f"kplug_lab serving {len(manager.plugins)} plugin(s) from {root}", flush=True)
     for info in manager.list_plugins():
         print(f"  {info.name:<16} {info.state.label:<8} {', '.join(m.name for m in info.methods)}"
@@ -70,13 +93,10 @@ async def _serve(args: argparse.Namespace) -> int:
     example = next((i for i in infos if i.methods), None)
     if example is not None:
         m = example.methods[0].name
-        print("Try:\n  curl -s -H 'Authorization: Token " + token + "' -d "
-              f"'{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"{m}\",\"params\":[\"hi\"]}}' "
-              f"{url}api/plugin/rpc/{example.name}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        request = json.dumps({"jsonrpc": "2.0", "id": 1, "method": m, "params": ["hi"]}, separators=(",", ":"))
+        curl = ["curl", "-s", "-H", f"Authorization: Token {token}", "-d", request,
+                f"{url}api/plugin/rpc/{example.name}"]
+        print("Try:\n  " + shlex.join(curl), flush=True)
     await stop.wait()
     print("stopping: running every plugin's onunload", flush=True)
     server.stop()

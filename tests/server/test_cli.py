@@ -1,0 +1,151 @@
+"""``kplug serve`` as a user runs it: a subprocess that prints its URL, token and a curl line that works, and
+stops cleanly (every plugin's onunload) on SIGTERM."""
+
+from __future__ import annotations
+
+import queue
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from kplug_testing import write_plugin
+
+from kplug_lab.host.manifest import write_petals
+
+HELLO = """
+siyuan.rpc.bind("echo", (...a) => (a.length === 1 ? a[0] : a), "echoes");
+siyuan.plugin.lifecycle.onunload = async () => { await siyuan.storage.put("unloaded.txt", "bye"); };
+"""
+STARTUP_TIMEOUT = 60.0
+
+
+def kplug_command() -> list[str]:
+    script = shutil.which("kplug", path=str(Path(sys.executable).parent))
+    return [script] if script else [sys.executable, "-m", "kplug_lab.server.cli"]
+
+
+class Served:
+    """A running ``kplug serve``; its stdout lines are read by a thread so a test never blocks on a pipe."""
+
+    def __init__(self, args: list[str]) -> None:
+        self.proc = subprocess.Popen([*kplug_command(), "serve", *args], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def read_until(self, prefix: str) -> str:
+        while True:
+            try:
+                line = self.lines.get(timeout=STARTUP_TIMEOUT)
+            except queue.Empty:
+                raise AssertionError(f"kplug serve printed no line starting {prefix!r}; got {self.seen}") from None
+            if line is None:
+                raise AssertionError(f"kplug serve exited ({self.proc.wait()}) before printing {prefix!r}; "
+                                     f"stdout {self.seen}, stderr {self.proc.stderr.read() if self.proc.stderr else ''}")
+            self.seen.append(line)
+            if line.strip().startswith(prefix):
+                return line.strip()
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=STARTUP_TIMEOUT)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def served() -> Iterator[list[Served]]:
+    started: list[Served] = []
+    yield started
+    for s in started:
+        s.stop()
+
+
+def run_curl_line(line: str) -> httpx.Response:
+    """Runs the printed ``curl -s -H H -d D URL`` line's request with httpx."""
+    argv = shlex.split(line)
+    assert argv[:2] == ["curl", "-s"] and argv[2] == "-H" and argv[4] == "-d", argv
+    name, _, value = argv[3].partition(": ")
+    return httpx.post(argv[6], headers={name: value}, content=argv[5], trust_env=False, timeout=30)
+
+
+def test_serve_prints_url_token_and_a_working_curl_line_and_sigterm_runs_onunload(
+        tmp_path: Path, served: list[Served]) -> None:
+    plugins = tmp_path / "plugins"
+    write_plugin(plugins, "hello", HELLO)
+    data = tmp_path / "data"
+    s = Served(["--plugins", str(plugins), "--data", str(data), "--host", "127.0.0.1", "--port", "0",
+                "--siyuan-url", "http://127.0.0.1:9", "--siyuan-token", "siyuan-secret", "--no-reload"])
+    served.append(s)
+    url = s.read_until("URL:").split()[1]
+    token = s.read_until("Token:").split()[1]
+    assert url.startswith("http://127.0.0.1:") and url.endswith("/") and len(token) >= 24
+    s.read_until("Try:")
+    curl = s.read_until("curl ")
+    assert f"Authorization: Token {token}" in shlex.split(curl)
+    r = run_curl_line(curl)
+    assert r.status_code == 200 and r.json() == {"jsonrpc": "2.0", "result": "hi", "id": 1}
+    info = httpx.get(f"{url}api/plugin/rpc/hello", headers={"Authorization": f"Token {token}"}, trust_env=False)
+    assert info.json()["data"]["state"] == "running"
+    assert httpx.get(f"{url}api/plugin", trust_env=False).status_code == 401
+
+    assert s.stop() == 0
+    assert (data / "storage" / "hello" / "unloaded.txt").read_text() == "bye"
+    assert any(line.startswith("stopping") for line in (*s.seen, *iter(s.lines.get, None)))
+
+
+def test_serve_a_workspace_with_a_given_token(tmp_path: Path, served: list[Served]) -> None:
+    workspace = tmp_path / "ws"
+    write_plugin(workspace / "data" / "plugins", "hello", HELLO)
+    write_plugin(workspace / "data" / "plugins", "disabled", HELLO)
+    write_petals(workspace, [{"name": "hello", "enabled": True}, {"name": "disabled", "enabled": False}])
+    s = Served(["--workspace", str(workspace), "--port", "0", "--token", "my-token", "--no-reload"])
+    served.append(s)
+    url = s.read_until("URL:").split()[1]
+    assert s.read_until("Token:") == "Token: my-token"
+    r = run_curl_line(s.read_until("curl "))
+    assert r.json()["result"] == "hi"
+    listed = httpx.get(f"{url}api/plugin", headers={"Authorization": "Token my-token"}, trust_env=False).json()
+    assert [p["name"] for p in listed["data"]] == ["hello"]
+    assert s.stop() == 0
+    assert (workspace / "data" / "storage" / "petal" / "hello" / "unloaded.txt").read_text() == "bye"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ([], "give --workspace DIR or --plugins DIR"),
+    (["--plugins", "/nonexistent/kplug"], "/nonexistent/kplug is not a directory"),
+    (["--plugins", ".", "--workspace", "."], "not allowed with argument"),
+    (["--plugins", ".", "--token", ""], "--token must not be empty"),
+    (["--plugins", ".", "--token", "t", "--call-token", "t"], "--call-token must be non-empty and differ"),
+    (["--plugins", ".", "--port", "http"], "invalid int value"),
+])
+def test_bad_arguments_exit_2_with_a_clear_message(tmp_path: Path, args: list[str], message: str) -> None:
+    done = subprocess.run([*kplug_command(), "serve", *args], capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+def test_help_lists_the_documented_options() -> None:
+    out = subprocess.run([*kplug_command(), "serve", "--help"], capture_output=True, text=True, timeout=60).stdout
+    for option in ("--workspace", "--plugins", "--data", "--host", "--port", "--token", "--siyuan-url",
+                   "--siyuan-token", "--call-token", "--base-url", "--dev", "--call-timeout", "--max-request-bytes"):
+        assert option in out, option
+    assert "default 127.0.0.1" in out
