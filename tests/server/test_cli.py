@@ -54,8 +54,9 @@ class Served:
             except queue.Empty:
                 raise AssertionError(f"kplug serve printed no line starting {prefix!r}; got {self.seen}") from None
             if line is None:
+                stderr = self.proc.stderr.read() if self.proc.stderr else ""
                 raise AssertionError(f"kplug serve exited ({self.proc.wait()}) before printing {prefix!r}; "
-                                     f"stdout {self.seen}, stderr {self.proc.stderr.read() if self.proc.stderr else ''}")
+                                     f"stdout {self.seen}, stderr {stderr}")
             self.seen.append(line)
             if line.strip().startswith(prefix):
                 return line.strip()
