@@ -262,6 +262,12 @@ class VM:
                         self.settle(pid, error=exc)
         return fut.result()
 
+    def interrupt(self) -> None:
+        """Stop the operation running now as if its CPU limit had passed: it raises :class:`CPUTimeout` and
+        the VM stays usable. Safe to call from any thread; does nothing while the VM is idle."""
+        if self._deadline:
+            self._raise_flag()
+
     def take_pending(self) -> dict[int, Any]:
         """Async host calls started since the last look: ``{promise_id: awaitable or future}``."""
         pending, self._pending_async = self._pending_async, {}
