@@ -22,7 +22,7 @@ def test_quick_engine_benchmark_writes_every_metric_and_target(tmp_path: Path) -
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
-    assert METRICS <= set(result["metrics"])
+    assert set(result["metrics"]) >= METRICS
     assert all(value > 0 for value in result["metrics"].values())
     assert set(result["targets"]) == TARGETED == set(result["passed"])
     assert result["targets"]["fib27_ms"]["baseline"] == "fib27_native_ms"
