@@ -63,6 +63,16 @@ _DEFAULT_STACK = 1024 * 1024
 # limit first: when the linear memory runs out instead, its arenas can stay fragmented and the VM unusable.
 _LINEAR_OVERHEAD = 16 * 1024 * 1024
 
+# wasmtime_func_call_unchecked with plain addresses: wasmtime-py's binding converts and checks every argument,
+# which costs more than the crossing itself. A CFUNCTYPE call releases the GIL like any ctypes call.
+_call_unchecked = ctypes.CFUNCTYPE(
+    ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p
+)(("wasmtime_func_call_unchecked", ffi.dll))
+_set_epoch_deadline = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64)(
+    ("wasmtime_context_set_epoch_deadline", ffi.dll)
+)
+_UNSIGNED_RESULTS = frozenset({"kp_out", "kp_flag", "kp_buf", "kp_memory"})
+
 _VM_IDS = itertools.count(1)
 _VMS: dict[int, VM] = {}
 _VMS_LOCK = threading.Lock()
@@ -142,6 +152,7 @@ class VM:
         self._store = wasmtime.Store(engine)
         self._store.set_limits(memory_size=2 * memory_limit + _LINEAR_OVERHEAD)
         self._ctx = self._store._context()
+        self._ctx_addr = address_of(self._ctx)
         self._set_epoch_deadline(self.hard_cpu_limit)
         self._callbacks: list[Any] = []  # keep ctypes callbacks alive as long as the store
         imports = [self._make_import(imp) for imp in module.imports]
@@ -154,7 +165,10 @@ class VM:
             e.name: exports[e.name] for e in module.exports if e.name.startswith(("kp_", "_init"))  # type: ignore[misc]
         }
         self._raw_args = {name: (ffi.wasmtime_val_raw_t * 4)() for name in self._exports}
-        self._func_refs = {name: ctypes.byref(f._func) for name, f in self._exports.items()}
+        self._raw_addrs = {name: ctypes.addressof(raw) for name, raw in self._raw_args.items()}
+        self._func_addrs = {name: ctypes.addressof(f._func) for name, f in self._exports.items()}
+        self._trap = ctypes.c_void_p()
+        self._trap_addr = ctypes.addressof(self._trap)
         self._base = 0
         self._refresh_base()
         self._invoke("_initialize")
@@ -314,7 +328,7 @@ class VM:
         self._calls.clear()
         self._base = 0
         self._exports = {}
-        self._func_refs = {}
+        self._func_addrs = {}
         self._instance = None  # type: ignore[assignment]
         self._store = None  # type: ignore[assignment]
 
@@ -328,7 +342,7 @@ class VM:
 
     def _set_epoch_deadline(self, seconds: float, ctx: Any = None) -> None:
         ticks = max(2, int(seconds / EPOCH_TICK_S) + 1)
-        ffi.wasmtime_context_set_epoch_deadline(ctx if ctx is not None else self._ctx, ticks)
+        _set_epoch_deadline(address_of(ctx) if ctx is not None else self._ctx_addr, ticks)
 
     def _invoke(self, name: str, *args: int, ctx: Any = None) -> int:
         if ctx is None:
@@ -364,13 +378,15 @@ class VM:
         raw = self._raw_args[name]
         for i, a in enumerate(args):
             raw[i].i32 = a if a < 0x80000000 else a - 0x100000000
-        trap = ctypes.POINTER(ffi.wasm_trap_t)()
-        err = ffi.wasmtime_func_call_unchecked(ctx, self._func_refs[name], raw, 4, ctypes.byref(trap))
-        if trap:
-            raise wasmtime.Trap._from_ptr(trap)
+        trap = self._trap
+        trap.value = None
+        ctx_addr = self._ctx_addr if ctx is self._ctx else address_of(ctx)
+        err = _call_unchecked(ctx_addr, self._func_addrs[name], self._raw_addrs[name], 4, self._trap_addr)
+        if trap.value:
+            raise wasmtime.Trap._from_ptr(ctypes.cast(trap.value, ctypes.POINTER(ffi.wasm_trap_t)))
         if err:
-            raise wasmtime.WasmtimeError._from_ptr(err)
-        return raw[0].i32 & 0xFFFFFFFF if name in ("kp_out", "kp_flag", "kp_buf", "kp_memory") else raw[0].i32
+            raise wasmtime.WasmtimeError._from_ptr(ctypes.cast(err, ctypes.POINTER(ffi.wasmtime_error_t)))
+        return raw[0].i32 & 0xFFFFFFFF if name in _UNSIGNED_RESULTS else raw[0].i32
 
     def _trap_reason(self, trap: wasmtime.Trap) -> str:
         code = trap.trap_code
