@@ -11,7 +11,7 @@ async function persist() {
   await storage.put("buffer.json", JSON.stringify(buffer));
 }
 
-async function flush() {
+async function sendBatch() {
   if (!config.endpoint || buffer.length === 0) return { sent: 0 };
   const batch = buffer.slice();
   const res = await client.fetch("/api/network/forwardProxy", {
@@ -35,6 +35,14 @@ async function flush() {
   sent += batch.length;
   await persist();
   return { sent: batch.length };
+}
+
+// one flush at a time: a timer tick or a `flush` call during a slow send joins it instead of sending the same
+// batch twice
+let flushing = null;
+function flush() {
+  if (!flushing) flushing = sendBatch().finally(() => { flushing = null; });
+  return flushing;
 }
 
 rpc.bind("configure", async (opts) => {

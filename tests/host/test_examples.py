@@ -152,6 +152,17 @@ async def test_heartbeat_keeps_events_when_the_endpoint_fails_and_flushes_on_its
     assert len(endpoint.accepted()) == 1
 
 
+async def test_heartbeat_concurrent_flushes_send_a_batch_once(host: Host, kernel: FakeSiYuan,
+                                                               endpoint: RecordingEndpoint) -> None:
+    manager = await start_examples(host, kernel, "heartbeat")
+    await manager.call("heartbeat", "configure", [{"endpoint": endpoint.url + "/events", "flushMs": 600_000}])
+    await manager.call("heartbeat", "beat", [{"entity": "a"}])
+    results = await asyncio.gather(*(manager.call("heartbeat", "flush") for _ in range(3)))
+    assert results == [{"sent": 1}] * 3  # the later calls joined the flush in progress
+    assert len(endpoint.received) == 1
+    assert await manager.call("heartbeat", "stats") == {"pending": 0, "sent": 1}
+
+
 async def test_heartbeat_cannot_reach_a_non_loopback_endpoint(host: Host, kernel: FakeSiYuan) -> None:
     manager = await start_examples(host, kernel, "heartbeat")
     await manager.call("heartbeat", "configure", [{"endpoint": "http://203.0.113.7/events", "flushMs": 600_000}])
