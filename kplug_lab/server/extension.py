@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Float, Int, Unicode
 
@@ -53,10 +54,17 @@ class KplugLabApp(ExtensionApp):
     _started = False
 
     def host_config(self) -> HostConfig:
+        if self.data_dir:
+            data_dir: Path | None = Path(self.data_dir).expanduser()
+        elif not (self.workspace or self.plugins_dir):
+            # nothing to sit beside: keep the host's files in Jupyter's data folder, not the working directory
+            data_dir = Path(jupyter_data_dir()) / "kplug_lab"
+        else:
+            data_dir = None  # the host's default: beside the plugins, or inside the workspace
         return HostConfig(memory_limit=self.memory_limit_mb * 1024 * 1024, cpu_limit=self.cpu_limit,
                           hook_timeout=self.hook_timeout, call_timeout=self.call_timeout,
                           siyuan_url=self.siyuan_url, siyuan_token=self.siyuan_token, hot_reload=self.hot_reload,
-                          data_dir=Path(self.data_dir).expanduser() if self.data_dir else None)
+                          data_dir=data_dir)
 
     def _plugin_roots(self) -> tuple[Path | None, Path | None]:
         if self.workspace and self.plugins_dir:

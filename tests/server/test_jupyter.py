@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import pytest
 import tornado.httpclient
 import tornado.websocket
+from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.auth.authorizer import Authorizer
 from jupyter_server.utils import url_path_join
 from kplug_testing import write_plugin
@@ -330,3 +331,26 @@ def test_the_browser_client_script_is_public(fetch: Callable[..., Any]) -> None:
     r = fetch("kplug/static/kplug-client.js", headers=ANON)
     assert r.code == 200 and r.headers["Access-Control-Allow-Origin"] == "*"
     assert fetch("kplug/static/missing.js", headers=ANON).code == 404
+
+
+@pytest.mark.parametrize("jp_server_config", [
+    {"ServerApp": {"jpserver_extensions": {"kplug_lab": True, "jupyter_server_terminals": False}}}])
+def test_without_a_plugin_folder_the_extension_serves_an_empty_list(fetch: Callable[..., Any],
+                                                                     kplug: KplugLabApp) -> None:
+    assert kplug.workspace == "" and kplug.plugins_dir == ""
+    assert kplug.manager is not None and kplug.manager.data_dir == Path(jupyter_data_dir()) / "kplug_lab"
+    assert body(fetch("api/plugin")) == {"code": 0, "msg": "", "data": None}
+    assert body(fetch("api/plugin/rpc/p", method="POST", body=rpc("echo")))["error"]["code"] == -32001
+
+
+@pytest.mark.parametrize(("traits", "message"), [
+    ({"workspace": ".", "plugins_dir": "."}, "set workspace or plugins_dir, not both"),
+    ({"plugins_dir": "/nonexistent/kplug"}, "KplugLabApp.plugins_dir: /nonexistent/kplug is not a directory"),
+    ({"call_token": "SERVER"}, "call_token must differ from the server's token"),
+])
+def test_bad_configuration_is_a_clear_error(jp_serverapp: Any, traits: dict[str, str], message: str) -> None:
+    traits = {k: jp_serverapp.identity_provider.token if v == "SERVER" else v for k, v in traits.items()}
+    app = KplugLabApp(**traits)
+    app.serverapp = jp_serverapp
+    with pytest.raises(ValueError, match=message):
+        app.initialize_settings()
