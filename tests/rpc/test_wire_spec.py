@@ -444,3 +444,18 @@ async def test_websocket_broadcasts_reach_every_socket_of_the_plugin(server: Ser
             got = [json.loads(await ws.recv()) for _ in range(2)]
             assert got == [{"jsonrpc": "2.0", "method": "tick", "params": [0]},
                            {"jsonrpc": "2.0", "method": "tick", "params": [1]}]
+
+
+async def test_websocket_in_flight_calls_are_bounded_by_back_pressure(server: Server,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import kplug_lab.rpc.handlers as handlers
+
+    monkeypatch.setattr(handlers.PluginRPCWebSocket, "max_in_flight", 2)
+    async with websockets.connect(f"{server.ws}/ws/plugin/rpc/p", additional_headers=server.auth) as ws:
+        for id_ in ("n1", "n2"):
+            await ws.send(json.dumps({"jsonrpc": "2.0", "id": id_, "method": "never"}))
+        await ws.send(json.dumps({"jsonrpc": "2.0", "id": "e", "method": "echo", "params": ["after"]}))
+        # the third message is read only when one of the two stuck calls has been answered (by its timeout)
+        got = [json.loads(await asyncio.wait_for(ws.recv(), 10)) for _ in range(3)]
+        assert got[0]["id"] in ("n1", "n2") and got[0]["error"]["code"] == -32603
+        assert ok("after", "e") in got[1:]

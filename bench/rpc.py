@@ -1,0 +1,230 @@
+"""RPC latency and throughput: kplug_lab's plugin call path against bare tornado echo handlers, same run.
+
+Two servers run as subprocesses on 127.0.0.1: ``kplug serve`` with the example plugin ``hello`` (its ``echo``),
+and a baseline tornado app (this script with ``--baseline-server``) whose HTTP and WebSocket handlers parse the
+same JSON-RPC request and answer ``params[0]`` without any plugin behind them. One client measures both:
+
+* HTTP: sequential calls on one keep-alive connection (``http.client``): p50 and p99 per call.
+* WebSocket: calls pipelined on one connection (up to ``WS_WINDOW`` in flight): calls per second; and the
+  same over 8 connections at once.
+
+Targets (ratios against the baseline of the same run): ``http_call_p50_ms <= 1.5 x http_baseline_p50_ms`` and
+``ws_calls_per_s >= 0.5 x ws_baseline_per_s``.
+
+Usage: ``python bench/rpc.py --json OUT [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+TOKEN = "bench-token"
+HTTP_TARGET = 1.5
+WS_TARGET = 0.5
+WS_WINDOW = 100  # calls in flight per connection: pipelined, but a client that reads what it asks for
+
+
+# ---- the baseline server ------------------------------------------------------------------------------------
+
+def run_baseline_server() -> None:
+    import tornado.ioloop
+    import tornado.web
+    import tornado.websocket
+
+    def answer(body: bytes | str) -> str:
+        req = json.loads(body)
+        return json.dumps({"jsonrpc": "2.0", "result": req["params"][0], "id": req["id"]}, ensure_ascii=False,
+                          separators=(",", ":"))
+
+    class Echo(tornado.web.RequestHandler):
+        def post(self) -> None:
+            self.set_header("Content-Type", "application/json; charset=utf-8")
+            self.finish(answer(self.request.body))
+
+    class EchoSocket(tornado.websocket.WebSocketHandler):
+        def on_message(self, message: str | bytes) -> None:
+            self.write_message(answer(message))
+
+    async def main() -> None:
+        app = tornado.web.Application([(r"/echo", Echo), (r"/ws", EchoSocket)])
+        server = app.listen(0, address="127.0.0.1")
+        port = next(iter(server._sockets.values())).getsockname()[1]
+        print(f"URL:   http://127.0.0.1:{port}/", flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+# ---- running servers ----------------------------------------------------------------------------------------
+
+@contextmanager
+def server(cmd: list[str]) -> Any:
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 60
+        url = None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"server {cmd} exited before printing its URL")
+            if line.startswith("URL:"):
+                url = line.split()[1].rstrip("/")
+                break
+        if url is None:
+            raise RuntimeError(f"server {cmd} did not print its URL in 60 s")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+# ---- the client ---------------------------------------------------------------------------------------------
+
+def http_latencies(url: str, path: str, n: int) -> list[float]:
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port))
+    headers = {"Content-Type": "application/json", "Authorization": f"Token {TOKEN}"}
+    out = []
+    for i in range(n + n // 10):
+        body = json.dumps({"jsonrpc": "2.0", "id": i, "method": "echo", "params": [f"hello {i}"]})
+        t0 = time.perf_counter()
+        conn.request("POST", path, body, headers)
+        res = conn.getresponse()
+        data = res.read()
+        elapsed = time.perf_counter() - t0
+        if res.status != 200 or json.loads(data).get("result") != f"hello {i}":
+            raise RuntimeError(f"bad answer from {url}{path}: {res.status} {data[:200]!r}")
+        if i >= n // 10:  # the first tenth warms up
+            out.append(elapsed * 1000)
+    conn.close()
+    return out
+
+
+async def ws_pipelined(url: str, path: str, n: int, connections: int) -> float:
+    import websockets
+
+    ws_url = url.replace("http://", "ws://") + path
+
+    async def one(conn_no: int, count: int) -> None:
+        window = asyncio.Semaphore(WS_WINDOW)
+        async with websockets.connect(ws_url, additional_headers={"Authorization": f"Token {TOKEN}"},
+                                      max_size=None, ping_interval=None) as ws:
+            async def send_all() -> None:
+                for i in range(count):
+                    await window.acquire()
+                    await ws.send(json.dumps({"jsonrpc": "2.0", "id": i, "method": "echo",
+                                              "params": [f"m{conn_no}-{i}"]}))
+
+            sender = asyncio.ensure_future(send_all())
+            seen = set()
+            for _ in range(count):
+                msg = json.loads(await ws.recv())
+                window.release()
+                if "result" not in msg:
+                    raise RuntimeError(f"bad answer on {ws_url}: {msg}")
+                seen.add(msg["id"])
+            await sender
+            if len(seen) != count:
+                raise RuntimeError(f"{ws_url}: {count - len(seen)} answers missing")
+
+    per = n // connections
+    await asyncio.gather(*(one(c, min(50, per)) for c in range(connections)))  # warm up
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(c, per) for c in range(connections)))
+    return per * connections / (time.perf_counter() - t0)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", metavar="OUT", help="write {'metrics': ...} here")
+    ap.add_argument("--quick", action="store_true", help="fewer calls (a smoke run)")
+    ap.add_argument("--baseline-server", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.baseline_server:
+        run_baseline_server()
+        return 0
+    n_http = 300 if args.quick else 3000
+    n_ws = 1000 if args.quick else 10000
+
+    with tempfile.TemporaryDirectory(prefix="kplug-bench-") as tmp:
+        plugins = Path(tmp) / "plugins"
+        shutil.copytree(REPO / "plugins" / "hello", plugins / "hello")
+        kplug_cmd = [sys.executable, "-m", "kplug_lab", "serve", "--plugins", str(plugins), "--data",
+                     str(Path(tmp) / "data"), "--port", "0", "--token", TOKEN, "--no-reload", "--log-level", "WARNING"]
+        base_cmd = [sys.executable, os.path.abspath(__file__), "--baseline-server"]
+        with server(kplug_cmd) as kplug_url, server(base_cmd) as base_url:
+            # interleave the two sides so both see the same machine load
+            http_kplug: list[float] = []
+            http_base: list[float] = []
+            for _ in range(3):
+                http_base += http_latencies(base_url, "/echo", n_http // 3)
+                http_kplug += http_latencies(kplug_url, "/api/plugin/rpc/hello", n_http // 3)
+            ws_base = asyncio.run(ws_pipelined(base_url, "/ws", n_ws, 1))
+            ws_kplug = asyncio.run(ws_pipelined(kplug_url, "/ws/plugin/rpc/hello", n_ws, 1))
+            ws_base_8 = asyncio.run(ws_pipelined(base_url, "/ws", n_ws, 8))
+            ws_kplug_8 = asyncio.run(ws_pipelined(kplug_url, "/ws/plugin/rpc/hello", n_ws, 8))
+
+    metrics: dict[str, Any] = {
+        "http_call_p50_ms": round(statistics.median(http_kplug), 4),
+        "http_call_p99_ms": round(percentile(http_kplug, 99), 4),
+        "http_baseline_p50_ms": round(statistics.median(http_base), 4),
+        "http_baseline_p99_ms": round(percentile(http_base, 99), 4),
+        "ws_calls_per_s": round(ws_kplug, 1),
+        "ws_baseline_per_s": round(ws_base, 1),
+        "ws_calls_per_s_8conn": round(ws_kplug_8, 1),
+        "ws_baseline_per_s_8conn": round(ws_base_8, 1),
+    }
+    metrics["http_p50_ratio"] = round(metrics["http_call_p50_ms"] / metrics["http_baseline_p50_ms"], 3)
+    metrics["ws_ratio"] = round(metrics["ws_calls_per_s"] / metrics["ws_baseline_per_s"], 3)
+    targets = {
+        "http_call_p50_ms": {"max": round(HTTP_TARGET * metrics["http_baseline_p50_ms"], 4),
+                             "rule": f"<= {HTTP_TARGET} x http_baseline_p50_ms",
+                             "pass": metrics["http_p50_ratio"] <= HTTP_TARGET},
+        "ws_calls_per_s": {"min": round(WS_TARGET * metrics["ws_baseline_per_s"], 1),
+                           "rule": f">= {WS_TARGET} x ws_baseline_per_s",
+                           "pass": metrics["ws_ratio"] >= WS_TARGET},
+    }
+
+    print(f"{'metric':28} {'kplug':>12} {'baseline':>12} {'ratio':>7}  target")
+    verdict = {name: "PASS" if t["pass"] else "FAIL" for name, t in targets.items()}
+    print(f"{'HTTP call p50 (ms)':28} {metrics['http_call_p50_ms']:12.3f} {metrics['http_baseline_p50_ms']:12.3f} "
+          f"{metrics['http_p50_ratio']:7.2f}  <= {HTTP_TARGET}  {verdict['http_call_p50_ms']}")
+    print(f"{'HTTP call p99 (ms)':28} {metrics['http_call_p99_ms']:12.3f} {metrics['http_baseline_p99_ms']:12.3f} "
+          f"{metrics['http_call_p99_ms'] / metrics['http_baseline_p99_ms']:7.2f}")
+    print(f"{'WS calls/s, 1 connection':28} {metrics['ws_calls_per_s']:12.0f} {metrics['ws_baseline_per_s']:12.0f} "
+          f"{metrics['ws_ratio']:7.2f}  >= {WS_TARGET}  {verdict['ws_calls_per_s']}")
+    print(f"{'WS calls/s, 8 connections':28} {metrics['ws_calls_per_s_8conn']:12.0f} "
+          f"{metrics['ws_baseline_per_s_8conn']:12.0f} "
+          f"{metrics['ws_calls_per_s_8conn'] / metrics['ws_baseline_per_s_8conn']:7.2f}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"metrics": metrics, "targets": targets,
+                       "calls": {"http": len(http_kplug), "ws": n_ws}}, f, indent=2)
+    return 0 if all(t["pass"] for t in targets.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
