@@ -12,6 +12,7 @@ import base64
 import hmac
 import json
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -290,10 +291,21 @@ class PluginRPCWebSocket(_BoundedSocket):
         if name == self.kplug_name and state != PluginState.RUNNING and self.ws_connection is not None:
             self.close(1001, f"plugin [{name}] is {state.label}")
 
-    def on_message(self, message: str | bytes) -> None:
+    #: calls of one connection answered concurrently; beyond this, the next message is read only when one
+    #: finishes (back-pressure on the socket instead of unbounded tasks for a client that floods)
+    max_in_flight = 128
+
+    def on_message(self, message: str | bytes) -> Awaitable[None] | None:
         task = asyncio.ensure_future(self._handle(message))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        if len(self._tasks) >= self.max_in_flight:
+            return self._room()  # tornado waits for this before it reads the next message
+        return None
+
+    async def _room(self) -> None:
+        while len(self._tasks) >= self.max_in_flight:
+            await asyncio.wait(set(self._tasks), return_when=asyncio.FIRST_COMPLETED)
 
     async def _handle(self, message: str | bytes) -> None:
         host, name = self.host, self.kplug_name
