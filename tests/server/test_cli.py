@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,8 +36,10 @@ class Served:
     """A running ``kplug serve``; its stdout lines are read by a thread so a test never blocks on a pipe."""
 
     def __init__(self, args: list[str]) -> None:
+        # a file, not a pipe nobody reads (a full pipe blocks the server); closed in stop()
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115
         self.proc = subprocess.Popen([*kplug_command(), "serve", *args], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+                                     stderr=self.stderr, text=True)
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.seen: list[str] = []
         threading.Thread(target=self._pump, daemon=True).start()
@@ -54,7 +57,8 @@ class Served:
             except queue.Empty:
                 raise AssertionError(f"kplug serve printed no line starting {prefix!r}; got {self.seen}") from None
             if line is None:
-                stderr = self.proc.stderr.read() if self.proc.stderr else ""
+                self.stderr.seek(0)
+                stderr = self.stderr.read().decode(errors="replace")
                 raise AssertionError(f"kplug serve exited ({self.proc.wait()}) before printing {prefix!r}; "
                                      f"stdout {self.seen}, stderr {stderr}")
             self.seen.append(line)
@@ -70,6 +74,7 @@ class Served:
             if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()
+            self.stderr.close()
 
 
 @pytest.fixture
