@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .api import NO_PARAMS
+from .client_events import ClientEvents, EventStreamError
 from .client_socket import ClientSockets
 from .durable_ops import DurableOps
 from .storage import StorageError
@@ -74,6 +75,8 @@ class HostOps:
             "tool_unregister": self.tool_unregister,
             "resolve": self.resolve,
             "socket_url": self.socket_url,
+            "event_open": self.event_open,
+            "event_close": self.event_close,
         }
         self.async_: dict[str, Callable[..., Any]] = {
             "storage_get": self.storage_get,
@@ -92,6 +95,7 @@ class HostOps:
         }
         self._watched: set[str] = set()
         self.sockets = ClientSockets(plugin)
+        self.event_sources = ClientEvents(plugin)
         self._closed = False
         self.durable = DurableOps(plugin)
         self.async_.update(self.durable.ops)
@@ -99,6 +103,7 @@ class HostOps:
     def close(self) -> None:
         self._closed = True
         self.sockets.close_all()
+        self.event_sources.close_all()
         self.durable.close()
 
     # the two entry points registered in the VM
@@ -265,6 +270,18 @@ class HostOps:
 
     def socket_close(self, sid: int, code: int, reason: str) -> Any:
         return self.sockets.close(int(sid), int(code), str(reason))
+
+
+    # ---- client.event (the subscription itself lives in client_events.py) -------------------------------
+
+    def event_open(self, sid: int, path: str) -> None:
+        try:
+            self.event_sources.open(int(sid), str(path))
+        except EventStreamError as exc:
+            raise HostOpError(str(exc)) from None
+
+    def event_close(self, sid: int) -> None:
+        self.event_sources.close(int(sid))
 
 
 def _do_fetch(url: str, path: str, method: str, headers: dict[str, str], content: bytes | None) -> dict[str, Any]:

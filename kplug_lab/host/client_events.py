@@ -1,0 +1,160 @@
+"""``siyuan.client.event``: Server-Sent Events subscriptions from a plugin to the SiYuan kernel (spec §3.7).
+
+The JS object lives in the prelude; this is its host half. Each subscription is one task on the host's asyncio
+loop (``httpx`` streaming); every event is posted to the plugin's actor as ``__kplug.eventSourceEvent(id, ev)``.
+
+Semantics are the spec's [better] ones, and differ from SiYuan on purpose:
+
+* ``open`` fires as soon as the kernel answers 200 (SiYuan waits for the first event);
+* a stream the kernel ends cleanly ends the subscription with ``close`` (SiYuan stays silent);
+* a dropped connection is retried with back-off (0.5 s, x1.5, or the stream's ``retry:``) and
+  ``Last-Event-ID``, at most :data:`MAX_RETRIES` times in a row; then ``error`` and ``close`` (SiYuan retries
+  for 15 minutes before saying anything);
+* a non-200 answer fails at once (``error`` then ``close``), as a browser's EventSource does;
+* ``close()`` cancels the task immediately (SiYuan's background task keeps spinning).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from ..errors import CPUTimeout, JSError, OutOfMemory
+
+if TYPE_CHECKING:
+    from .plugin import Plugin
+
+__all__ = ["MAX_RETRIES", "RETRY_FACTOR", "RETRY_INITIAL", "ClientEvents", "EventStreamError", "SSEParser"]
+
+#: consecutive failed (re)connection attempts before the subscription gives up
+MAX_RETRIES = 3
+#: first reconnection delay and its growth, seconds
+RETRY_INITIAL = 0.5
+RETRY_FACTOR = 1.5
+_CONNECT_TIMEOUT = 5.0
+
+
+class EventStreamError(Exception):
+    """A subscription could not be made; the message is what the plugin sees."""
+
+
+class SSEParser:
+    """The WHATWG ``text/event-stream`` interpretation, one line at a time."""
+
+    def __init__(self) -> None:
+        self.last_event_id = ""
+        self.retry_ms: int | None = None
+        self._data: list[str] = []
+        self._event = ""
+
+    def feed(self, line: str) -> dict[str, str] | None:
+        """One line without its terminator; returns an event when the line dispatches one."""
+        if line == "":
+            data, event = self._data, self._event
+            self._data, self._event = [], ""
+            if not data:
+                return None
+            return {"event": event or "message", "data": "\n".join(data), "lastEventId": self.last_event_id}
+        if line.startswith(":"):
+            return None
+        name, colon, value = line.partition(":")
+        if colon and value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id" and "\0" not in value:
+            self.last_event_id = value
+        elif name == "retry" and value.isdigit():
+            self.retry_ms = int(value)
+        return None
+
+
+class ClientEvents:
+    """The ``siyuan.client.event`` subscriptions of one plugin instance."""
+
+    def __init__(self, plugin: Plugin) -> None:
+        self.plugin = plugin
+        self._tasks: dict[int, concurrent.futures.Future[None]] = {}
+
+    def url(self, path: str) -> str:
+        """The kernel URL of ``path``; refuses anything that would reach another host."""
+        base = self.plugin.config.siyuan_url.rstrip("/")
+        url = base + path
+        if urlsplit(url).netloc != urlsplit(base).netloc or "\\" in path or "@" in path.split("?")[0]:
+            raise EventStreamError(f"siyuan.client only reaches the SiYuan kernel: {path!r} is not a kernel path")
+        return url
+
+    def open(self, sid: int, path: str) -> None:
+        """Start subscription ``sid`` (called on the plugin's thread; the work runs on the host loop)."""
+        url = self.url(path)
+        self._tasks[sid] = asyncio.run_coroutine_threadsafe(self._run(sid, url), self.plugin.loop)
+        self._tasks[sid].add_done_callback(lambda _f: self._tasks.pop(sid, None))
+
+    def close(self, sid: int) -> None:
+        task = self._tasks.pop(sid, None)
+        if task is not None:
+            task.cancel()
+
+    def close_all(self) -> None:
+        """The plugin is stopping: end every subscription (no events are delivered any more)."""
+        for sid in list(self._tasks):
+            self.close(sid)
+
+    async def _run(self, sid: int, url: str) -> None:
+        parser = SSEParser()
+        failures = 0
+        delay = RETRY_INITIAL
+        token = self.plugin.config.siyuan_token
+        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+        if token:
+            headers.update({"Authorization": f"Token {token}", "X-Auth-Token": token})
+        timeout = httpx.Timeout(_CONNECT_TIMEOUT, read=None)
+        async with httpx.AsyncClient(timeout=timeout, trust_env=False, follow_redirects=True) as client:
+            while True:
+                if parser.last_event_id:
+                    headers["Last-Event-ID"] = parser.last_event_id
+                try:
+                    async with client.stream("GET", url, headers=headers) as resp:
+                        if resp.status_code != 200:
+                            self._fail(sid, f"GET {url}: unexpected status {resp.status_code} {resp.reason_phrase}")
+                            return
+                        failures, delay = 0, RETRY_INITIAL
+                        self._post(sid, {"type": "open"})
+                        async for line in resp.aiter_lines():
+                            event = parser.feed(line.rstrip("\r\n"))
+                            if event is not None:
+                                self._post(sid, {"type": "message", **event})
+                    self._post(sid, {"type": "close"})  # the kernel ended the stream cleanly
+                    return
+                except httpx.HTTPError as exc:
+                    failures += 1
+                    if failures > MAX_RETRIES:
+                        self._fail(sid, f"GET {url}: {exc or type(exc).__name__}")
+                        return
+                self._post(sid, {"type": "connecting"})
+                await asyncio.sleep(parser.retry_ms / 1000 if parser.retry_ms is not None else delay)
+                delay *= RETRY_FACTOR
+
+    def _fail(self, sid: int, message: str) -> None:
+        self._post(sid, {"type": "error", "error": message})
+        self._post(sid, {"type": "close"})
+
+    def _post(self, sid: int, event: dict[str, Any]) -> None:
+        plugin = self.plugin
+
+        def run() -> None:
+            vm = plugin.vm
+            if vm is None or vm.crashed:
+                return
+            try:
+                vm.call("__kplug.eventSourceEvent", sid, event)
+            except (JSError, CPUTimeout, OutOfMemory) as exc:
+                plugin.log("error", f"siyuan.client.event {event['type']} handler failed: {exc}")
+
+        plugin.post_vm(run)
