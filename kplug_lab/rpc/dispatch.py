@@ -116,31 +116,34 @@ def _go_repr(v: Any) -> str:
     return v if isinstance(v, str) else json.dumps(v)
 
 
-async def _run_one(req: Request, caller: Caller, plugin: str) -> dict[str, Any] | None:
+async def _run_one(req: Request, caller: Caller, plugin: str) -> str | None:
+    """The encoded response to one valid request, or None for a notification."""
     if req.params is _BadParams:
         if req.is_notification:
             return None
-        return error_response(INVALID_PARAMS, "Invalid params: must be array or object if present", req.id)
+        return _dumps(error_response(INVALID_PARAMS, "Invalid params: must be array or object if present", req.id))
     try:
         result = await caller(req.method, req.params)
     except KplugError as exc:
         if req.is_notification:
             return None
-        return error_response(exc.code, str(exc) if exc.code not in (-32001, -32002) else None, req.id,
-                              message=MESSAGES.get(exc.code, "Server error"))
+        return _dumps(error_response(exc.code, str(exc) if exc.code not in (-32001, -32002) else None, req.id,
+                                     message=MESSAGES.get(exc.code, "Server error")))
     except Exception:
         log.exception("plugin [%s]: method %s failed inside the host", plugin, req.method)
         if req.is_notification:
             return None
-        return error_response(INTERNAL_ERROR, f'error invoking method "{req.method}": internal host error', req.id)
+        return _dumps(error_response(INTERNAL_ERROR, f'error invoking method "{req.method}": internal host error',
+                                     req.id))
     if req.is_notification:
         return None
-    response = {"jsonrpc": "2.0", "result": result, "id": req.id}
-    try:
-        json.dumps(response, allow_nan=False)
-    except (TypeError, ValueError) as exc:  # [better] only this entry fails
-        return error_response(INTERNAL_ERROR, f'error encoding the result of "{req.method}": {exc}', req.id)
-    return response
+    try:  # encoded once, here: a result that cannot be encoded fails only this entry [better]
+        return _STRICT.encode({"jsonrpc": "2.0", "result": result, "id": req.id})
+    except (TypeError, ValueError, RecursionError) as exc:
+        return _dumps(error_response(INTERNAL_ERROR, f'error encoding the result of "{req.method}": {exc}', req.id))
+
+
+_STRICT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def _dumps(value: Any) -> str:
@@ -167,17 +170,16 @@ async def process(body: bytes | str, caller: Caller, *, plugin: str = "", limits
         items = [_validate(x) for x in parsed]
         tasks = [asyncio.ensure_future(_run_one(it, caller, plugin)) if isinstance(it, Request) else None
                  for it in items]
-        responses: list[dict[str, Any]] = []
+        responses: list[str] = []
         for it, task in zip(items, tasks, strict=True):
             if task is None:
-                responses.append(it)  # type: ignore[arg-type]
+                responses.append(_dumps(it))
             else:
                 res = await task
                 if res is not None:
                     responses.append(res)
-        return _dumps(responses) if responses else None
+        return "[" + ",".join(responses) + "]" if responses else None
     item = _validate(parsed)
     if not isinstance(item, Request):
         return _dumps(item)
-    res = await _run_one(item, caller, plugin)
-    return _dumps(res) if res is not None else None
+    return await _run_one(item, caller, plugin)
