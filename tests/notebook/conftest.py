@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
@@ -32,11 +31,7 @@ def ip(monkeypatch: pytest.MonkeyPatch) -> Iterator[InteractiveShell]:
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "kplug_lab")
     yield shell
-    magics(shell).session.close()
-
-
-def magics(shell: InteractiveShell) -> Any:
-    return shell.magics_manager.registry["KplugMagics"]
+    shell.magics_manager.registry["KplugMagics"].session.close()
 
 
 @pytest.fixture

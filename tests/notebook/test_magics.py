@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
-from conftest import magics
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
@@ -20,6 +20,10 @@ from kplug_lab.client import (
 from kplug_lab.notebook._display import CallValue, PluginList, PluginView
 from kplug_lab.notebook._magics import USAGE
 from kplug_lab.notebook._process import ServerProcess
+
+
+def magics(shell: InteractiveShell) -> Any:
+    return shell.magics_manager.registry["KplugMagics"]
 
 
 def kplug(ip: InteractiveShell, line: str, cell: str | None = None) -> object:
