@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -68,3 +69,11 @@ def test_a_real_jupyter_server_starts_plugins_serves_them_and_unloads_them_on_si
     stderr = log.read_text(errors="replace")
     assert "kplug_lab | extension was successfully loaded" in stderr
     assert (data / "storage" / "p" / "unloaded.txt").read_text() == "bye", stderr[-2000:]
+
+
+def test_jupyter_lists_the_installed_extension_as_enabled_and_ok() -> None:
+    done = subprocess.run([sys.executable, "-m", "jupyter", "server", "extension", "list"], capture_output=True,
+                          text=True, timeout=TIMEOUT, env={**os.environ, "NO_COLOR": "1"})
+    out = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout + done.stderr)
+    assert re.search(r"^\s*kplug_lab enabled\s*$", out, re.MULTILINE), out
+    assert re.search(r"^\s*kplug_lab \S+ OK\s*$", out, re.MULTILINE), out
