@@ -4,11 +4,14 @@ const { logger, storage, rpc } = siyuan;
 const FILE = "counter.json";
 let state = { value: 0, updated: null };
 
+// The snapshot is taken before the first await, so each caller gets (and broadcasts) the value its own change
+// produced, even when several calls interleave at their awaits.
 async function save() {
   state.updated = new Date().toISOString();
-  await storage.put(FILE, JSON.stringify(state));
-  await rpc.broadcast("changed", state);
-  return state;
+  const snapshot = { ...state };
+  await storage.put(FILE, JSON.stringify(snapshot));
+  await rpc.broadcast("changed", snapshot);
+  return snapshot;
 }
 
 rpc.bind("get", () => state, "The current value");

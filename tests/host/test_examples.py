@@ -116,6 +116,14 @@ async def test_counter_broadcasts_each_change_and_persists(host: Host, kernel: F
     assert (await manager.call("counter", "get"))["value"] == 2
 
 
+async def test_counter_gives_each_concurrent_caller_the_value_its_own_increment_made(
+        host: Host, kernel: FakeSiYuan) -> None:
+    manager = await start_examples(host, kernel, "counter")
+    results = await asyncio.gather(*(manager.call("counter", "increment") for _ in range(20)))
+    assert sorted(r["value"] for r in results) == list(range(1, 21))
+    assert (await manager.call("counter", "get"))["value"] == 20
+
+
 async def test_heartbeat_flushes_through_forward_proxy(host: Host, kernel: FakeSiYuan,
                                                        endpoint: RecordingEndpoint) -> None:
     manager = await start_examples(host, kernel, "heartbeat")
