@@ -354,3 +354,12 @@ def test_bad_configuration_is_a_clear_error(jp_serverapp: Any, traits: dict[str,
     app.serverapp = jp_serverapp
     with pytest.raises(ValueError, match=message):
         app.initialize_settings()
+
+
+def test_every_standalone_route_has_a_declared_jupyter_permission() -> None:
+    """A new route falls back to ``write`` (admin-only); this makes its author choose on purpose."""
+    from kplug_lab.rpc.app import make_routes
+    from kplug_lab.server.handlers import ACTIONS
+
+    unclassified = sorted({cls.__name__ for _, cls, *_ in make_routes("/") if cls not in ACTIONS})
+    assert unclassified == [], f"add these handlers to kplug_lab.server.handlers.ACTIONS: {unclassified}"
