@@ -84,6 +84,9 @@ async def _serve(args: argparse.Namespace) -> int:
     base = "/" + args.base_url.strip("/") + "/" if args.base_url.strip("/") else "/"
     shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "") else "[::1]" if args.host == "::" else args.host
     url = f"http://{shown_host}:{port}{base}"
+    if manager.standby:
+        print(f"kplug_lab standing by for {root}: {manager.host_lock.describe_owner()}; plugin calls answer "
+              "-32002 until that host stops, then this one takes over", flush=True)
     print(f"kplug_lab serving {len(manager.plugins)} plugin(s) from {root}", flush=True)
     for info in manager.list_plugins():
         print(f"  {info.name:<16} {info.state.label:<8} {', '.join(m.name for m in info.methods)}"
