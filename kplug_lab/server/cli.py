@@ -11,6 +11,10 @@ import shlex
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..host.api import HostAPI
 
 __all__ = ["main"]
 
@@ -88,23 +92,29 @@ async def _serve(args: argparse.Namespace) -> int:
         print(f"kplug_lab standing by for {root}: {manager.host_lock.describe_owner()}; plugin calls answer "
               "-32002 until that host stops, then this one takes over", flush=True)
     print(f"kplug_lab serving {len(manager.plugins)} plugin(s) from {root}", flush=True)
-    for info in manager.list_plugins():
-        print(f"  {info.name:<16} {info.state.label:<8} {', '.join(m.name for m in info.methods)}"
-              + (f"  ({info.error})" if info.error else ""), flush=True)
-    print(f"URL:   {url}\nToken: {token}", flush=True)
-    infos = sorted(manager.list_plugins(), key=lambda i: i.name != "hello")
-    example = next((i for i in infos if i.methods), None)
-    if example is not None:
-        m = example.methods[0].name
-        request = json.dumps({"jsonrpc": "2.0", "id": 1, "method": m, "params": ["hi"]}, separators=(",", ":"))
-        curl = ["curl", "-s", "-H", f"Authorization: Token {token}", "-d", request,
-                f"{url}api/plugin/rpc/{example.name}"]
-        print("Try:\n  " + shlex.join(curl), flush=True)
+    print("\n".join(summary_lines(manager, url, token)), flush=True)
     await stop.wait()
     print("stopping: running every plugin's onunload", flush=True)
     server.stop()
     await manager.close()
     return 0
+
+
+def summary_lines(host: HostAPI, url: str, token: str) -> list[str]:
+    """What a server prints once its plugins started: each plugin's state and methods, the URL and token, and a
+    copy-paste ``curl`` line that calls a method (``hello``'s when it is there)."""
+    infos = host.list_plugins()
+    lines = [f"  {i.name:<16} {i.state.label:<8} {', '.join(m.name for m in i.methods)}"
+             + (f"  ({i.error})" if i.error else "") for i in infos]
+    lines.append(f"URL:   {url}\nToken: {token}")
+    example = next((i for i in sorted(infos, key=lambda i: i.name != "hello") if i.methods), None)
+    if example is not None:
+        request = json.dumps({"jsonrpc": "2.0", "id": 1, "method": example.methods[0].name, "params": ["hi"]},
+                             separators=(",", ":"))
+        curl = ["curl", "-s", "-H", f"Authorization: Token {token}", "-d", request,
+                f"{url}api/plugin/rpc/{example.name}"]
+        lines.append("Try:\n  " + shlex.join(curl))
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,6 +19,7 @@ from ..host.api import PluginState
 from ..host.config import HostConfig
 from ..host.manager import PluginManager
 from ..rpc.dispatch import Limits
+from .cli import summary_lines
 from .handlers import jupyter_routes
 
 __all__ = ["KplugLabApp"]
@@ -106,6 +107,11 @@ class KplugLabApp(ExtensionApp):
         await self.manager.start()
         running = sum(1 for i in self.manager.list_plugins() if i.state == PluginState.RUNNING)
         self.log.info("kplug_lab: %d plugin(s) running, %d load error(s)", running, len(self.manager.load_errors))
+        server = self.serverapp
+        token = getattr(getattr(server, "identity_provider", None), "token", "") if server else ""
+        if server is not None and token:
+            self.log.info("kplug_lab plugins:\n%s", "\n".join(summary_lines(self.manager, server.connection_url,
+                                                                            token)))
 
     async def stop_extension(self) -> None:
         """Stop every plugin, running its onunload. Idempotent."""
