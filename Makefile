@@ -9,7 +9,7 @@ WASM := kplug_lab/sandbox/guest/kplug.wasm
 PORT ?= 8765
 PYTEST_ARGS ?=
 
-.PHONY: install guest run test lint typecheck unit notebooks bench reproducible clean
+.PHONY: install guest browser run serve test lint typecheck unit notebooks bench reproducible clean
 
 install: $(STAMP)
 
@@ -24,7 +24,16 @@ $(STAMP): pyproject.toml
 guest: install
 	$(BIN)/python -m kplug_lab.sandbox.guest.build
 
+# The workbench: JupyterLab with the kplug_lab extension serving plugins/ (dev mode, so %%kplug eval works),
+# opened on the getting-started notebook. JupyterLab prints the URL with its token; the extension prints the
+# plugins it started and a curl line that calls one.
 run: guest
+	$(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) $$([ "$$(id -u)" = 0 ] && echo --allow-root) \
+	  --ServerApp.root_dir=. --KplugLabApp.plugins_dir=plugins --KplugLabApp.dev_mode=True \
+	  --LabApp.default_url=/lab/tree/notebooks/01-getting-started.ipynb
+
+# The standalone server (no Jupyter): SiYuan's routes and the admin API on $(PORT), token printed.
+serve: guest
 	$(BIN)/kplug serve --plugins plugins --port $(PORT)
 
 lint: install
@@ -33,14 +42,34 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-unit: guest
+# The browser test drives Debian's Chromium and the JS client's unit test runs under node; install them once if
+# this machine lacks them (CI runs as root).
+browser:
+	@command -v chromium >/dev/null 2>&1 && command -v node >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  echo "installing Debian's chromium and nodejs for the browser and JS client tests"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    $$(command -v chromium >/dev/null || echo chromium) $$(command -v node >/dev/null || echo nodejs) >/dev/null; }
+
+unit: guest browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test: guest lint typecheck unit
+# Every notebook runs top to bottom against a live server (started by notebooks/conftest.py) and its outputs
+# are compared with the committed ones.
+notebooks: guest
+	$(BIN)/python -m pytest -p no:cacheprovider --nbval --nbval-current-env \
+	  --nbval-sanitize-with notebooks/nbval_sanitize.cfg notebooks/
 
+test: guest lint typecheck unit notebooks
+
+# Each benchmark prints a table and writes bench/out/<name>.json; QUICK=1 runs the short versions.
+BENCH_FLAGS := $(if $(QUICK),--quick,)
 bench: guest
 	mkdir -p bench/out
-	$(BIN)/python bench/engine.py --json bench/out/engine.json
+	$(BIN)/python bench/engine.py $(BENCH_FLAGS) --json bench/out/engine.json
+	$(BIN)/python bench/host.py $(BENCH_FLAGS) --json bench/out/host.json
+	$(BIN)/python bench/rpc.py $(BENCH_FLAGS) --json bench/out/rpc.json
+	$(BIN)/python bench/durability.py $(BENCH_FLAGS) --json bench/out/durability.json
 
 # Two clean builds of the guest must give the same bytes.
 reproducible: install
