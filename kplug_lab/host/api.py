@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .private_ports import EventStreamPort, WebSocketPort
+
 __all__ = [
     "NO_PARAMS",
     "HostAPI",
@@ -131,6 +133,8 @@ class HostAPI(Protocol):
         """Run JS inside a plugin's VM (dev mode only; the server checks that)."""
         ...
 
-    async def http_request(self, name: str, slot: str, request: dict[str, Any]) -> Any:
-        """Dispatch a ``/plugin/private/<name>/...`` request to a ``siyuan.server.private`` slot."""
+    async def http_request(self, name: str, slot: str, request: dict[str, Any],
+                           port: WebSocketPort | EventStreamPort | None = None) -> Any:
+        """Dispatch a ``/plugin/private/<name>/...`` request to a ``siyuan.server.private`` slot; ``ws`` and ``es``
+        requests pass their connection as ``port`` (:mod:`kplug_lab.host.private_ports`)."""
         ...

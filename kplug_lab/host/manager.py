@@ -19,6 +19,7 @@ from .config import HostConfig
 from .lock import STANDBY_POLL_S, HostLock
 from .manifest import PluginSource, discover_directory, discover_workspace, platform_id, read_plugin
 from .plugin import Plugin, _js_detail
+from .private_ports import EventStreamPort, WebSocketPort
 
 __all__ = ["PluginManager"]
 
@@ -431,9 +432,9 @@ class PluginManager:
     async def eval(self, name: str, code: str) -> Any:
         return await self._running(name).eval(code)
 
-    async def http_request(self, name: str, slot: str, request: dict[str, Any]) -> Any:
-        plugin = self._running(name)
-        return await plugin.call_entry("http", slot, request)
+    async def http_request(self, name: str, slot: str, request: dict[str, Any],
+                           port: WebSocketPort | EventStreamPort | None = None) -> Any:
+        return await self._running(name).serve_private(slot, request, port)
 
     # ---- hot reload ---------------------------------------------------------------------------------
 

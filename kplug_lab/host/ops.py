@@ -12,7 +12,7 @@ import base64
 import concurrent.futures
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -20,6 +20,7 @@ from .api import NO_PARAMS
 from .client_events import ClientEvents, EventStreamError
 from .client_socket import ClientSockets
 from .durable_ops import DurableOps
+from .private_ports import PortError, PrivatePorts, WebSocketPort, encode_sse
 from .storage import StorageError
 
 if TYPE_CHECKING:
@@ -77,6 +78,8 @@ class HostOps:
             "socket_url": self.socket_url,
             "event_open": self.event_open,
             "event_close": self.event_close,
+            "port_sse_send": self.port_sse_send,
+            "port_sse_close": self.port_sse_close,
         }
         self.async_: dict[str, Callable[..., Any]] = {
             "storage_get": self.storage_get,
@@ -92,10 +95,15 @@ class HostOps:
             "socket_ping": self.socket_ping,
             "socket_pong": self.socket_pong,
             "socket_close": self.socket_close,
+            "port_send": self.port_send,
+            "port_ping": self.port_ping,
+            "port_pong": self.port_pong,
+            "port_close": self.port_close,
         }
         self._watched: set[str] = set()
         self.sockets = ClientSockets(plugin)
         self.event_sources = ClientEvents(plugin)
+        self.ports = PrivatePorts(plugin)
         self._closed = False
         self.durable = DurableOps(plugin)
         self.async_.update(self.durable.ops)
@@ -104,6 +112,7 @@ class HostOps:
         self._closed = True
         self.sockets.close_all()
         self.event_sources.close_all()
+        self.ports.close_all()
         self.durable.close()
 
     # the two entry points registered in the VM
@@ -282,6 +291,36 @@ class HostOps:
 
     def event_close(self, sid: int) -> None:
         self.event_sources.close(int(sid))
+
+    # ---- server.private request.port (the wire end lives in rpc/; see private_ports.py) ----------------
+
+    async def port_send(self, pid: int, data: str, binary: bool) -> None:
+        await self._port_io(int(pid), lambda port: port.send(_unb64(data) if binary else str(data)))
+
+    async def port_ping(self, pid: int, data: str) -> None:
+        await self._port_io(int(pid), lambda port: port.ping(_utf8(str(data))))
+
+    async def port_pong(self, pid: int, data: str) -> None:
+        await self._port_io(int(pid), lambda port: port.pong(_utf8(str(data))))
+
+    async def port_close(self, pid: int, code: int, reason: str) -> None:
+        await self._port_io(int(pid), lambda port: port.close(int(code), str(reason)))
+
+    async def _port_io(self, pid: int, operation: Callable[[WebSocketPort], Awaitable[None]]) -> None:
+        try:
+            await operation(self.ports.websocket(pid))
+        except PortError as exc:
+            raise HostOpError(str(exc)) from None
+
+    def port_sse_send(self, pid: int, event: dict[str, Any]) -> None:
+        port = self.ports.event_stream(int(pid))
+        if port is not None:  # after the stream ended, events go nowhere (as in SiYuan)
+            self.plugin.loop.call_soon_threadsafe(port.send_event, encode_sse(event))
+
+    def port_sse_close(self, pid: int) -> None:
+        port = self.ports.event_stream(int(pid))
+        if port is not None:
+            self.plugin.loop.call_soon_threadsafe(port.end)
 
 
 def _do_fetch(url: str, path: str, method: str, headers: dict[str, str], content: bytes | None) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import base64
 import collections
 import concurrent.futures
 import logging
+import os
 import time
 from collections.abc import Callable
 from importlib import resources
@@ -32,6 +33,7 @@ from .api import NO_PARAMS, LogRecord, MethodInfo, PluginInfo, PluginState
 from .config import HostConfig
 from .manifest import PluginSource
 from .ops import HostOps
+from .private_ports import EventStreamPort, WebSocketPort
 from .storage import Storage
 
 if TYPE_CHECKING:
@@ -334,6 +336,31 @@ class Plugin:
         """Call a ``__kplug.<entry>`` function and await its (possibly Promise) result."""
         fut = await self.on_actor(lambda: self.vm.call_start(f"__kplug.{entry}", *args))  # type: ignore[union-attr]
         return await asyncio.wait_for(asyncio.wrap_future(fut), timeout or self.config.call_timeout)
+
+    async def serve_private(self, slot: str, request: dict[str, Any],
+                            port: WebSocketPort | EventStreamPort | None = None) -> Any:
+        """Run a ``siyuan.server.private`` slot handler (spec §3.8). For ``ws``/``es`` the wire end is registered
+        as ``request.port`` first; it stays registered until its connection ends or the plugin stops."""
+        if port is not None:
+            request = dict(request, port=self.ops.ports.register(port))
+        result = await self.call_entry("http", slot, request)
+        body = result.get("body") if isinstance(result, dict) else None
+        if isinstance(body, dict) and isinstance(body.get("file"), dict):
+            body["file"]["resolved"] = self._servable_file(body["file"].get("path"))
+        return result
+
+    def _servable_file(self, path: Any) -> str | None:
+        """[better] ``body.file.path`` as an absolute path if it names a regular file inside the plugin's storage
+        or the workspace (relative paths are taken from the storage root), else None (the route answers 404)."""
+        if not isinstance(path, str) or not path or "\0" in path:
+            return None
+        roots = [self.storage.root] + ([self.manager.workspace] if self.manager.workspace is not None else [])
+        real = os.path.realpath(os.path.join(self.storage.root, path))
+        for root in roots:
+            real_root = os.path.realpath(root)
+            if (real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)) and os.path.isfile(real):
+                return real
+        return None
 
     async def eval(self, code: str) -> Any:
         def run() -> Any:

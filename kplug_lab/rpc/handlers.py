@@ -8,21 +8,20 @@ mixins with jupyter_server's authenticated handlers.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hmac
 import json
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import tornado.web
 import tornado.websocket
 
-from ..errors import KplugError, PluginNotLoaded
+from ..errors import PluginNotLoaded
 from ..host.api import NO_PARAMS, HostAPI, LogRecord, PluginInfo, PluginState
 from .dispatch import Limits, error_response, process
+from .private import EventStream, PrivateSocket, ResponseError, SocketPort, request_object, write_response
 
 __all__ = [
     "AdminRPCHandler",
@@ -326,9 +325,13 @@ class PluginRPCWebSocket(_BoundedSocket):
 
 
 class PrivateHandler(KplugHandlerBase):
-    """``ANY /plugin/private/<name>/<path>``: the plugin's ``siyuan.server.private.http`` handler (§3.8)."""
+    """``ANY /plugin/private/<name>/<path>``: the plugin's ``siyuan.server.private`` slots (spec §3.8): a
+    WebSocket upgrade goes to ``ws``, ``Accept: text/event-stream`` (exactly) to ``es``, anything else to
+    ``http``. Authentication happens here for all three, before any upgrade (the wire half is
+    :mod:`kplug_lab.rpc.private`)."""
 
     need_admin = True
+    _events: EventStream | None = None
 
     async def _serve(self, name: str, path: str) -> None:
         info = self.host.get_plugin(name)
@@ -340,140 +343,65 @@ class PrivateHandler(KplugHandlerBase):
             self.set_status(503)
             self.finish(f"[plugin:{name}] is not running")
             return
-        accept = self.request.headers.get("Accept", "")
-        if accept == "text/event-stream" or self.request.headers.get("Upgrade", "").lower() == "websocket":
-            kind = "SSE" if accept == "text/event-stream" else "WebSocket"
-            self.set_status(501)
-            self.finish(f"[plugin:{name}] {kind} handlers of siyuan.server.private are not served by kplug_lab yet")
+        request = request_object(self, name, path)
+        headers = self.request.headers
+        connection = {v.strip().lower() for v in headers.get("Connection", "").split(",")}
+        if headers.get("Upgrade", "").lower() == "websocket" and "upgrade" in connection:
+            await self._serve_websocket(name, request)
+        elif headers.get("Accept", "") == "text/event-stream":
+            await self._serve_events(name, request)
+        else:
+            await self._serve_http(name, request)
+
+    def _failed(self, name: str, kind: str, exc: Exception) -> None:
+        self.set_status(500)
+        self.finish(f"[plugin:{name}] Error occurred while handling {kind} request: {exc}")
+
+    async def _serve_http(self, name: str, request: dict[str, Any]) -> None:
+        try:
+            res = await self.host.http_request(name, "http", request)
+        except Exception as exc:
+            self._failed(name, "HTTP", exc)
             return
         try:
-            res = await self.host.http_request(name, "http", self._request_object(name, path))
-        except KplugError as exc:
-            self.set_status(500)
-            self.finish(f"[plugin:{name}] Error occurred while handling HTTP request: {_detail(exc)}")
-            return
-        except Exception as exc:
-            self.set_status(500)
-            self.finish(f"[plugin:{name}] Error occurred while handling HTTP request: {exc}")
-            return
-        self._write_response(name, res)
-
-    def _request_object(self, name: str, path: str) -> dict[str, Any]:
-        req = self.request
-        parts = urlsplit(req.uri or "")
-        headers: dict[str, list[str]] = {}
-        for k, v in req.headers.get_all():
-            if k.lower() in ("cookie", "authorization"):
-                continue  # [better] credentials and session cookies never reach the plugin
-            headers.setdefault(k, []).append(v)
-        query: dict[str, list[str]] = {k: [x.decode("utf-8", "replace") for x in v]
-                                       for k, v in req.query_arguments.items() if k != "token"}
-        ctype = req.headers.get("Content-Type", "").split(";")[0].strip()
-        body: dict[str, Any] = {"form": None, "dataBase64": base64.b64encode(req.body).decode("ascii")}
-        if ctype == "application/x-www-form-urlencoded":  # [better] SiYuan loses these
-            body["form"] = {"values": {k: [x.decode("utf-8", "replace") for x in v]
-                                       for k, v in req.body_arguments.items()}, "files": {}}
-        sub = "/" + path
-        return {
-            "url": {"user": None, "host": req.host, "path": parts.path, "pathname": parts.path,
-                    "fragment": "", "hash": "", "search": parts.query, "query": query},
-            "request": {"method": req.method, "uri": req.uri, "proto": req.version,
-                        "protoMajor": 1, "protoMinor": 1, "headers": headers, "cookies": {},
-                        "contentType": ctype, "contentLength": len(req.body) if req.body else -1,
-                        "referer": req.headers.get("Referer", ""), "userAgent": req.headers.get("User-Agent", ""),
-                        "body": body},
-            "context": {"path": sub, "fullPath": "/plugin/private/:name/*path", "clientIp": req.remote_ip,
-                        "remoteIp": req.remote_ip, "remoteAddr": req.remote_ip,
-                        "params": {"name": [name], "path": [sub]}},
-            "port": None,
-        }
-
-    def _write_response(self, name: str, res: Any) -> None:
-        if not isinstance(res, dict):
-            self.set_status(500)
-            self.finish(f"[plugin:{name}] Error occurred while handling HTTP request: invalid response format")
-            return
-        status = res.get("statusCode") or 0
-        if not isinstance(status, (int, float)) or int(status) != status:
-            self.set_status(500)
-            self.finish("invalid response format")
-            return
-        status = int(status)
-        for key, values in (res.get("headers") or {}).items():
-            if not isinstance(values, list):
-                self.set_status(500)
-                self.finish("invalid response format")
-                return
-            for v in values:
-                if v == "":
-                    self.clear_header(key)
-                else:
-                    self.add_header(key, str(v))  # [better] multi-value headers are appended
-        body = res.get("body") or {}
-        if body.get("data") is not None:
-            kind = body["data"].get("type", "JSON")
-            data = body["data"].get("data")
-            if kind not in ("JSON", "AsciiJSON", "IndentedJSON", "PureJSON", "SecureJSON"):
-                self.set_status(500)
-                self.finish("Unsupported serialized data type")
-                return
-            text = json.dumps(data, indent=4 if kind == "IndentedJSON" else None, ensure_ascii=kind == "AsciiJSON")
-            if kind == "SecureJSON" and isinstance(data, list):
-                text = "while(1);" + text
-            self.set_status(status or 200)
-            self.set_header("Content-Type", "application/json; charset=utf-8")
-            self.finish(text)
-        elif body.get("string") is not None:
-            fmt = str(body["string"].get("format", ""))
-            values = body["string"].get("values") or []
-            self.set_status(status or 200)
+            await write_response(self, name, res)
+        except ResponseError as exc:
+            self.clear()
+            self.set_status(exc.status)
             self.set_header("Content-Type", "text/plain; charset=utf-8")
-            self.finish(_go_format(fmt, values))
-        elif body.get("raw") is not None:
-            raw = body["raw"]
-            data = base64.b64decode(raw.get("data", "")) if raw.get("base64") else str(raw.get("data", "")).encode()
-            self.set_status(status or 200)
-            self.set_header("Content-Type", raw.get("contentType") or "application/octet-stream")
-            self.finish(data)
-        elif body.get("redirect") is not None:
-            if status not in range(300, 309) and status != 201:
-                self.set_status(500)
-                self.finish(f"[plugin:{name}] invalid redirect status {status}")
-                return
-            self.redirect(str(body["redirect"].get("location", "/")), status=status)
-        elif body.get("file") is not None or body.get("proxy") is not None:
-            kind = "file" if body.get("file") is not None else "proxy"
-            self.set_status(501)
-            self.finish(f"[plugin:{name}] response body.{kind} is not served by kplug_lab yet")
-        else:
-            self.set_status(status or 200)
-            self.finish()
+            self.finish(exc.text)
+
+    async def _serve_websocket(self, name: str, request: dict[str, Any]) -> None:
+        async def run_handler(port: SocketPort) -> None:
+            await self.host.http_request(name, "ws", request, port=port)
+
+        # the upgrade and the connection belong to the socket handler from here on; this handler must not
+        # finish the (detached) request
+        self._auto_finish = False
+        await PrivateSocket(self.application, self.request, run_handler=run_handler).get()
+
+    async def _serve_events(self, name: str, request: dict[str, Any]) -> None:
+        stream = self._events = EventStream(self)
+        try:
+            await self.host.http_request(name, "es", request, port=stream)
+        except Exception as exc:
+            if not stream.started:
+                self._failed(name, "SSE", exc)
+            stream.end()
+            await stream.finish()
+            return
+        await stream.ended.wait()
+        await stream.finish()
+
+    def on_connection_close(self) -> None:
+        if self._events is not None:
+            self._events.lost()
+        super().on_connection_close()
 
     async def get(self, name: str, path: str = "") -> None:
         await self._serve(name, path)
 
     post = put = delete = patch = head = options = get  # type: ignore[assignment]
-
-
-def _go_format(fmt: str, values: list[Any]) -> str:
-    it = iter(values)
-
-    def sub(m: Any) -> str:
-        if m.group(0) == "%%":
-            return "%"
-        try:
-            v = next(it)
-        except StopIteration:
-            return f"%!{m.group(0)[-1]}(MISSING)"
-        return v if isinstance(v, str) else json.dumps(v) if not isinstance(v, (int, float)) else f"{v:g}"
-
-    import re
-
-    return re.sub(r"%[-+# 0-9.]*[vsdqfgetxX%]", sub, fmt)
-
-
-def _detail(exc: Exception) -> str:
-    return str(exc)
 
 
 # ---- admin API -------------------------------------------------------------------------------------------

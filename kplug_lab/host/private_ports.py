@@ -1,0 +1,155 @@
+"""``request.port`` of ``siyuan.server.private`` WebSocket and SSE requests (spec §3.8.3, §3.8.4): the host half.
+
+The wire end of a connection (a tornado handler, in ``rpc/``) implements :class:`WebSocketPort` or
+:class:`EventStreamPort` and is registered here for the duration of the request; the plugin's JS port object
+(prelude) reaches it through the ``port_*`` host operations, and what arrives from the wire is delivered back
+to the plugin's actor as ``__kplug.portEvent(id, event)`` jobs. A delivery is awaitable, so the wire end can
+wait for the plugin to take a message before it reads the next one (SiYuan's ``RunSync`` back-pressure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from ..errors import CPUTimeout, JSError, OutOfMemory
+
+if TYPE_CHECKING:
+    from .plugin import Plugin
+
+__all__ = ["Deliver", "EventStreamPort", "PortError", "PrivatePorts", "WebSocketPort", "encode_sse"]
+
+Deliver = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class PortError(Exception):
+    """A port operation failed; the message is what the plugin sees."""
+
+
+class WebSocketPort(Protocol):
+    """An accepted WebSocket. Methods are called on the host loop."""
+
+    def attach(self, deliver: Deliver) -> None:
+        """From now on, hand every frame and the final close to ``deliver``."""
+
+    async def send(self, data: str | bytes) -> None: ...
+
+    async def ping(self, data: bytes) -> None: ...
+
+    async def pong(self, data: bytes) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+@runtime_checkable
+class EventStreamPort(Protocol):
+    """An SSE response. Methods are called on the host loop, in the order the plugin made the calls."""
+
+    def attach(self, deliver: Deliver) -> None:
+        """From now on, hand the end of the stream (``{"type": "close"}``) to ``deliver``."""
+
+    def send_event(self, text: str) -> None:
+        """Write one encoded event (see :func:`encode_sse`) and flush it."""
+
+    def end(self) -> None:
+        """Finish the response."""
+
+
+def _go_json(value: Any) -> str:
+    """One line of JSON as Go's ``json.Encoder`` writes it (HTML characters escaped)."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    for char, escape in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"),
+                         ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(char, escape)
+    return text
+
+
+def encode_sse(event: dict[str, Any]) -> str:
+    """One event in gin-contrib/sse's encoding. ``event["data"]`` is ``{"json": value}`` (objects and arrays)
+    or ``{"text": str}`` (everything else, already stringified by the plugin side)."""
+    out = []
+    if event.get("id"):
+        out.append("id:" + str(event["id"]).replace("\n", "\\n").replace("\r", "\\r") + "\n")
+    if event.get("event"):
+        out.append("event:" + str(event["event"]).replace("\n", "\\n").replace("\r", "\\r") + "\n")
+    retry = event.get("retry")
+    if isinstance(retry, (int, float)) and not isinstance(retry, bool) and retry >= 1:
+        out.append(f"retry:{int(retry)}\n")
+    data = event.get("data") or {}
+    if "json" in data:
+        out.append("data:" + _go_json(data["json"]) + "\n\n")
+    else:
+        out.append("data:" + str(data.get("text", "")).replace("\n", "\ndata:").replace("\r", "\\r") + "\n\n")
+    return "".join(out)
+
+
+class PrivatePorts:
+    """The open ``request.port`` connections of one plugin instance."""
+
+    def __init__(self, plugin: Plugin) -> None:
+        self.plugin = plugin
+        self._ports: dict[int, WebSocketPort | EventStreamPort] = {}
+        self._next = 1
+        self._waiting: set[asyncio.Future[None]] = set()
+
+    def register(self, port: WebSocketPort | EventStreamPort) -> int:
+        pid = self._next
+        self._next += 1
+        self._ports[pid] = port
+        port.attach(lambda event: self._deliver(pid, event))
+        return pid
+
+    def websocket(self, pid: int) -> WebSocketPort:
+        port = self._ports.get(pid)
+        if port is None:
+            raise PortError("WebSocket is closed")
+        return port  # type: ignore[return-value]
+
+    def event_stream(self, pid: int) -> EventStreamPort | None:
+        return self._ports.get(pid)  # type: ignore[return-value]
+
+    def close_all(self) -> None:
+        """The plugin is stopping: close every connection (1001 for WebSockets); no events are delivered."""
+        ports = list(self._ports.values())
+        self._ports.clear()
+        for fut in self._waiting:
+            if not fut.done():
+                fut.set_result(None)
+        loop = self.plugin.loop
+        for port in ports:
+            if isinstance(port, EventStreamPort):
+                loop.call_soon_threadsafe(port.end)
+            else:
+                asyncio.run_coroutine_threadsafe(port.close(1001, "plugin stopping"), loop)
+
+    def _deliver(self, pid: int, event: dict[str, Any]) -> Awaitable[None]:
+        """Run ``__kplug.portEvent`` on the plugin's thread; the result is done once it ran (called on the loop)."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        if event.get("type") == "close":
+            self._ports.pop(pid, None)
+        plugin = self.plugin
+        if plugin.actor is None or (event.get("type") != "close" and pid not in self._ports):
+            done.set_result(None)
+            return done
+        self._waiting.add(done)
+        done.add_done_callback(self._waiting.discard)
+
+        def settle() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        def run() -> None:
+            try:
+                vm = plugin.vm
+                if vm is not None and not vm.crashed:
+                    vm.call("__kplug.portEvent", pid, event)
+            except (JSError, CPUTimeout, OutOfMemory) as exc:
+                plugin.log("error", f"siyuan.server.private port {event.get('type')} handler failed: {exc}")
+            finally:
+                loop.call_soon_threadsafe(settle)
+
+        plugin.post_vm(run)
+        return done
