@@ -36,6 +36,7 @@ class DurableOps:
             "dq_ack": self.queue_ack,
             "dq_fail": self.queue_fail,
             "dq_size": self.queue_size,
+            "dq_wake": self.queue_wake,
             "kv_get": self.kv_get,
             "kv_list": self.kv_list,
             "kv_commit": self.kv_commit,
@@ -82,6 +83,12 @@ class DurableOps:
         waiter: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self._waiters[queue] = waiter
         return waiter
+
+    def queue_wake(self, queue: str) -> None:
+        """End a consumer's wait for work (it is stopping)."""
+        waiter = self._waiters.pop(queue, None)
+        if waiter is not None:
+            _wake(waiter)
 
     def queue_ack(self, queue: str, ids: list[int]) -> int:
         return self._run(lambda: self.store.queue_ack(self.plugin.name, queue, list(ids)))  # type: ignore[no-any-return]

@@ -65,5 +65,7 @@ rpc.bind("heartbeat", async (hb) => {
 
 rpc.bind("pending", () => queue.size(), "How many heartbeats wait to be reported.");
 
-queue.consume(report, { batch: DEFAULTS.batch, retry: { initialMs: 100, maxMs: 2000, factor: 2 } });
+const stopReporting = queue.consume(report, { batch: DEFAULTS.batch, retry: { initialMs: 100, maxMs: 2000, factor: 2 } });
+// a graceful stop lets the batch in flight finish, so it is not sent twice
+siyuan.plugin.lifecycle.onunload = () => stopReporting();
 logger.info("wakatime-like: reporting queued heartbeats");

@@ -54,7 +54,9 @@
 
     /** Handle items in order, one batch at a time. An item is removed only after `handler` resolves; when
      *  it throws or rejects, the same items are retried after an exponential backoff (`retry: {initialMs,
-     *  maxMs, factor}`). With `batch: n` the handler gets an array of up to n items. Returns a stop function. */
+     *  maxMs, factor}`). With `batch: n` the handler gets an array of up to n items. Returns a stop function,
+     *  whose Promise resolves once the batch being handled (if any) is finished and recorded: await it in
+     *  `onunload` so a graceful stop never interrupts a handler. */
     consume(handler, options) {
       const where = `kplug.queue("${this.name}").consume(handler, {batch?, retry?})`;
       if (typeof handler !== "function") throw new TypeError(`${where}: handler must be a function`);
@@ -92,11 +94,14 @@
           }
         }
       };
-      loop().catch((e) => {
+      const finished = loop().catch((e) => {
         consuming.delete(name);
         log("error", `queue "${name}": consumer stopped: ${describe(e)}`);
       });
-      return () => { stopped = true; consuming.delete(name); nap.wake(); };
+      return () => {
+        if (!stopped) { stopped = true; consuming.delete(name); nap.wake(); callAsync("dq_wake", name); }
+        return finished.then(() => undefined);
+      };
     }
   }
 
@@ -226,7 +231,9 @@
   /** Run `handler({name, slot, scheduledAt})` every `every` ms (or "30s", "5m") or on a `cron` expression
    *  (UTC), never twice at once. The last completed slot is persisted: a restart does not repeat it; slots
    *  missed while down or busy are run once (`catchUp: "once"`, the default) or dropped (`"skip"`).
-   *  Resolves a handle `{name, cancel()}` once the schedule is registered. */
+   *  Resolves a handle `{name, cancel()}` once the schedule is registered; `cancel()` resolves once a run in
+   *  progress (if any) has finished and been recorded: await it in `onunload` so a graceful stop never
+   *  interrupts a run. */
   async function schedule(name, options, handler) {
     const where = "kplug.schedule(name, {every | cron, catchUp?}, handler)";
     if (!isName(name)) throw new TypeError(`${where}: name must be a non-empty string`);
@@ -255,11 +262,17 @@
         await callAsync("sched_done", name, slot);
       }
     };
-    loop().catch((e) => {
+    const finished = loop().catch((e) => {
       schedules.delete(name);
       log("error", `schedule "${name}" stopped: ${describe(e)}`);
     });
-    return Object.freeze({ name, cancel() { stopped = true; schedules.delete(name); nap.wake(); } });
+    return Object.freeze({
+      name,
+      cancel() {
+        if (!stopped) { stopped = true; schedules.delete(name); nap.wake(); }
+        return finished.then(() => undefined);
+      },
+    });
   }
 
   const kplug = Object.freeze({ version: 1, queue, kv, schedule });
