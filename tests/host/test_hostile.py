@@ -38,7 +38,9 @@ siyuan.rpc.bind("alive", () => "yes");
 async def pair(host: Host) -> Host:
     host.plugin("evil", HOSTILE)
     host.plugin("good", "siyuan.rpc.bind('ping', () => 'pong');")
-    await host.start(cpu_limit=0.3, memory_limit=32 * 1024 * 1024, siyuan_url="http://127.0.0.1:9")
+    # The CPU limit is wall-clock time on the plugin's thread: 1 s leaves a memory bomb room to reach the 32 MB
+    # limit first even on a loaded machine (it needs about 0.1 s of CPU).
+    await host.start(cpu_limit=1.0, memory_limit=32 * 1024 * 1024, siyuan_url="http://127.0.0.1:9")
     return host
 
 
