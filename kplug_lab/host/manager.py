@@ -78,6 +78,7 @@ class PluginManager:
         self._logs = _Subscribers()
         self._broadcasts: dict[str, _Subscribers] = {}
         self._watch_task: asyncio.Task[None] | None = None
+        self._watch_stop = asyncio.Event()
         self._closed = False
         self._durable: Any = None
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -136,6 +137,7 @@ class PluginManager:
         running = sum(1 for p in self.plugins.values() if p.state == PluginState.RUNNING)
         log.info("%d/%d plugin(s) loaded", running, len(eligible))
         if self.config.hot_reload and self._watch_task is None:
+            self._watch_stop.clear()
             self._watch_task = asyncio.create_task(self._watch())
 
     async def close(self) -> None:
@@ -145,9 +147,14 @@ class PluginManager:
             self._standby_task.cancel()
             self._standby_task = None
         if self._watch_task is not None:
-            self._watch_task.cancel()
+            # Cancelling watchfiles.awatch can hang (its watcher thread never hears of it): stop it through its
+            # stop event, which the watcher checks every step, and cancel only as a last resort.
+            self._watch_stop.set()
+            done, _ = await asyncio.wait([self._watch_task], timeout=2.0)
+            if not done:
+                self._watch_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._watch_task
+                await asyncio.wait_for(self._watch_task, 2.0)
             self._watch_task = None
         for task in self._restart_tasks.values():
             task.cancel()
@@ -451,7 +458,7 @@ class PluginManager:
             return
         last: dict[str, float] = {}
         async for changes in watchfiles.awatch(*roots, debounce=self.config.reload_debounce_ms,
-                                               step=50, recursive=True):
+                                               step=50, recursive=True, stop_event=self._watch_stop):
             names: dict[str, bool] = {}
             for change, path in changes:
                 p = Path(path)
