@@ -214,6 +214,7 @@ class PluginManager:
         async with self._lock(name):
             plugin = self.plugins.pop(name, None)
             if plugin is not None:
+                self._end_storage_watch(plugin)
                 await plugin.stop()
         task = self._restart_tasks.pop(name, None)
         if task is not None:
@@ -285,13 +286,21 @@ class PluginManager:
         paths: set[Path] = getattr(plugin, "_watch_paths", set())
         (paths.add if add else paths.discard)(target)
         plugin._watch_paths = paths  # type: ignore[attr-defined]
-        old = getattr(plugin, "_watch_task", None)
-        if old is not None:
-            old.cancel()
-        plugin._watch_task = (  # type: ignore[attr-defined]
-            asyncio.ensure_future(self._storage_watch(plugin, set(paths))) if paths else None)
+        self._end_storage_watch(plugin)
+        if paths:
+            stop = asyncio.Event()
+            plugin._watch_stop = stop  # type: ignore[attr-defined]
+            self._background(self._storage_watch(plugin, set(paths), stop))
 
-    async def _storage_watch(self, plugin: Plugin, paths: set[Path]) -> None:
+    @staticmethod
+    def _end_storage_watch(plugin: Plugin) -> None:
+        # through the stop event: a cancelled watchfiles.awatch can leave its watcher thread running
+        stop: asyncio.Event | None = getattr(plugin, "_watch_stop", None)
+        if stop is not None:
+            stop.set()
+            plugin._watch_stop = None  # type: ignore[attr-defined]
+
+    async def _storage_watch(self, plugin: Plugin, paths: set[Path], stop: asyncio.Event) -> None:
         import watchfiles
 
         names = {watchfiles.Change.added: "CREATE", watchfiles.Change.modified: "WRITE",
@@ -300,7 +309,8 @@ class PluginManager:
         if not watched:
             return
         try:
-            async for changes in watchfiles.awatch(*watched, recursive=False, debounce=50, step=20):
+            async for changes in watchfiles.awatch(*watched, recursive=False, debounce=50, step=20,
+                                                   stop_event=stop):
                 if plugin.state != PluginState.RUNNING:
                     return
                 for change, path in sorted(changes):
