@@ -401,6 +401,7 @@ class PrivateSocket(tornado.websocket.WebSocketHandler):
 
     async def open(self, *args: Any, **kwargs: Any) -> None:
         self._protocol = self.ws_connection
+        self.set_nodelay(True)  # frames the plugin sends in a row must not wait for delayed ACKs (ADR 0004)
         await self._run_handler(self.port)
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
