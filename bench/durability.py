@@ -11,7 +11,6 @@ is the time from SIGKILL of the owning ``kplug serve`` to the first successful R
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -25,15 +24,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from _common import ROOT, Target, arg_parser, passed, rounded, target_table, write_json
 
-from kplug_lab.host.config import HostConfig  # noqa: E402
-from kplug_lab.host.durable import PRAGMAS  # noqa: E402
-from kplug_lab.host.manager import PluginManager  # noqa: E402
+from kplug_lab.host.config import HostConfig
+from kplug_lab.host.durable import PRAGMAS
+from kplug_lab.host.manager import PluginManager
 
 ITEM = {"id": "hb-000000", "entity": "/notes/today.sy", "time": 1764057600.123, "category": "coding"}
 
@@ -173,46 +169,25 @@ def takeover_ms(folder: Path, repeats: int) -> float:
     return statistics.median(samples)
 
 
-TARGETS = {"queue_push_ratio": 1.5, "takeover_ms": 1000.0}
+TARGETS = [Target("queue_push_ratio", 1.5), Target("takeover_ms", 1000.0)]
 
 
-def run(quick: bool) -> dict[str, Any]:
+def run(quick: bool) -> dict[str, float]:
     rounds, n, repeats = (3, 100, 3) if quick else (7, 300, 5)
     with tempfile.TemporaryDirectory(prefix="kplug-bench-durability-", dir=os.environ.get("KPLUG_BENCH_DIR")) as tmp:
         folder = Path(tmp)
         metrics: dict[str, float] = asyncio.run(in_plugin(folder, rounds, n))
         metrics["takeover_ms"] = takeover_ms(folder, repeats)
     metrics["queue_push_ratio"] = metrics["queue_push_ms"] / metrics["queue_push_baseline_ms"]
-    passed = {"queue_push_ratio": metrics["queue_push_ratio"] <= TARGETS["queue_push_ratio"],
-              "takeover_ms": metrics["takeover_ms"] <= TARGETS["takeover_ms"]}
-    return {"metrics": {k: round(v, 4) for k, v in metrics.items()}, "targets": TARGETS, "passed": passed}
-
-
-def table(result: dict[str, Any]) -> str:
-    m, t, ok = result["metrics"], result["targets"], result["passed"]
-    rows = [("queue_push_ms", f"{m['queue_push_ms']:.3f}", "", ""),
-            ("queue_push_baseline_ms", f"{m['queue_push_baseline_ms']:.3f}", "raw SQLite insert + commit", ""),
-            ("queue_push_ratio", f"{m['queue_push_ratio']:.2f}", f"<= {t['queue_push_ratio']}",
-             "ok" if ok["queue_push_ratio"] else "MISS"),
-            ("kv_cas_ms", f"{m['kv_cas_ms']:.3f}", "", ""),
-            ("takeover_ms", f"{m['takeover_ms']:.1f}", f"<= {t['takeover_ms']:g}",
-             "ok" if ok["takeover_ms"] else "MISS")]
-    width = max(len(r[0]) for r in rows)
-    lines = [f"{'metric':<{width}}  {'value':>10}  {'target':<28}  result"]
-    lines += [f"{name:<{width}}  {value:>10}  {target:<28}  {res}" for name, value, target, res in rows]
-    return "\n".join(lines)
+    return metrics
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--json", type=Path, help="write the result as JSON here")
-    parser.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
-    args = parser.parse_args(argv)
-    result = run(args.quick)
-    print(table(result))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    args = arg_parser(__doc__, quick="fewer rounds (a smoke run)").parse_args(argv)
+    metrics = run(args.quick)
+    print(target_table(metrics, TARGETS, notes={"queue_push_baseline_ms": "raw SQLite insert + commit"}))
+    write_json(args.json, {"metrics": rounded(metrics), "targets": {t.metric: t.limit for t in TARGETS},
+                           "passed": passed(metrics, TARGETS)})
     return 0
 
 

@@ -18,38 +18,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import quickjs
+from _common import Target, arg_parser, median_time, report, rss_kib, target_table, write_json
 
-import quickjs  # noqa: E402
-
-from kplug_lab.sandbox import VM  # noqa: E402
-from kplug_lab.sandbox._engine import big_stack_thread, load_module  # noqa: E402
+from kplug_lab.sandbox import VM
+from kplug_lab.sandbox._engine import big_stack_thread, load_module
 
 FIB = "function fib(n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }"
 SMALL_ARG = {"id": 7, "name": "note", "tags": ["a", "b"], "done": False}
 IDLE_VMS = 100
-
-
-@dataclass(frozen=True)
-class Target:
-    """``metric <= limit`` (absolute) or ``metric <= limit * baseline`` (a ratio to a metric of this run)."""
-
-    metric: str
-    limit: float
-    baseline: str | None = None
-
-    def bound(self, metrics: dict[str, float]) -> float:
-        return self.limit * metrics[self.baseline] if self.baseline else self.limit
-
-    def describe(self) -> str:
-        return f"<= {self.limit:g} x {self.baseline}" if self.baseline else f"<= {self.limit:g}"
-
 
 TARGETS = [
     Target("cached_module_load_ms", 5),
@@ -59,18 +38,6 @@ TARGETS = [
     Target("fib27_ms", 1.2, baseline="fib27_native_ms"),
     Target("rss_per_idle_vm_mb", 1),
 ]
-
-
-def median_time(fn: Callable[[], Any], *, samples: int, inner: int = 1) -> float:
-    """Median seconds per call of ``fn`` over ``samples`` timed batches of ``inner`` calls."""
-    fn()  # warm up
-    times = []
-    for _ in range(samples):
-        start = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        times.append((time.perf_counter() - start) / inner)
-    return statistics.median(times)
 
 
 def on_wasm_thread(fn: Callable[[], Any]) -> Any:
@@ -161,24 +128,16 @@ def fib_metrics(samples: int) -> dict[str, float]:
     return {name: 1e3 * statistics.median(values) for name, values in times.items()}
 
 
-def _rss_kib() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS in /proc/self/status")
-
-
 def rss_probe(count: int) -> float:
     """MiB of resident memory each idle VM adds (run in a fresh process: see rss_per_idle_vm_mb)."""
     VM().close()  # engine, module and the wasm thread exist before the baseline
     gc.collect()
-    before = _rss_kib()
+    before = rss_kib()
     vms = [VM() for _ in range(count)]
     for vm in vms:
         vm.eval("globalThis.ready = true")
     gc.collect()
-    after = _rss_kib()
+    after = rss_kib()
     assert all(vm.crashed is None for vm in vms)
     return (after - before) / 1024 / count
 
@@ -189,7 +148,7 @@ def rss_per_idle_vm_mb(count: int) -> float:
     return float(proc.stdout.strip().splitlines()[-1])
 
 
-def run(quick: bool) -> dict[str, Any]:
+def run(quick: bool) -> dict[str, float]:
     samples = 5 if quick else 15
     inner = 200 if quick else 2000
     metrics: dict[str, float] = {}
@@ -199,51 +158,21 @@ def run(quick: bool) -> dict[str, Any]:
     metrics["host_to_js_call_handoff_us"] = handoff_call_us(samples, inner)
     metrics.update(on_wasm_thread(lambda: fib_metrics(samples=5 if quick else 15)))
     metrics["rss_per_idle_vm_mb"] = rss_per_idle_vm_mb(IDLE_VMS)
-    targets = {t.metric: t.bound(metrics) for t in TARGETS}
-    passed = {t.metric: metrics[t.metric] <= targets[t.metric] for t in TARGETS}
-    return {
-        "metrics": {k: round(v, 4) for k, v in metrics.items()},
-        "targets": {t.metric: {"limit": t.limit, "baseline": t.baseline, "bound": round(targets[t.metric], 4)}
-                    for t in TARGETS},
-        "passed": passed,
-        "quick": quick,
-        "fast_path": os.environ.get("KPLUG_SANDBOX_PLAIN") != "1",
-        "python": sys.version.split()[0],
-        "wasmtime": importlib.metadata.version("wasmtime"),
-    }
-
-
-def table(result: dict[str, Any]) -> str:
-    by_metric = {t.metric: t for t in TARGETS}
-    rows = [("metric", "median", "target", "result")]
-    for name, value in result["metrics"].items():
-        target = by_metric.get(name)
-        if target is None:
-            rows.append((name, f"{value:g}", "", ""))
-        else:
-            bound = result["targets"][name]["bound"]
-            verdict = "pass" if result["passed"][name] else "FAIL"
-            rows.append((name, f"{value:g}", f"{target.describe()} ({bound:g})", verdict))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return metrics
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", type=Path, help="write the results here as JSON")
-    parser.add_argument("--quick", action="store_true", help="fewer samples (finishes in well under 30 s)")
+    parser = arg_parser(__doc__, quick="fewer samples (finishes in well under 30 s)")
     parser.add_argument("--rss-probe", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rss_probe:
         print(rss_probe(args.rss_probe))
         return 0
-    result = run(args.quick)
-    print(table(result))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    metrics = run(args.quick)
+    print(target_table(metrics, TARGETS))
+    write_json(args.json, report(metrics, TARGETS, quick=args.quick,
+                                 fast_path=os.environ.get("KPLUG_SANDBOX_PLAIN") != "1",
+                                 python=sys.version.split()[0], wasmtime=importlib.metadata.version("wasmtime")))
     return 0
 
 

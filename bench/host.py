@@ -22,18 +22,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from _common import ROOT, Target, arg_parser, median_time, report, rss_kib, target_table, write_json
 
-from kplug_lab.host.api import PluginState  # noqa: E402
-from kplug_lab.host.config import HostConfig  # noqa: E402
-from kplug_lab.host.manager import PluginManager  # noqa: E402
-from kplug_lab.sandbox._engine import load_module  # noqa: E402
+from kplug_lab.host.api import PluginState
+from kplug_lab.host.config import HostConfig
+from kplug_lab.host.manager import PluginManager
+from kplug_lab.sandbox._engine import load_module
 
 HELLO = ROOT / "plugins" / "hello"
 PAYLOAD_BYTES = 4096  # a typical small JSON document a plugin keeps in storage
@@ -65,21 +61,6 @@ siyuan.rpc.bind("log", (n) => {
 """
 
 
-@dataclass(frozen=True)
-class Target:
-    """``metric <= limit`` (absolute) or ``metric <= limit * baseline`` (a ratio to a metric of this run)."""
-
-    metric: str
-    limit: float
-    baseline: str | None = None
-
-    def bound(self, metrics: dict[str, float]) -> float:
-        return self.limit * metrics[self.baseline] if self.baseline else self.limit
-
-    def describe(self) -> str:
-        return f"<= {self.limit:g} x {self.baseline}" if self.baseline else f"<= {self.limit:g}"
-
-
 TARGETS = [
     Target("cold_start_ms", 10),
     Target("load_100_plugins_s", 2),
@@ -87,14 +68,6 @@ TARGETS = [
     Target("storage_get_ms", 0.1),
     Target("logger_call_us", 30),
 ]
-
-
-def _rss_kib() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 def _manager(folder: Path, plugins: Path) -> PluginManager:
@@ -160,14 +133,7 @@ def baseline_put(folder: Path, data: bytes, samples: int, inner: int) -> float:
             os.fsync(f.fileno())
         os.replace(tmp, target)
 
-    put()
-    times = []
-    for _ in range(samples):
-        start = time.perf_counter()
-        for _ in range(inner):
-            put()
-        times.append((time.perf_counter() - start) / inner)
-    return statistics.median(times)
+    return median_time(put, samples=samples, inner=inner)
 
 
 async def many_probe(count: int) -> dict[str, float]:
@@ -187,13 +153,13 @@ async def many_probe(count: int) -> dict[str, float]:
         await warm.start()
         await warm.close()
         gc.collect()
-        before = _rss_kib()
+        before = rss_kib()
         manager = _manager(folder, plugins)
         start = time.perf_counter()
         await manager.start()
         elapsed = time.perf_counter() - start
         gc.collect()
-        after = _rss_kib()
+        after = rss_kib()
         running = sum(1 for p in manager.plugins.values() if p.state == PluginState.RUNNING)
         await manager.close()
         assert running == count, f"only {running}/{count} plugins reached running"
@@ -210,7 +176,7 @@ def many(count: int, samples: int) -> dict[str, float]:
     return {key: statistics.median(r[key] for r in results) for key in results[0]}
 
 
-def run(quick: bool) -> dict[str, Any]:
+def run(quick: bool) -> dict[str, float]:
     samples = 3 if quick else 9
     inner = 200 if quick else 1000
     load_module()  # the disk cache of the compiled guest is warm, as on any run after the first
@@ -222,53 +188,21 @@ def run(quick: bool) -> dict[str, Any]:
     metrics.update(many(MANY, samples=1 if quick else 3))
     order = ["cold_start_ms", "load_100_plugins_s", "storage_put_ms", "storage_put_baseline_ms",
              "storage_get_ms", "storage_get_text_ms", "logger_call_us", "rss_per_running_plugin_mb"]
-    metrics = {k: metrics[k] for k in order}
-    targets = {t.metric: t.bound(metrics) for t in TARGETS}
-    passed = {t.metric: metrics[t.metric] <= targets[t.metric] for t in TARGETS}
-    return {
-        "metrics": {k: round(v, 4) for k, v in metrics.items()},
-        "targets": {t.metric: {"limit": t.limit, "baseline": t.baseline, "bound": round(targets[t.metric], 4)}
-                    for t in TARGETS},
-        "passed": passed,
-        "quick": quick,
-        "payload_bytes": PAYLOAD_BYTES,
-        "python": sys.version.split()[0],
-        "wasmtime": importlib.metadata.version("wasmtime"),
-        "cpus": os.cpu_count(),
-    }
-
-
-def table(result: dict[str, Any]) -> str:
-    by_metric = {t.metric: t for t in TARGETS}
-    rows = [("metric", "median", "target", "result")]
-    for name, value in result["metrics"].items():
-        target = by_metric.get(name)
-        if target is None:
-            rows.append((name, f"{value:g}", "", ""))
-        else:
-            bound = result["targets"][name]["bound"]
-            verdict = "pass" if result["passed"][name] else "FAIL"
-            rows.append((name, f"{value:g}", f"{target.describe()} ({bound:g})", verdict))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return {k: metrics[k] for k in order}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--json", type=Path, help="write the results here as JSON")
-    parser.add_argument("--quick", action="store_true", help="fewer samples (finishes in well under a minute)")
+    parser = arg_parser(__doc__, quick="fewer samples (finishes in well under a minute)")
     parser.add_argument("--many-probe", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.many_probe:
         print(json.dumps(asyncio.run(many_probe(args.many_probe))))
         return 0
-    result = run(args.quick)
-    print(table(result))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    metrics = run(args.quick)
+    print(target_table(metrics, TARGETS))
+    write_json(args.json, report(metrics, TARGETS, quick=args.quick, payload_bytes=PAYLOAD_BYTES,
+                                 python=sys.version.split()[0], wasmtime=importlib.metadata.version("wasmtime"),
+                                 cpus=os.cpu_count()))
     return 0
 
 

@@ -14,7 +14,6 @@ Usage: ``python bench/jsonrpc_dispatch.py [--json OUT] [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import importlib.metadata
 import json
@@ -25,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pjrpc
+from _common import arg_parser, format_table, write_json
 from pjrpc.common import UNSET, Response
 from pjrpc.server import AsyncDispatcher
 from pjrpc.server import exceptions as pj_errors
@@ -186,19 +186,15 @@ async def per_dispatch_us(fn: Callable[[str], Awaitable[Any]], body: str, n: int
 
 
 async def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--json", metavar="OUT", help="write {'metrics': ...} here")
-    ap.add_argument("--quick", action="store_true", help="fewer iterations")
-    args = ap.parse_args()
+    args = arg_parser(__doc__, quick="fewer iterations").parse_args()
     n = 500 if args.quick else 5000
 
     host = Host()
     impls = {"pjrpc": make_pjrpc(host), "kplug": make_ours(host)}
 
-    print("Conformance with SiYuan's wire (spec §5.3/§5.4):")
-    print(f"  {'case':52} {'pjrpc':>6} {'kplug':>6}")
     results = {name: await conformance(name, fn) for name, fn in impls.items()}
     failures: dict[str, list[dict[str, Any]]] = {name: [] for name in impls}
+    rows = [("case", *impls)]
     for i, (what, _, expected) in enumerate(CASES):
         marks = []
         for name in impls:
@@ -206,10 +202,12 @@ async def main() -> int:
             marks.append("ok" if ok else "DIFF")
             if not ok:
                 failures[name].append({"case": what, "expected": expected, "got": got})
-        print(f"  {what:52} {marks[0]:>6} {marks[1]:>6}")
+        rows.append((what, *marks))
     concurrency = {name: await batch_concurrency(make) for name, make in
                    (("pjrpc", make_pjrpc), ("kplug", make_ours))}
-    print(f"  {'batch of 5 slow calls: max in flight':52} {concurrency['pjrpc']:>6} {concurrency['kplug']:>6}")
+    rows.append(("batch of 5 slow calls: max in flight", *(str(concurrency[name]) for name in impls)))
+    print("Conformance with SiYuan's wire (spec §5.3/§5.4):")
+    print(format_table(rows, right=(1, 2), indent="  "))
 
     async def bare(body: str) -> str:
         return bare_json(body)
@@ -221,8 +219,7 @@ async def main() -> int:
         "invalid": '{"id":1,"method":"echo"}',
     }
     metrics: dict[str, Any] = {}
-    print(f"\nCost per dispatch (us, best of 3 x {n}):")
-    print(f"  {'request':10} {'bare json':>10} {'pjrpc':>10} {'kplug':>10} {'pjrpc/kplug':>12}")
+    rows = [("request", "bare json", "pjrpc", "kplug", "pjrpc/kplug")]
     for label, body in bodies.items():
         row: dict[str, float] = {}
         if label == "single":
@@ -231,9 +228,10 @@ async def main() -> int:
             row[name] = await per_dispatch_us(fn, body, n)
         for k, v in row.items():
             metrics[f"{label}_{k}_us"] = round(v, 2)
-        bare_text = f"{row['bare']:10.1f}" if "bare" in row else f"{'':>10}"
-        print(f"  {label:10} {bare_text} {row['pjrpc']:10.1f} {row['kplug']:10.1f} "
-              f"{row['pjrpc'] / row['kplug']:12.2f}")
+        rows.append((label, f"{row['bare']:.1f}" if "bare" in row else "", f"{row['pjrpc']:.1f}",
+                     f"{row['kplug']:.1f}", f"{row['pjrpc'] / row['kplug']:.2f}"))
+    print(f"\nCost per dispatch (us, best of 3 x {n}):")
+    print(format_table(rows, right=(1, 2, 3, 4), indent="  "))
 
     for name in impls:
         metrics[f"{name}_conformance_passed"] = sum(1 for _, ok, _ in results[name] if ok)
@@ -242,9 +240,7 @@ async def main() -> int:
     print(f"\npjrpc {importlib.metadata.version('pjrpc')}: "
           f"{metrics['pjrpc_conformance_passed']}/{len(CASES)} cases as SiYuan answers; "
           f"kplug: {metrics['kplug_conformance_passed']}/{len(CASES)}")
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"metrics": metrics, "differences": failures}, f, indent=2, default=str)
+    write_json(args.json, {"metrics": metrics, "differences": failures})
     return 0 if metrics["kplug_conformance_passed"] == len(CASES) else 1
 
 

@@ -31,10 +31,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+from _common import ROOT, Target, arg_parser, format_table, percentile, write_json
+
 TOKEN = "bench-token"
-HTTP_TARGET = 1.5
-WS_TARGET = 0.5
+TARGETS = [Target("http_call_p50_ms", 1.5, baseline="http_baseline_p50_ms"),
+           Target("ws_calls_per_s", 0.5, baseline="ws_baseline_per_s", at_least=True)]
 WS_WINDOW = 100  # calls in flight per connection: pipelined, but a client that reads what it asks for
 
 
@@ -73,7 +74,7 @@ def run_baseline_server() -> None:
 
 @contextmanager
 def server(cmd: list[str]) -> Any:
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
     try:
         assert proc.stdout is not None
         deadline = time.monotonic() + 60
@@ -152,15 +153,8 @@ async def ws_pipelined(url: str, path: str, n: int, connections: int) -> float:
     return per * connections / (time.perf_counter() - t0)
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--json", metavar="OUT", help="write {'metrics': ...} here")
-    ap.add_argument("--quick", action="store_true", help="fewer calls (a smoke run)")
+    ap = arg_parser(__doc__, quick="fewer calls (a smoke run)")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     ap.add_argument("--baseline-server", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -172,7 +166,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="kplug-bench-") as tmp:
         plugins = Path(tmp) / "plugins"
-        shutil.copytree(REPO / "plugins" / "hello", plugins / "hello")
+        shutil.copytree(ROOT / "plugins" / "hello", plugins / "hello")
         kplug_cmd = [sys.executable, "-m", "kplug_lab", "serve", "--plugins", str(plugins), "--data",
                      str(Path(tmp) / "data"), "--port", "0", "--token", TOKEN, "--no-reload", "--log-level", "WARNING"]
         base_cmd = [sys.executable, os.path.abspath(__file__), "--baseline-server"]
@@ -200,30 +194,25 @@ def main() -> int:
     }
     metrics["http_p50_ratio"] = round(metrics["http_call_p50_ms"] / metrics["http_baseline_p50_ms"], 3)
     metrics["ws_ratio"] = round(metrics["ws_calls_per_s"] / metrics["ws_baseline_per_s"], 3)
-    targets = {
-        "http_call_p50_ms": {"max": round(HTTP_TARGET * metrics["http_baseline_p50_ms"], 4),
-                             "rule": f"<= {HTTP_TARGET} x http_baseline_p50_ms",
-                             "pass": metrics["http_p50_ratio"] <= HTTP_TARGET},
-        "ws_calls_per_s": {"min": round(WS_TARGET * metrics["ws_baseline_per_s"], 1),
-                           "rule": f">= {WS_TARGET} x ws_baseline_per_s",
-                           "pass": metrics["ws_ratio"] >= WS_TARGET},
-    }
+    targets = {t.metric: {"min" if t.at_least else "max": round(t.bound(metrics), 4), "rule": t.describe(),
+                          "pass": t.met(metrics)} for t in TARGETS}
 
-    print(f"{'metric':28} {'kplug':>12} {'baseline':>12} {'ratio':>7}  target")
-    verdict = {name: "PASS" if t["pass"] else "FAIL" for name, t in targets.items()}
-    print(f"{'HTTP call p50 (ms)':28} {metrics['http_call_p50_ms']:12.3f} {metrics['http_baseline_p50_ms']:12.3f} "
-          f"{metrics['http_p50_ratio']:7.2f}  <= {HTTP_TARGET}  {verdict['http_call_p50_ms']}")
-    print(f"{'HTTP call p99 (ms)':28} {metrics['http_call_p99_ms']:12.3f} {metrics['http_baseline_p99_ms']:12.3f} "
-          f"{metrics['http_call_p99_ms'] / metrics['http_baseline_p99_ms']:7.2f}")
-    print(f"{'WS calls/s, 1 connection':28} {metrics['ws_calls_per_s']:12.0f} {metrics['ws_baseline_per_s']:12.0f} "
-          f"{metrics['ws_ratio']:7.2f}  >= {WS_TARGET}  {verdict['ws_calls_per_s']}")
-    print(f"{'WS calls/s, 8 connections':28} {metrics['ws_calls_per_s_8conn']:12.0f} "
-          f"{metrics['ws_baseline_per_s_8conn']:12.0f} "
-          f"{metrics['ws_calls_per_s_8conn'] / metrics['ws_baseline_per_s_8conn']:7.2f}")
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"metrics": metrics, "targets": targets,
-                       "calls": {"http": len(http_kplug), "ws": n_ws}}, f, indent=2)
+    def verdict(metric: str) -> str:
+        return f"{targets[metric]['rule']}  {'PASS' if targets[metric]['pass'] else 'FAIL'}"
+
+    print(format_table([
+        ("metric", "kplug", "baseline", "ratio", "target"),
+        ("HTTP call p50 (ms)", f"{metrics['http_call_p50_ms']:.3f}", f"{metrics['http_baseline_p50_ms']:.3f}",
+         f"{metrics['http_p50_ratio']:.2f}", verdict("http_call_p50_ms")),
+        ("HTTP call p99 (ms)", f"{metrics['http_call_p99_ms']:.3f}", f"{metrics['http_baseline_p99_ms']:.3f}",
+         f"{metrics['http_call_p99_ms'] / metrics['http_baseline_p99_ms']:.2f}", ""),
+        ("WS calls/s, 1 connection", f"{metrics['ws_calls_per_s']:.0f}", f"{metrics['ws_baseline_per_s']:.0f}",
+         f"{metrics['ws_ratio']:.2f}", verdict("ws_calls_per_s")),
+        ("WS calls/s, 8 connections", f"{metrics['ws_calls_per_s_8conn']:.0f}",
+         f"{metrics['ws_baseline_per_s_8conn']:.0f}",
+         f"{metrics['ws_calls_per_s_8conn'] / metrics['ws_baseline_per_s_8conn']:.2f}", ""),
+    ], right=(1, 2, 3)))
+    write_json(args.json, {"metrics": metrics, "targets": targets, "calls": {"http": len(http_kplug), "ws": n_ws}})
     return 1 if args.strict and not all(t["pass"] for t in targets.values()) else 0
 
 
