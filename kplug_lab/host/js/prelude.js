@@ -1044,8 +1044,19 @@
       secrets: Object.freeze(makeResolver("secrets")),
       vars: Object.freeze(makeResolver("vars")),
     });
-    // [better] a plugin cannot replace the binding; host lookups use the captured object anyway
-    Object.defineProperty(G, "siyuan", { value: siyuan, writable: false, configurable: false, enumerable: true });
+    // [better] a plugin cannot replace the binding (host lookups use the captured object anyway). It stays
+    // configurable, and re-assigning the same object is accepted, because real bundles start with
+    // `const siyuan = globalThis.siyuan` (a SyntaxError over a non-configurable global) or, compiled to ES5 in
+    // strict mode, `var siyuan = globalThis.siyuan` (a TypeError over a read-only one).
+    const current = siyuan;
+    Object.defineProperty(G, "siyuan", {
+      get: () => current,
+      set: (value) => {
+        if (value !== current) throw new TypeError("siyuan is read-only: the host keeps the object it created");
+      },
+      configurable: true,
+      enumerable: true,
+    });
   };
 
   K.hook = (name) => {
