@@ -8,6 +8,8 @@ STAMP := $(VENV)/.kplug-installed
 WASM := kplug_lab/sandbox/guest/kplug.wasm
 PORT ?= 8765
 PYTEST_ARGS ?=
+# Every Jupyter handler must authenticate: a route missing its decorator fails instead of serving anonymously.
+export JUPYTER_SERVER_ALLOW_UNAUTHENTICATED_ACCESS := false
 
 .PHONY: install guest browser run serve test lint typecheck unit notebooks bench reproducible clean
 
