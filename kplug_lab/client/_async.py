@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import websockets.asyncio.client
 import websockets.exceptions
 
-from ._base import BatchEntries, Endpoint, check_status
-from ._exceptions import ConnectionFailed, ResponseTimeout
+from ._base import JSON_CONTENT, BaseBatch, BaseClient, BaseSocket, recorded_call
+from ._exceptions import ResponseTimeout
 from ._models import (
     CallHistory,
     LogEntry,
@@ -27,49 +26,25 @@ from ._models import (
     record,
     result_of,
 )
-from ._sync import result_of_error
 
 __all__ = ["AsyncAdminSocket", "AsyncBatch", "AsyncClient", "AsyncPluginSocket"]
 
 
-class AsyncBatch:
+class AsyncBatch(BaseBatch):
     """Collects calls and notifications; ``await batch.send()`` sends them as one JSON-RPC batch."""
-
-    def __init__(self, prefix: str, send: Callable[[list[dict[str, Any]]], Any]) -> None:
-        self._entries = BatchEntries(prefix)
-        self._send = send
-
-    def call(self, method: str, *args: Any, **kwargs: Any) -> AsyncBatch:
-        self._entries.add(method, args, kwargs, notify=False)
-        return self
-
-    def notify(self, method: str, *args: Any, **kwargs: Any) -> AsyncBatch:
-        self._entries.add(method, args, kwargs, notify=True)
-        return self
 
     async def send(self) -> list[Any]:
         """One entry per :meth:`call`, in order: the result, or the ``RPCError`` that call got (not raised)."""
-        if not self._entries.requests:
-            raise ValueError("an empty batch cannot be sent (JSON-RPC rejects an empty array)")
-        return self._entries.outcomes(await self._send(self._entries.requests))
+        return self._entries.outcomes(await self._send(self._requests()))
 
 
-class AsyncClient:
+class AsyncClient(BaseClient):
     """An asyncio JSON-RPC client for one kplug_lab server; see :class:`kplug_lab.client.Client`."""
 
     def __init__(self, url: str, token: str | None = None, *, timeout: float = 60.0,
                  history: CallHistory | None = None) -> None:
-        self.endpoint = Endpoint(url, token)
-        self.timeout = timeout
-        self.history = history if history is not None else CallHistory()
+        super().__init__(url, token, timeout=timeout, history=history)
         self._http = httpx.AsyncClient(base_url=self.endpoint.url, headers=self.endpoint.headers, timeout=timeout)
-
-    @property
-    def url(self) -> str:
-        return self.endpoint.url
-
-    def __repr__(self) -> str:
-        return f"AsyncClient({self.url!r})"
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -82,24 +57,16 @@ class AsyncClient:
 
     async def _post(self, path: str, body: Any, target: str) -> Any:
         try:
-            response = await self._http.post(path, content=dumps(body).encode(),
-                                             headers={"Content-Type": "application/json"})
-        except httpx.TimeoutException:
-            raise ResponseTimeout(f"{target}: no answer from {self.url} within {self.timeout} s") from None
+            response = await self._http.post(path, content=self._body(body), headers=JSON_CONTENT)
         except httpx.TransportError as exc:
-            raise ConnectionFailed(f"{target}: cannot reach kplug_lab at {self.url} ({exc}); "
-                                   "is the server running?") from None
-        return check_status(response.status_code, response.content, target, self.url)
+            raise self._transport_error(exc, target) from None
+        return self._answer(response, target)
 
     async def _request(self, path: str, target: str, method: str, params: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            result = result_of(await self._post(path, make_request(method, params, next_id()), target), target)
-        except Exception as exc:
-            self.history.add(record(target, params, time.perf_counter() - started, error=exc))
-            raise
-        self.history.add(record(target, params, time.perf_counter() - started, result))
-        return result
+        with recorded_call(self.history, target, params) as outcome:
+            outcome.result = result_of(await self._post(path, make_request(method, params, next_id()), target),
+                                       target)
+        return outcome.result
 
     async def call(self, plugin: str, method: str, *args: Any, **kwargs: Any) -> Any:
         return await self._request(self.endpoint.plugin_path(plugin), f"{plugin}.{method}", method,
@@ -160,100 +127,61 @@ class AsyncClient:
         return sock
 
 
-class _AsyncSocket:
+class _AsyncSocket(BaseSocket[asyncio.Future[Any]]):
     def __init__(self, prefix: str, timeout: float, history: CallHistory) -> None:
-        self.prefix = prefix
-        self.timeout = timeout
-        self.history = history
-        self._pending: dict[Any, asyncio.Future[Any]] = {}
+        super().__init__(prefix, timeout, history)
         self._queue: asyncio.Queue[Notification] = asyncio.Queue()
-        self._callbacks: list[Callable[[Notification], None]] = []
-        self._closed_reason: str | None = None
 
     async def _open(self, uri: str, headers: dict[str, str]) -> None:
         try:
             self._ws = await websockets.asyncio.client.connect(uri, additional_headers=headers,
                                                                open_timeout=self.timeout, max_size=None)
         except websockets.exceptions.InvalidStatus as exc:
-            target = self.prefix or "kplug"
-            answer = check_status(exc.response.status_code, bytes(exc.response.body or b""), target, uri)
-            raise result_of_error(answer, target, uri) from None
+            raise self._refused(exc, uri) from None
         except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
-            raise ConnectionFailed(f"cannot open a WebSocket to {uri} ({exc}); is the server running?") from None
+            raise self._unreachable(uri, exc) from None
         self._reader = asyncio.ensure_future(self._read())
 
-    def _target(self, method: str) -> str:
-        return f"{self.prefix}.{method}" if self.prefix else method
+    def _new_future(self) -> asyncio.Future[Any]:
+        return asyncio.get_running_loop().create_future()
+
+    def _deliver(self, note: Notification) -> None:
+        self._queue.put_nowait(note)
 
     async def _read(self) -> None:
         try:
             async for message in self._ws:
-                try:
-                    obj = json.loads(message)
-                except ValueError:
-                    continue
-                self._dispatch(obj)
+                self._receive(message)
             reason = "the server closed the WebSocket"
         except websockets.exceptions.ConnectionClosed as exc:
             reason = f"the WebSocket closed ({exc})"
-        self._closed_reason = reason
-        pending, self._pending = self._pending, {}
-        for fut in pending.values():
-            if not fut.done():
-                fut.set_exception(ConnectionFailed(reason))
-
-    def _dispatch(self, obj: Any) -> None:
-        if isinstance(obj, list):
-            for item in obj:
-                self._dispatch(item)
-            return
-        if not isinstance(obj, dict):
-            return
-        if "method" in obj and "id" not in obj:
-            note = Notification(str(obj["method"]), obj.get("params"))
-            self._queue.put_nowait(note)
-            for cb in list(self._callbacks):
-                with contextlib.suppress(Exception):
-                    cb(note)
-            return
-        fut = self._pending.pop(obj.get("id"), None)
-        if fut is not None and not fut.done():
-            fut.set_result(obj)
-
-    def _expect(self, id_: Any) -> asyncio.Future[Any]:
-        if self._closed_reason is not None:
-            raise ConnectionFailed(self._closed_reason)
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[id_] = fut
-        return fut
+        self._fail_pending(reason)
 
     async def _send(self, payload: Any, target: str) -> None:
         try:
             await self._ws.send(dumps(payload))
         except websockets.exceptions.ConnectionClosed as exc:
-            raise ConnectionFailed(f"{target}: the WebSocket is closed ({exc})") from None
+            raise self._send_failed(target, exc) from None
 
     async def _wait(self, fut: asyncio.Future[Any], target: str) -> Any:
         try:
             return await asyncio.wait_for(fut, self.timeout)
         except TimeoutError:
-            raise ResponseTimeout(f"{target}: no answer within {self.timeout} s") from None
+            raise self._no_answer(target) from None
 
     async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         target = self._target(method)
         params = make_params(args, kwargs)
         id_ = next_id()
-        started = time.perf_counter()
-        try:
-            fut = self._expect(id_)
-            await self._send(make_request(method, params, id_), target)
-            result = result_of(await self._wait(fut, target), target)
-        except Exception as exc:
-            self._pending.pop(id_, None)
-            self.history.add(record(target, params, time.perf_counter() - started, error=exc))
-            raise
-        self.history.add(record(target, params, time.perf_counter() - started, result))
-        return result
+        with recorded_call(self.history, target, params) as outcome:
+            try:
+                fut = self._expect(id_)
+                await self._send(make_request(method, params, id_), target)
+                outcome.result = result_of(await self._wait(fut, target), target)
+            except Exception:
+                self._forget(id_)
+                raise
+        return outcome.result
 
     async def notify(self, method: str, *args: Any, **kwargs: Any) -> None:
         await self._send(make_request(method, make_params(args, kwargs), None), self._target(method))
@@ -265,10 +193,6 @@ class _AsyncSocket:
             return [await self._wait(f, f"{self.prefix} (batch)") for f in futs]
 
         return AsyncBatch(self.prefix, send)
-
-    def on_notification(self, callback: Callable[[Notification], None]) -> Callable[[], None]:
-        self._callbacks.append(callback)
-        return lambda: self._callbacks.remove(callback) if callback in self._callbacks else None
 
     async def next_notification(self, timeout: float | None = None) -> Notification:
         try:
@@ -282,10 +206,6 @@ class _AsyncSocket:
                 yield await asyncio.wait_for(self._queue.get(), timeout)
             except TimeoutError:
                 return
-
-    @property
-    def closed(self) -> bool:
-        return self._closed_reason is not None
 
     async def aclose(self) -> None:
         await self._ws.close()

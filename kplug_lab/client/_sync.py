@@ -3,11 +3,10 @@ it is safe inside ipykernel, whose loop is already running."""
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -16,8 +15,8 @@ import httpx
 import websockets.exceptions
 import websockets.sync.client
 
-from ._base import BatchEntries, Endpoint, check_status
-from ._exceptions import ConnectionFailed, ProtocolError, ResponseTimeout
+from ._base import JSON_CONTENT, BaseBatch, BaseClient, BaseSocket, recorded_call
+from ._exceptions import ResponseTimeout
 from ._models import (
     CallHistory,
     LogEntry,
@@ -34,29 +33,15 @@ from ._models import (
 __all__ = ["AdminSocket", "Batch", "Client", "PluginSocket"]
 
 
-class Batch:
+class Batch(BaseBatch):
     """Collects calls and notifications, sends them as one JSON-RPC batch with :meth:`send`."""
-
-    def __init__(self, prefix: str, send: Callable[[list[dict[str, Any]]], Any]) -> None:
-        self._entries = BatchEntries(prefix)
-        self._send = send
-
-    def call(self, method: str, *args: Any, **kwargs: Any) -> Batch:
-        self._entries.add(method, args, kwargs, notify=False)
-        return self
-
-    def notify(self, method: str, *args: Any, **kwargs: Any) -> Batch:
-        self._entries.add(method, args, kwargs, notify=True)
-        return self
 
     def send(self) -> list[Any]:
         """One entry per :meth:`call`, in order: the result, or the ``RPCError`` that call got (not raised)."""
-        if not self._entries.requests:
-            raise ValueError("an empty batch cannot be sent (JSON-RPC rejects an empty array)")
-        return self._entries.outcomes(self._send(self._entries.requests))
+        return self._entries.outcomes(self._send(self._requests()))
 
 
-class Client:
+class Client(BaseClient):
     """A blocking JSON-RPC client for one kplug_lab server (standalone ``kplug serve`` or inside Jupyter).
 
     ``url`` is the server's base URL (``http://127.0.0.1:8765/``, or a Jupyter server's URL with its base_url);
@@ -69,17 +54,8 @@ class Client:
 
     def __init__(self, url: str, token: str | None = None, *, timeout: float = 60.0,
                  history: CallHistory | None = None) -> None:
-        self.endpoint = Endpoint(url, token)
-        self.timeout = timeout
-        self.history = history if history is not None else CallHistory()
+        super().__init__(url, token, timeout=timeout, history=history)
         self._http = httpx.Client(base_url=self.endpoint.url, headers=self.endpoint.headers, timeout=timeout)
-
-    @property
-    def url(self) -> str:
-        return self.endpoint.url
-
-    def __repr__(self) -> str:
-        return f"Client({self.url!r})"
 
     def close(self) -> None:
         self._http.close()
@@ -94,24 +70,15 @@ class Client:
 
     def _post(self, path: str, body: Any, target: str) -> Any:
         try:
-            response = self._http.post(path, content=dumps(body).encode(),
-                                       headers={"Content-Type": "application/json"})
-        except httpx.TimeoutException:
-            raise ResponseTimeout(f"{target}: no answer from {self.url} within {self.timeout} s") from None
+            response = self._http.post(path, content=self._body(body), headers=JSON_CONTENT)
         except httpx.TransportError as exc:
-            raise ConnectionFailed(f"{target}: cannot reach kplug_lab at {self.url} ({exc}); "
-                                   "is the server running?") from None
-        return check_status(response.status_code, response.content, target, self.url)
+            raise self._transport_error(exc, target) from None
+        return self._answer(response, target)
 
     def _request(self, path: str, target: str, method: str, params: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            result = result_of(self._post(path, make_request(method, params, next_id()), target), target)
-        except Exception as exc:
-            self.history.add(record(target, params, time.perf_counter() - started, error=exc))
-            raise
-        self.history.add(record(target, params, time.perf_counter() - started, result))
-        return result
+        with recorded_call(self.history, target, params) as outcome:
+            outcome.result = result_of(self._post(path, make_request(method, params, next_id()), target), target)
+        return outcome.result
 
     # ---- plugin calls (SiYuan's routes) --------------------------------------------------------------
 
@@ -181,42 +148,34 @@ class Client:
         return AdminSocket(self.endpoint.ws_admin_url(), self.endpoint.headers, self.timeout, "", self.history)
 
 
-class _Socket:
+class _Socket(BaseSocket[Future[Any]]):
     """A JSON-RPC WebSocket with a reader thread: answers are matched to calls by id (they may arrive out of
     order), notifications go to a queue and to callbacks."""
 
     def __init__(self, uri: str, headers: dict[str, str], timeout: float, prefix: str,
                  history: CallHistory) -> None:
-        self.prefix = prefix
-        self.timeout = timeout
-        self.history = history
-        self._pending: dict[Any, Future[Any]] = {}
-        self._lock = threading.Lock()
+        super().__init__(prefix, timeout, history)
         self._queue: queue.Queue[Notification] = queue.Queue()
-        self._callbacks: list[Callable[[Notification], None]] = []
-        self._closed_reason: str | None = None
         try:
             self._ws = websockets.sync.client.connect(uri, additional_headers=headers, open_timeout=timeout,
                                                       max_size=None)
         except websockets.exceptions.InvalidStatus as exc:
-            answer = check_status(exc.response.status_code, bytes(exc.response.body or b""), prefix or "kplug", uri)
-            raise result_of_error(answer, prefix or "kplug", uri) from None
+            raise self._refused(exc, uri) from None
         except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
-            raise ConnectionFailed(f"cannot open a WebSocket to {uri} ({exc}); is the server running?") from None
+            raise self._unreachable(uri, exc) from None
         self._reader = threading.Thread(target=self._read, name=f"kplug-ws-{prefix or 'admin'}", daemon=True)
         self._reader.start()
 
-    def _target(self, method: str) -> str:
-        return f"{self.prefix}.{method}" if self.prefix else method
+    def _new_future(self) -> Future[Any]:
+        return Future()
+
+    def _deliver(self, note: Notification) -> None:
+        self._queue.put(note)
 
     def _read(self) -> None:
         try:
             for message in self._ws:
-                try:
-                    obj = json.loads(message)
-                except ValueError:
-                    continue
-                self._dispatch(obj)
+                self._receive(message)
             reason = "the server closed the WebSocket"
             close = self._ws.protocol.close_rcvd
             if close is not None and close.reason:
@@ -225,70 +184,33 @@ class _Socket:
             reason = f"the WebSocket closed ({exc})"
         except Exception as exc:  # the reader must always fail the pending calls, never die silently
             reason = f"the WebSocket failed ({exc!r})"
-        with self._lock:
-            self._closed_reason = reason
-            pending, self._pending = self._pending, {}
-        for fut in pending.values():
-            if not fut.done():
-                fut.set_exception(ConnectionFailed(reason))
-
-    def _dispatch(self, obj: Any) -> None:
-        if isinstance(obj, list):
-            for item in obj:
-                self._dispatch(item)
-            return
-        if not isinstance(obj, dict):
-            return
-        if "method" in obj and "id" not in obj:
-            note = Notification(str(obj["method"]), obj.get("params"))
-            self._queue.put(note)
-            for cb in list(self._callbacks):
-                try:
-                    cb(note)
-                except Exception:  # a failing callback must not stop the reader
-                    pass
-            return
-        with self._lock:
-            fut = self._pending.pop(obj.get("id"), None)
-        if fut is not None and not fut.done():
-            fut.set_result(obj)
-
-    def _expect(self, id_: Any) -> Future[Any]:
-        fut: Future[Any] = Future()
-        with self._lock:
-            if self._closed_reason is not None:
-                raise ConnectionFailed(self._closed_reason)
-            self._pending[id_] = fut
-        return fut
+        self._fail_pending(reason)
 
     def _send(self, payload: Any, target: str) -> None:
         try:
             self._ws.send(dumps(payload))
         except websockets.exceptions.ConnectionClosed as exc:
-            raise ConnectionFailed(f"{target}: the WebSocket is closed ({exc})") from None
+            raise self._send_failed(target, exc) from None
 
     def _wait(self, fut: Future[Any], target: str) -> Any:
         try:
             return fut.result(timeout=self.timeout)
         except FutureTimeout:
-            raise ResponseTimeout(f"{target}: no answer within {self.timeout} s") from None
+            raise self._no_answer(target) from None
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         target = self._target(method)
         params = make_params(args, kwargs)
         id_ = next_id()
-        started = time.perf_counter()
-        try:
-            fut = self._expect(id_)
-            self._send(make_request(method, params, id_), target)
-            result = result_of(self._wait(fut, target), target)
-        except Exception as exc:
-            with self._lock:
-                self._pending.pop(id_, None)
-            self.history.add(record(target, params, time.perf_counter() - started, error=exc))
-            raise
-        self.history.add(record(target, params, time.perf_counter() - started, result))
-        return result
+        with recorded_call(self.history, target, params) as outcome:
+            try:
+                fut = self._expect(id_)
+                self._send(make_request(method, params, id_), target)
+                outcome.result = result_of(self._wait(fut, target), target)
+            except Exception:
+                self._forget(id_)
+                raise
+        return outcome.result
 
     def notify(self, method: str, *args: Any, **kwargs: Any) -> None:
         self._send(make_request(method, make_params(args, kwargs), None), self._target(method))
@@ -300,11 +222,6 @@ class _Socket:
             return [self._wait(f, f"{self.prefix} (batch)") for f in futs]
 
         return Batch(self.prefix, send)
-
-    def on_notification(self, callback: Callable[[Notification], None]) -> Callable[[], None]:
-        """Call ``callback`` (on the reader thread) for every notification; returns a function that stops it."""
-        self._callbacks.append(callback)
-        return lambda: self._callbacks.remove(callback) if callback in self._callbacks else None
 
     def next_notification(self, timeout: float | None = None) -> Notification:
         """The next notification not yet taken; ``ResponseTimeout`` if none arrives within ``timeout`` s."""
@@ -321,10 +238,6 @@ class _Socket:
             except queue.Empty:
                 return
 
-    @property
-    def closed(self) -> bool:
-        return self._closed_reason is not None
-
     def close(self) -> None:
         self._ws.close()
         self._reader.join(timeout=5)
@@ -334,15 +247,6 @@ class _Socket:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def result_of_error(answer: Any, target: str, uri: str) -> Exception:
-    """The error for a refused WebSocket handshake whose body is a JSON-RPC error (plugin not loaded/running)."""
-    try:
-        result_of(answer, target)
-    except Exception as exc:
-        return exc
-    return ProtocolError(f"{target}: the server refused the WebSocket at {uri}")
 
 
 class PluginSocket(_Socket):
