@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform as _platform
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,12 +41,18 @@ class PluginSource:
     warnings: list[str] = field(default_factory=list)
 
     def read_code(self) -> str:
+        """kernel.js as text. Bytes that are not UTF-8 (a GBK or Latin-1 file) become U+FFFD, as goja decodes
+        them in SiYuan, and a warning naming the first one is added to ``warnings``."""
         try:
-            return self.kernel_js.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise ManifestError(f"{self.kernel_js}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+            data = self.kernel_js.read_bytes()
         except OSError as exc:
             raise ManifestError(f"{self.kernel_js}: cannot be read: {exc.strerror}") from None
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self.warnings.append(f"{self.kernel_js}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                                 "invalid bytes read as U+FFFD, save the file as UTF-8")
+            return data.decode("utf-8", errors="replace")
 
 
 def platform_id() -> str:
@@ -90,9 +97,12 @@ def _select_i18n(directory: Path, lang: str, warnings: list[str]) -> dict[str, A
             break
     chosen = chosen or files[0]
     try:
-        value = json.loads((folder / chosen).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        warnings.append(f"{folder / chosen}: invalid JSON ({exc}); i18n is empty")
+        value = _read_json_file(folder / chosen, MAX_I18N_BYTES)
+    except OSError as exc:
+        warnings.append(f"{folder / chosen}: cannot be read ({exc.strerror}); i18n is empty")
+        return {}
+    except ManifestError as exc:
+        warnings.append(f"{exc}; i18n is empty")
         return {}
     if not isinstance(value, dict):
         warnings.append(f"{folder / chosen}: must hold a JSON object; i18n is empty")
@@ -100,21 +110,49 @@ def _select_i18n(directory: Path, lang: str, warnings: list[str]) -> dict[str, A
     return value
 
 
-def _read_manifest(path: Path) -> dict[str, Any]:
+#: plugin.json files in the wild are a few KiB; anything this large is a mistake or an attack on the host
+MAX_MANIFEST_BYTES = 1024 * 1024
+#: the largest i18n file read into ``siyuan.plugin.i18n``
+MAX_I18N_BYTES = 8 * 1024 * 1024
+_COMMENT_LINE = re.compile(r"^\s*(//|/\*)", re.MULTILINE)
+_JSON_TYPE = {"NoneType": "null", "list": "an array", "str": "a string", "int": "a number", "float": "a number",
+              "bool": "a boolean"}
+
+
+def _read_json_file(path: Path, limit: int) -> Any:
+    """Parse a small JSON file written by hand: a UTF-8 BOM (Windows editors add one) is accepted; size and
+    nesting are bounded so a hostile file gives a clear error instead of exhausting the host."""
+    with path.open("rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ManifestError(f"{path}: larger than {limit // 1024} KiB; not read")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ManifestError(f"{path}: missing (every plugin folder needs a plugin.json)") from None
-    except OSError as exc:
-        raise ManifestError(f"{path}: cannot be read: {exc.strerror}") from None
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ManifestError(f"{path}: not UTF-8 text") from None
+    if not text.strip():
+        raise ManifestError(f"{path}: is empty; it must hold a JSON object")
     try:
-        manifest = json.loads(text)
+        return json.loads(text)
+    except RecursionError:
+        raise ManifestError(f"{path}: invalid JSON: nested too deeply") from None
     except ValueError as exc:
-        raise ManifestError(f"{path}: invalid JSON: {exc}") from None
+        hint = " (JSON allows no comments)" if _COMMENT_LINE.search(text) else ""
+        raise ManifestError(f"{path}: invalid JSON: {exc}{hint}") from None
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        manifest = _read_json_file(path, MAX_MANIFEST_BYTES)
+    except FileNotFoundError:
+        raise ManifestError(f"{path}: missing (every plugin folder needs a plugin.json)") from None
+    except IsADirectoryError:
+        raise ManifestError(f"{path}: is a directory, not a file") from None
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot be read: {exc.strerror}") from None
     if not isinstance(manifest, dict):
-        raise ManifestError(f"{path}: must hold a JSON object, got {type(manifest).__name__}")
+        got = _JSON_TYPE.get(type(manifest).__name__, type(manifest).__name__)
+        raise ManifestError(f"{path}: must hold a JSON object, got {got}")
     return manifest
 
 
@@ -146,6 +184,8 @@ def read_plugin(directory: Path, storage_dir: Path, *, lang: str = "en", platfor
         raise ManifestError(f'{manifest_path}: "version" must be a string, got {json.dumps(version)}')
     compatible = _check_kernels(manifest_path, manifest, platform)
     kernel_js = directory / "kernel.js"
+    if kernel_js.is_dir():
+        raise ManifestError(f"{kernel_js}: is a directory; the kernel part of a plugin must be a file kernel.js")
     if not kernel_js.is_file():
         raise ManifestError(f"{directory}: no kernel.js (the kernel part of a plugin lives in kernel.js)")
     if require_index_js and not (directory / "index.js").is_file():

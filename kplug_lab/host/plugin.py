@@ -194,6 +194,9 @@ class Plugin:
         self._set_state(PluginState.READY)
         self._set_state(PluginState.LOADING)
         code = self.source.read_code()
+        for warning in self.source.warnings:
+            if "kernel.js: not UTF-8" in warning:
+                self.log("warn", warning)
         self.actor = Actor(self.name, self._fire_timer)
         try:
             await asyncio.wrap_future(self.actor.submit(lambda: self._vm_job(lambda: self._boot(code))))

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from kplug_testing import Host, wait_for
+from kplug_testing import Host
 
 from kplug_lab.host.api import PluginState
 from kplug_lab.host.manager import PluginManager
