@@ -19,11 +19,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import httpx
 
-from ..errors import CPUTimeout, JSError, OutOfMemory
+from .siyuan_kernel import kernel_headers, kernel_url, post_to_js
 
 if TYPE_CHECKING:
     from .plugin import Plugin
@@ -84,11 +83,7 @@ class ClientEvents:
 
     def url(self, path: str) -> str:
         """The kernel URL of ``path``; refuses anything that would reach another host."""
-        base = self.plugin.config.siyuan_url.rstrip("/")
-        url = base + path
-        if urlsplit(url).netloc != urlsplit(base).netloc or "\\" in path or "@" in path.split("?")[0]:
-            raise EventStreamError(f"siyuan.client only reaches the SiYuan kernel: {path!r} is not a kernel path")
-        return url
+        return kernel_url(self.plugin.config, path, EventStreamError)
 
     def open(self, sid: int, path: str) -> None:
         """Start subscription ``sid`` (called on the plugin's thread; the work runs on the host loop)."""
@@ -110,10 +105,7 @@ class ClientEvents:
         parser = SSEParser()
         failures = 0
         delay = RETRY_INITIAL
-        token = self.plugin.config.siyuan_token
-        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
-        if token:
-            headers.update({"Authorization": f"Token {token}", "X-Auth-Token": token})
+        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache", **kernel_headers(self.plugin.config)}
         timeout = httpx.Timeout(_CONNECT_TIMEOUT, read=None)
         async with httpx.AsyncClient(timeout=timeout, trust_env=False, follow_redirects=True) as client:
             while True:
@@ -146,15 +138,4 @@ class ClientEvents:
         self._post(sid, {"type": "close"})
 
     def _post(self, sid: int, event: dict[str, Any]) -> None:
-        plugin = self.plugin
-
-        def run() -> None:
-            vm = plugin.vm
-            if vm is None or vm.crashed:
-                return
-            try:
-                vm.call("__kplug.eventSourceEvent", sid, event)
-            except (JSError, CPUTimeout, OutOfMemory) as exc:
-                plugin.log("error", f"siyuan.client.event {event['type']} handler failed: {exc}")
-
-        plugin.post_vm(run)
+        post_to_js(self.plugin, "siyuan.client.event", "__kplug.eventSourceEvent", sid, event)

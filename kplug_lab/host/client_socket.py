@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
-from ..errors import CPUTimeout, JSError, OutOfMemory
+from .siyuan_kernel import kernel_headers, kernel_url, post_to_js
 
 if TYPE_CHECKING:
     from .plugin import Plugin
@@ -43,20 +44,13 @@ class ClientSockets:
 
     def url(self, path: str) -> str:
         """The ``ws://`` URL of a kernel path; refuses anything that would reach another host."""
-        base = self.plugin.config.siyuan_url.rstrip("/")
-        url = base + path
-        if urlsplit(url).netloc != urlsplit(base).netloc or "\\" in path or "@" in path.split("?")[0]:
-            raise SocketError(f"siyuan.client only reaches the SiYuan kernel: {path!r} is not a kernel path")
-        parts = urlsplit(url)
+        parts = urlsplit(kernel_url(self.plugin.config, path, SocketError))
         scheme = "wss" if parts.scheme == "https" else "ws"
         return parts._replace(scheme=scheme).geturl()
 
     async def open(self, sid: int, path: str, protocols: list[str]) -> dict[str, Any]:
         url = self.url(path)
-        headers = {}
-        token = self.plugin.config.siyuan_token
-        if token:
-            headers = {"Authorization": f"Token {token}", "X-Auth-Token": token}
+        headers = kernel_headers(self.plugin.config)
         try:
             conn = await connect(url, additional_headers=headers, subprotocols=protocols or None,  # type: ignore[arg-type]
                                  open_timeout=_DIAL_TIMEOUT, max_size=16 * 1024 * 1024, proxy=None)
@@ -72,23 +66,13 @@ class ClientSockets:
         return {"protocol": conn.subprotocol or ""}
 
     async def send(self, sid: int, data: str, binary: bool) -> None:
-        conn = self._conn(sid)
-        try:
-            await conn.send(base64.b64decode(data) if binary else data)
-        except ConnectionClosed as exc:
-            raise SocketError(f"WebSocket is closed: {exc}") from None
+        await self._write(sid, lambda conn: conn.send(base64.b64decode(data) if binary else data))
 
     async def ping(self, sid: int, data: str) -> None:
-        try:
-            await self._conn(sid).ping(data.encode("utf-8"))
-        except ConnectionClosed as exc:
-            raise SocketError(f"WebSocket is closed: {exc}") from None
+        await self._write(sid, lambda conn: conn.ping(data.encode("utf-8")))
 
     async def pong(self, sid: int, data: str) -> None:
-        try:
-            await self._conn(sid).pong(data.encode("utf-8"))
-        except ConnectionClosed as exc:
-            raise SocketError(f"WebSocket is closed: {exc}") from None
+        await self._write(sid, lambda conn: conn.pong(data.encode("utf-8")))
 
     async def close(self, sid: int, code: int, reason: str) -> None:
         conn = self._conns.get(sid)
@@ -110,6 +94,13 @@ class ClientSockets:
         if conn is None:
             raise SocketError("WebSocket not yet connected")
         return conn
+
+    async def _write(self, sid: int, write: Callable[[ClientConnection], Awaitable[Any]]) -> None:
+        """One frame on connection ``sid``; a closed connection is the plugin's ``SocketError``."""
+        try:
+            await write(self._conn(sid))
+        except ConnectionClosed as exc:
+            raise SocketError(f"WebSocket is closed: {exc}") from None
 
     async def _read(self, sid: int, conn: ClientConnection) -> None:
         failure: str | None = None
@@ -135,15 +126,4 @@ class ClientSockets:
                          "wasClean": clean})
 
     def _post(self, sid: int, event: dict[str, Any]) -> None:
-        plugin = self.plugin
-
-        def run() -> None:
-            vm = plugin.vm
-            if vm is None or vm.crashed:
-                return
-            try:
-                vm.call("__kplug.socketEvent", sid, event)
-            except (JSError, CPUTimeout, OutOfMemory) as exc:
-                plugin.log("error", f"siyuan.client.socket {event['type']} handler failed: {exc}")
-
-        plugin.post_vm(run)
+        post_to_js(self.plugin, "siyuan.client.socket", "__kplug.socketEvent", sid, event)
