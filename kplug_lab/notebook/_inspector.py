@@ -129,6 +129,8 @@ class Inspector:
         self.method_select.options = [m.name for m in p.methods]
         if current in self.method_select.options:
             self.method_select.value = current
+        elif self.method_select.options:
+            self.method_select.value = self.method_select.options[0]  # an empty choice only invites a click error
 
     def _load_logs(self) -> None:
         name = self.selected
@@ -160,12 +162,14 @@ class Inspector:
     def _render_history(self) -> None:
         records = self.client.history.records()[-self._history_rows:]
         rows = "".join(
-            f"<tr><td><code>{html.escape(r.target)}</code></td>"
+            f'<tr><td style="white-space:nowrap"><code>{html.escape(r.target)}</code></td>'
             f"<td>{html.escape(json.dumps(r.params, ensure_ascii=False)[:80])}</td>"
-            f'<td style="text-align:right">{r.seconds * 1000:.1f} ms</td>'
+            f'<td style="text-align:right;white-space:nowrap">{r.seconds * 1000:.1f} ms</td>'
             f"<td>{'ok' if r.ok else html.escape('error: ' + (r.error or ''))}</td></tr>"
             for r in reversed(records))
-        self.history_html.value = f"<table>{rows}</table>" if rows else "<em>no calls yet</em>"
+        header = "".join(f'<th style="text-align:left">{h}</th>' for h in ("call", "arguments", "time", "outcome"))
+        header = f"<tr>{header}</tr>"
+        self.history_html.value = f"<table>{header}{rows}</table>" if rows else "<em>no calls yet</em>"
 
     def _on_call(self, record: CallRecord) -> None:
         self._render_history()

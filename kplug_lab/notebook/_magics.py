@@ -60,13 +60,27 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message or f"{self.prog}: exit {status}")
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Wraps descriptions, but keeps the examples epilog one example per line (wrapped, they read as one)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith(_EXAMPLES):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+_EXAMPLES = "examples:\n"
+
+
 def _parser() -> _Parser:
     root = _Parser(prog="%kplug", add_help=False)
     sub = root.add_subparsers(dest="command", parser_class=_Parser)
 
-    def add(name: str, help_: str, *, cell: bool = False) -> _Parser:
+    def add(name: str, help_: str, *, cell: bool = False, examples: tuple[str, ...] = ()) -> _Parser:
         prefix = "%%kplug" if cell else "%kplug"
-        return sub.add_parser(name, prog=f"{prefix} {name}", help=help_, description=help_)  # type: ignore[no-any-return]
+        epilog = _EXAMPLES + "".join(f"  {example}\n" for example in examples) if examples else None
+        return sub.add_parser(name, prog=f"{prefix} {name}", help=help_,  # type: ignore[no-any-return]
+                              description=help_, epilog=epilog, formatter_class=_Formatter)
 
     p = add("connect", "Choose the kplug_lab server the magics talk to. Without arguments: discover it "
                        "(KPLUG_LAB_URL/KPLUG_LAB_TOKEN, then the Jupyter server that started this kernel).")
@@ -86,9 +100,9 @@ def _parser() -> _Parser:
     p.add_argument("name")
     p = add("reload", "Re-read a plugin's plugin.json and kernel.js and restart it (a fresh VM).")
     p.add_argument("name")
-    p = add("call", "Call NAME.METHOD with JSON arguments, spread as the method's parameters: "
-                    '%kplug call hello.greet "Ada"   %kplug call counter.increment 5   '
-                    '%kplug call notes-agent.add {"text": "hi"}')
+    p = add("call", "Call NAME.METHOD with JSON arguments, spread as the method's parameters.",
+            examples=('%kplug call hello.greet "Ada"', "%kplug call counter.increment 5",
+                      '%kplug call notes-agent.add {"text": "hi"}'))
     p.add_argument("target", metavar="NAME.METHOD")
     p.add_argument("args", nargs="*", metavar="JSON")
     p = add("logs", "Show a plugin's recent log lines; --follow streams new ones.")
