@@ -7,6 +7,8 @@ the settlement back as a job, so Promise resolution always happens in a later jo
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import concurrent.futures
 import heapq
 import itertools
@@ -28,10 +30,17 @@ _STOP = object()
 
 
 class Actor:
-    def __init__(self, name: str, on_timer: Callable[[int], None]) -> None:
+    """``loop`` is the asyncio loop :meth:`run` answers on (the host's); :meth:`submit` works without one."""
+
+    def __init__(self, name: str, on_timer: Callable[[int], None],
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.name = name
         self._on_timer = on_timer
+        self._loop = loop
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # results bound for the loop: settled there in batches, one wake-up for all that are ready (see _deliver)
+        self._outbox: collections.deque[tuple[asyncio.Future[Any], Any, BaseException | None]] = collections.deque()
+        self._wake_pending = False
         self._timers: list[tuple[float, int, int]] = []  # (due, seq, timer id)
         self._armed: dict[int, int] = {}  # timer id -> seq of its live entry
         self._seq = itertools.count()
@@ -69,6 +78,50 @@ class Actor:
             self._queue.put(job)
         return fut
 
+    def run(self, fn: Callable[[], Any]) -> asyncio.Future[Any]:
+        """Queue ``fn`` and return an asyncio future (of the actor's loop; call this on that loop) of its result.
+
+        If ``fn`` returns a :class:`concurrent.futures.Future` that is not done yet (a call waiting for a JS
+        Promise), the returned future takes that future's outcome when it settles, without another job.
+
+        Cheaper than ``wrap_future(submit(fn))``: no thread-safe future, and results reach the loop through
+        :meth:`_deliver`, which wakes the loop once for every result ready at that moment (calls pipelined
+        on a WebSocket are answered in batches).
+        """
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError(f"plugin [{self.name}]: this actor has no event loop to answer on")
+        fut: asyncio.Future[Any] = loop.create_future()
+        if self._stopped.is_set():
+            fut.set_exception(RuntimeError(f"plugin [{self.name}] has stopped"))
+        else:
+            self._queue.put(_Run(self, fn, fut))
+        return fut
+
+    def _deliver(self, fut: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
+        """Hand one outcome to the loop (any thread). The loop is woken only if no wake-up is pending: the
+        outbox is appended to before the flag is read here, and the loop clears the flag before it drains, so
+        no outcome is left behind."""
+        self._outbox.append((fut, value, error))
+        if not self._wake_pending:
+            self._wake_pending = True
+            try:
+                self._loop.call_soon_threadsafe(self._settle_outbox)  # type: ignore[union-attr]
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                self._wake_pending = False
+
+    def _settle_outbox(self) -> None:
+        self._wake_pending = False
+        outbox = self._outbox
+        while outbox:
+            fut, value, error = outbox.popleft()
+            if fut.done():  # cancelled by a timeout meanwhile
+                continue
+            if error is None:
+                fut.set_result(value)
+            else:
+                fut.set_exception(error)
+
     # timers are only touched on the actor thread (the JS timer ops run there)
     def arm_timer(self, timer_id: int, delay_s: float) -> None:
         seq = next(self._seq)
@@ -104,10 +157,21 @@ class Actor:
             except queue.Empty:
                 job = None
             if job is _STOP or self._stopped.is_set():
+                self._abandon(job)
                 break
             if job is not None:
                 self._safe(job)
             self._fire_due()
+        while True:
+            try:
+                self._abandon(self._queue.get_nowait())
+            except queue.Empty:
+                return
+
+    def _abandon(self, job: Any) -> None:
+        """Fail a call still queued when the actor stops, so its caller is answered, not left waiting."""
+        if isinstance(job, _Run):
+            self._deliver(job.fut, None, RuntimeError(f"plugin [{self.name}] has stopped"))
 
     def _fire_due(self) -> None:
         now = time.monotonic()
@@ -123,3 +187,31 @@ class Actor:
             job()
         except BaseException:
             log.exception("plugin [%s]: a job failed", self.name)
+
+
+class _Run:
+    """A job of :meth:`Actor.run`: runs ``fn`` and delivers its outcome (or its pending future's) to ``fut``."""
+
+    __slots__ = ("actor", "fn", "fut")
+
+    def __init__(self, actor: Actor, fn: Callable[[], Any], fut: asyncio.Future[Any]) -> None:
+        self.actor = actor
+        self.fn = fn
+        self.fut = fut
+
+    def __call__(self) -> None:
+        try:
+            value = self.fn()
+        except BaseException as exc:
+            self.actor._deliver(self.fut, None, exc)
+            return
+        if not isinstance(value, concurrent.futures.Future):
+            self.actor._deliver(self.fut, value, None)
+        elif value.done():
+            self._forward(value)
+        else:
+            value.add_done_callback(self._forward)
+
+    def _forward(self, done: concurrent.futures.Future[Any]) -> None:
+        error = done.exception()
+        self.actor._deliver(self.fut, None if error is not None else done.result(), error)

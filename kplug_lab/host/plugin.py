@@ -112,11 +112,12 @@ class Plugin:
 
     # ---- running JS on the actor --------------------------------------------------------------------
 
-    async def on_actor(self, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` (which uses the VM) on the actor thread and await its result."""
+    def on_actor(self, fn: Callable[[], Any]) -> asyncio.Future[Any]:
+        """Run ``fn`` (which uses the VM) on the actor thread; the future takes its result. When ``fn`` starts a
+        VM call (returns the call's future), it takes that call's outcome, once its Promise settles."""
         if self.actor is None:
             raise PluginNotRunning(f"plugin [{self.name}] is not running")
-        return await asyncio.wrap_future(self.actor.submit(lambda: self._vm_job(fn)))
+        return self.actor.run(lambda: self._vm_job(fn))
 
     def _vm_job(self, fn: Callable[[], Any]) -> Any:
         """Every VM use goes through here: afterwards, pending async host calls are dispatched."""
@@ -197,7 +198,7 @@ class Plugin:
         for warning in self.source.warnings:
             if "kernel.js: not UTF-8" in warning:
                 self.log("warn", warning)
-        self.actor = Actor(self.name, self._fire_timer)
+        self.actor = Actor(self.name, self._fire_timer, self.loop)
         try:
             await asyncio.wrap_future(self.actor.submit(lambda: self._vm_job(lambda: self._boot(code))))
         except JSError as exc:
@@ -241,8 +242,8 @@ class Plugin:
     async def _run_hook(self, hook: str) -> bool:
         """Run a lifecycle hook with the hook timeout. False (and state ``error``) if it failed."""
         try:
-            fut = await self.on_actor(lambda: self.vm.call_start("__kplug.hook", hook))  # type: ignore[union-attr]
-            await asyncio.wait_for(asyncio.wrap_future(fut), self.config.hook_timeout)
+            await asyncio.wait_for(self.on_actor(lambda: self.vm.call_start("__kplug.hook", hook)),  # type: ignore[union-attr]
+                                   self.config.hook_timeout)
             return True
         except TimeoutError:
             reason = f"{hook} did not settle within {self.config.hook_timeout:g} s"
@@ -310,12 +311,9 @@ class Plugin:
         try:
             # the timeout covers the synchronous part too: a method stuck in a loop is answered in time
             async with asyncio.timeout(timeout or self.config.call_timeout):
-                fut = await self.on_actor(
+                return await self.on_actor(
                     lambda: self.vm.call_start("__kplug.rpc", method, params if has else None, has)  # type: ignore[union-attr]
                 )
-                if fut.done():  # a synchronous method: skip a second trip through the loop (bench/rpc.py)
-                    return fut.result()
-                return await asyncio.wrap_future(fut)
         except TimeoutError:
             raise CallTimeout(
                 f'method "{method}" did not answer within {timeout or self.config.call_timeout:g} s'
@@ -337,8 +335,8 @@ class Plugin:
 
     async def call_entry(self, entry: str, *args: Any, timeout: float | None = None) -> Any:
         """Call a ``__kplug.<entry>`` function and await its (possibly Promise) result."""
-        fut = await self.on_actor(lambda: self.vm.call_start(f"__kplug.{entry}", *args))  # type: ignore[union-attr]
-        return await asyncio.wait_for(asyncio.wrap_future(fut), timeout or self.config.call_timeout)
+        return await asyncio.wait_for(self.on_actor(lambda: self.vm.call_start(f"__kplug.{entry}", *args)),  # type: ignore[union-attr]
+                                      timeout or self.config.call_timeout)
 
     async def serve_private(self, slot: str, request: dict[str, Any],
                             port: WebSocketPort | EventStreamPort | None = None) -> Any:
@@ -366,12 +364,8 @@ class Plugin:
         return None
 
     async def eval(self, code: str) -> Any:
-        def run() -> Any:
-            fut = self.vm.call_start("__kplug.devEval", code)  # type: ignore[union-attr]
-            return fut
-
-        fut = await self.on_actor(run)
-        return await asyncio.wait_for(asyncio.wrap_future(fut), self.config.call_timeout)
+        return await asyncio.wait_for(self.on_actor(lambda: self.vm.call_start("__kplug.devEval", code)),  # type: ignore[union-attr]
+                                      self.config.call_timeout)
 
 
 async def _await(obj: Any) -> Any:

@@ -1,0 +1,164 @@
+"""The call path from the RPC layer to a plugin's actor thread and back (ADR 0004): results settle loop futures in
+batches, queued calls are answered when the plugin stops, and WebSocket sockets send without Nagle's delay."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+from typing import Any
+
+import pytest
+import websockets
+from kplug_testing import Host
+from rpc_server import TOKEN, Server
+
+from kplug_lab.errors import JSError
+from kplug_lab.host.actor import Actor
+from kplug_lab.rpc.handlers import AdminWebSocketHandler, PluginRPCWebSocket
+
+PLUGIN = """
+siyuan.rpc.bind("echo", (x) => x);
+siyuan.rpc.bind("later", async (x) => { await new Promise((r) => setTimeout(r, 1)); return [x]; });
+siyuan.rpc.bind("fail", async () => { throw new Error("no " + 1); });
+siyuan.rpc.bind("bump", async (n) => { await siyuan.rpc.broadcast("bumped", [n]); return n + 1; });
+"""
+
+
+async def test_concurrent_sync_and_async_calls_each_get_their_own_result(host: Host) -> None:
+    host.plugin("p", PLUGIN)
+    manager = await host.start()
+    calls = [manager.call("p", "echo" if i % 2 else "later", [i]) for i in range(400)]
+    results = await asyncio.gather(*calls)
+    assert results == [i if i % 2 else [i] for i in range(400)]
+
+
+async def test_a_rejected_promise_reaches_the_caller_as_an_error(host: Host) -> None:
+    host.plugin("p", PLUGIN)
+    manager = await host.start()
+    with pytest.raises(Exception, match="no 1"):
+        await manager.call("p", "fail", [])
+    assert await manager.call("p", "echo", ["still serving"]) == "still serving"
+
+
+async def test_results_ready_together_wake_the_loop_once() -> None:
+    loop = asyncio.get_running_loop()
+    actor = Actor("t", on_timer=lambda _id: None, loop=loop)
+    wakeups = 0
+    real = loop.call_soon_threadsafe
+
+    def counting(callback: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal wakeups
+        wakeups += 1
+        return real(callback, *args, **kwargs)
+
+    gate, ran_all = threading.Event(), threading.Event()
+    try:
+        loop.call_soon_threadsafe = counting  # type: ignore[method-assign,assignment]
+        actor.post(gate.wait)
+        futures = [actor.run(lambda i=i: i * i) for i in range(50)]  # type: ignore[misc]
+        actor.post(ran_all.set)
+        gate.set()
+        # the loop thread is held here, so every result is delivered before the loop can take the first one
+        assert ran_all.wait(10)
+        assert await asyncio.gather(*futures) == [i * i for i in range(50)]
+    finally:
+        loop.call_soon_threadsafe = real  # type: ignore[method-assign]
+        actor.stop()
+    assert wakeups == 1
+
+
+async def test_a_pending_vm_future_is_followed_to_its_outcome() -> None:
+    import concurrent.futures
+
+    loop = asyncio.get_running_loop()
+    actor = Actor("t", on_timer=lambda _id: None, loop=loop)
+    later: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    failed: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    try:
+        value = actor.run(lambda: later)
+        error = actor.run(lambda: failed)
+        await asyncio.sleep(0.05)
+        assert not value.done() and not error.done()
+        actor.post(lambda: later.set_result("settled"))
+        actor.post(lambda: failed.set_exception(JSError("Error", "rejected", "", None)))
+        assert await value == "settled"
+        with pytest.raises(JSError):
+            await error
+    finally:
+        actor.stop()
+
+
+async def test_calls_queued_when_the_actor_stops_are_answered_not_left_waiting() -> None:
+    loop = asyncio.get_running_loop()
+    actor = Actor("t", on_timer=lambda _id: None, loop=loop)
+    gate = threading.Event()
+    actor.post(gate.wait)
+    queued = [actor.run(lambda: "never") for _ in range(3)]
+    stopper = loop.run_in_executor(None, actor.stop, 10.0)
+    await asyncio.sleep(0.05)  # stop() has set the flag; the busy job still holds the thread
+    gate.set()
+    assert await stopper
+    for fut in queued:
+        with pytest.raises(RuntimeError, match="has stopped"):
+            await asyncio.wait_for(fut, 10)
+    with pytest.raises(RuntimeError, match="has stopped"):
+        await actor.run(lambda: "after stop")
+
+
+async def test_a_timed_out_call_does_not_break_later_answers(host: Host) -> None:
+    host.plugin("p", """
+    siyuan.rpc.bind("hang", () => new Promise(() => {}));
+    siyuan.rpc.bind("echo", (x) => x);
+    """)
+    manager = await host.start()
+    with pytest.raises(Exception, match="did not answer"):
+        await manager.call("p", "hang", [], timeout=0.1)
+    assert await asyncio.gather(*(manager.call("p", "echo", [i]) for i in range(20))) == list(range(20))
+
+
+def _nodelay(sock: socket.socket) -> bool:
+    return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+
+@pytest.mark.parametrize("path", ["/ws/plugin/rpc/p", "/kplug/api/ws"])
+async def test_websocket_sockets_send_without_nagle_delay(host: Host, monkeypatch: pytest.MonkeyPatch,
+                                                          path: str) -> None:
+    """tornado leaves Nagle on for WebSockets; an answer written right after a broadcast then waited for the
+    client's delayed ACK (40 ms on Linux)."""
+    host.plugin("p", PLUGIN)
+    await host.start()
+    server = Server(host)
+    opened: list[Any] = []
+    for cls in (PluginRPCWebSocket, AdminWebSocketHandler):
+        real_open = cls.open
+
+        def record(self: Any, *args: Any, _real: Any = real_open, **kwargs: Any) -> None:
+            _real(self, *args, **kwargs)
+            opened.append(self)
+
+        monkeypatch.setattr(cls, "open", record)
+    try:
+        async with websockets.connect(server.ws + path, additional_headers={"Authorization": f"Token {TOKEN}"}):
+            assert len(opened) == 1
+            stream = opened[0].ws_connection.stream
+            assert _nodelay(stream.socket)
+    finally:
+        await server.close()
+
+
+async def test_a_broadcast_and_the_answer_after_it_arrive_in_order(host: Host) -> None:
+    host.plugin("p", PLUGIN)
+    await host.start()
+    server = Server(host)
+    try:
+        async with websockets.connect(server.ws + "/ws/plugin/rpc/p",
+                                      additional_headers={"Authorization": f"Token {TOKEN}"}) as ws:
+            for n in range(5):
+                await ws.send(json.dumps({"jsonrpc": "2.0", "id": n, "method": "bump", "params": [n]}))
+                got = [json.loads(await ws.recv()) for _ in range(2)]
+                assert got == [{"jsonrpc": "2.0", "method": "bumped", "params": [n]},
+                               {"jsonrpc": "2.0", "result": n + 1, "id": n}]
+    finally:
+        await server.close()
