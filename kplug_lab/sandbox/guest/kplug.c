@@ -272,6 +272,48 @@ static int run_jobs(void)
     }
 }
 
+/* Run the job queue without losing OUT, the answer of the call or eval that queued the jobs: a JSON answer
+ * still owned by QuickJS is copied first, and OUT is set aside while the jobs run (they may set it). */
+static int run_jobs_keeping_out(void)
+{
+    if (OUT.kind == KP_KIND_JSON) {
+        char *copy = malloc(OUT.len + 1);
+        if (!copy)
+            return KP_OOM;
+        memcpy(copy, (const char *)(uintptr_t)OUT.ptr, OUT.len);
+        uint32_t len = OUT.len;
+        release_last();
+        last_owned = copy;
+        OUT.ptr = (uint32_t)(uintptr_t)copy;
+        OUT.len = len;
+        OUT.kind = KP_KIND_JSON;
+    }
+    uint32_t keep_ptr = OUT.ptr, keep_len = OUT.len, keep_kind = OUT.kind;
+    char *keep_owned = last_owned;
+    last_owned = NULL;
+    OUT.kind = KP_KIND_UNDEFINED;
+    int s = run_jobs();
+    if (s != KP_OK) {
+        free(keep_owned);
+        return s;
+    }
+    release_last();
+    last_owned = keep_owned;
+    OUT.ptr = keep_ptr;
+    OUT.len = keep_len;
+    OUT.kind = keep_kind;
+    return KP_OK;
+}
+
+/* Every entry point that runs JS starts with no answer, no pending interrupt and no out-of-memory hits. */
+static void begin_entry(void)
+{
+    release_last();
+    interrupt_flag = 0;
+    interrupted = 0;
+    kp_oom_hits = 0;
+}
+
 /* ---- host functions ---------------------------------------------------------------------------- */
 
 static uint32_t pending_alloc(JSValue resolve, JSValue reject)
@@ -409,10 +451,7 @@ int32_t kp_register(int32_t name_len, int32_t fn_id, int32_t is_async)
 __attribute__((export_name("kp_settle")))
 int32_t kp_settle(int32_t pid, int32_t is_error, int32_t len)
 {
-    release_last();
-    interrupt_flag = 0;
-    interrupted = 0;
-    kp_oom_hits = 0;
+    begin_entry();
     if (pid <= 0 || (uint32_t)pid >= next_pending || JS_IsNumber(pending_funcs[2 * pid]))
         return KP_ERROR;
     JSValue v = is_error ? error_from_scratch(len) : parse_scratch(len);
@@ -482,10 +521,7 @@ static JSValue resolve_path(const char *path, JSValue *this_out)
 __attribute__((export_name("kp_call")))
 int32_t kp_call(int32_t name_len, int32_t args_len, int32_t token)
 {
-    release_last();
-    interrupt_flag = 0;
-    interrupted = 0;
-    kp_oom_hits = 0;
+    begin_entry();
     scratch[name_len] = 0;
     char *args_text = scratch + name_len + 1;
     args_text[args_len] = 0;
@@ -555,95 +591,35 @@ int32_t kp_call(int32_t name_len, int32_t args_len, int32_t token)
     JS_FreeValue(ctx, r);
     if (s != KP_OK)
         return take_exception();
-    /* keep OUT across the job run: move it out of the way first */
-    if (OUT.kind == KP_KIND_JSON) {
-        char *copy = malloc(OUT.len + 1);
-        if (!copy)
-            return KP_OOM;
-        memcpy(copy, (const char *)(uintptr_t)OUT.ptr, OUT.len);
-        uint32_t len = OUT.len;
-        release_last();
-        last_owned = copy;
-        OUT.ptr = (uint32_t)(uintptr_t)copy;
-        OUT.len = len;
-        OUT.kind = KP_KIND_JSON;
-    }
-    uint32_t keep_ptr = OUT.ptr, keep_len = OUT.len, keep_kind = OUT.kind;
-    char *keep_owned = last_owned;
-    last_owned = NULL;
-    OUT.kind = KP_KIND_UNDEFINED;
-    s = run_jobs();
-    if (s != KP_OK) {
-        free(keep_owned);
-        return s;
-    }
-    release_last();
-    last_owned = keep_owned;
-    OUT.ptr = keep_ptr;
-    OUT.len = keep_len;
-    OUT.kind = keep_kind;
-    return KP_OK;
+    return run_jobs_keeping_out();
 }
 
 /* scratch: "<file name>\0<source>\0". flags bit 0: report the completion value. */
 __attribute__((export_name("kp_eval")))
 int32_t kp_eval(int32_t name_len, int32_t code_len, int32_t flags)
 {
-    release_last();
-    interrupt_flag = 0;
-    interrupted = 0;
-    kp_oom_hits = 0;
+    begin_entry();
     scratch[name_len] = 0;
     char *code = scratch + name_len + 1;
     code[code_len] = 0;
     JSValue r = JS_Eval(ctx, code, (size_t)code_len, scratch, JS_EVAL_TYPE_GLOBAL);
     if (JS_IsException(r))
         return take_exception();
-    int s = KP_OK;
     if (flags & 1) {
-        s = set_out_json(r);
+        int s = set_out_json(r);
         if (s != KP_OK) {
             JS_FreeValue(ctx, r);
             return take_exception();
         }
     }
     JS_FreeValue(ctx, r);
-    if (OUT.kind == KP_KIND_JSON) {
-        char *copy = malloc(OUT.len + 1);
-        if (!copy)
-            return KP_OOM;
-        memcpy(copy, (const char *)(uintptr_t)OUT.ptr, OUT.len);
-        uint32_t len = OUT.len;
-        release_last();
-        last_owned = copy;
-        OUT.ptr = (uint32_t)(uintptr_t)copy;
-        OUT.len = len;
-        OUT.kind = KP_KIND_JSON;
-    }
-    uint32_t keep_ptr = OUT.ptr, keep_len = OUT.len, keep_kind = OUT.kind;
-    char *keep_owned = last_owned;
-    last_owned = NULL;
-    OUT.kind = KP_KIND_UNDEFINED;
-    s = run_jobs();
-    if (s != KP_OK) {
-        free(keep_owned);
-        return s;
-    }
-    release_last();
-    last_owned = keep_owned;
-    OUT.ptr = keep_ptr;
-    OUT.len = keep_len;
-    OUT.kind = keep_kind;
-    return KP_OK;
+    return run_jobs_keeping_out();
 }
 
 __attribute__((export_name("kp_run_jobs")))
 int32_t kp_run_jobs(void)
 {
-    release_last();
-    interrupt_flag = 0;
-    interrupted = 0;
-    kp_oom_hits = 0;
+    begin_entry();
     return run_jobs();
 }
 
