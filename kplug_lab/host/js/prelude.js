@@ -270,7 +270,7 @@
       else if (v instanceof Set) { out = new Set(); seen.set(v, out); v.forEach((val) => out.add(clone(val))); return out; }
       else if (v instanceof Error) { out = new (G[v.name] || Error)(v.message); seen.set(v, out); return out; }
       else if (Array.isArray(v)) { out = []; seen.set(v, out); v.forEach((x, i) => { out[i] = clone(x); }); return out; }
-      else { out = {}; seen.set(v, out); for (const k of Object.keys(v)) out[k] = clone(v[k]); return out; }
+      else { out = {}; seen.set(v, out); for (const k of Object.keys(v)) putOwn(out, k, clone(v[k])); return out; }
       seen.set(v, out);
       return out;
     };
@@ -691,10 +691,15 @@
     seen.add(v);
     let out;
     if (Array.isArray(v)) out = v.map((x) => exportValue(x, seen));
-    else if (v instanceof Map) { out = {}; for (const [k, x] of v) out[String(k)] = exportValue(x, seen); }
-    else { out = {}; for (const k of Object.keys(v)) out[k] = exportValue(v[k], seen); }
+    else if (v instanceof Map) { out = {}; for (const [k, x] of v) putOwn(out, String(k), exportValue(x, seen)); }
+    else { out = {}; for (const k of Object.keys(v)) putOwn(out, k, exportValue(v[k], seen)); }
     seen.delete(v);
     return out;
+  }
+  // a "__proto__" key (JSON.parse makes it an own property) must stay a key, not become the copy's prototype
+  function putOwn(o, k, x) {
+    if (k === "__proto__") Object.defineProperty(o, k, { value: x, writable: true, enumerable: true, configurable: true });
+    else o[k] = x;
   }
   const toText = (x) => {
     if (typeof x === "string") return x;
