@@ -208,12 +208,22 @@ class HostOps:
         except StorageError as exc:
             raise HostOpError(str(exc)) from None
 
+    # get and put are the hot path (timed against a plain write, docs/adr/0003-host-benchmark.md): no closures.
+    # The work is done here, on the plugin's own thread, as SiYuan does it on a goroutine of its own: the
+    # plugin waits for the result either way, and a hop to an I/O thread and back would only add latency.
+    # The Promise still settles in a later job (the VM queues the value; the plugin posts the settlement).
     def storage_get(self, path: str) -> dict[str, str]:
-        return _payload(self._storage(lambda: self.plugin.storage.get(str(path))))
+        try:
+            return _payload(self.plugin.storage.get(str(path)))
+        except StorageError as exc:
+            raise HostOpError(str(exc)) from None
 
     def storage_put(self, path: str, content: str, is_base64: bool = False) -> None:
         data = _unb64(content) if is_base64 else _utf8(str(content))
-        self._storage(lambda: self.plugin.storage.put(str(path), data))
+        try:
+            self.plugin.storage.put(str(path), data)
+        except StorageError as exc:
+            raise HostOpError(str(exc)) from None
 
     def storage_remove(self, path: str) -> None:
         self._storage(lambda: self.plugin.storage.remove(str(path)))

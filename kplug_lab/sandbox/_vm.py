@@ -292,6 +292,8 @@ class VM:
         Promise, then run the job queue."""
         if error is not None:
             payload = _dumps(str(error) if not isinstance(error, str) else error)
+        elif value is None:
+            payload = b"null"
         else:
             try:
                 payload = _dumps(value)
@@ -548,10 +550,11 @@ class VM:
             args = _loads(self._read(ptr, n))
             result = func(*args)
             if is_async:
-                if inspect.isawaitable(result) or isinstance(result, concurrent.futures.Future):
+                if result is not None and (inspect.isawaitable(result)
+                                           or isinstance(result, concurrent.futures.Future)):
                     self._pending_async[token] = result
                     return 0
-                # an immediate value still settles asynchronously, as the spec asks
+                # an immediate value (None for most ops) still settles asynchronously, as the spec asks
                 self._pending_async[token] = _Ready(result)
                 return 0
             payload = _dumps(result)

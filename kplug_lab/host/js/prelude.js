@@ -746,6 +746,10 @@
   }
 
   function makeStorage() {
+    // get and put settle through one reaction each (hostAsync's catch plus a then would be two): every job
+    // counts in the fixed cost of a put (docs/adr/0003-host-benchmark.md)
+    const hostFailed = (e) => { throw goError(e && e.message !== undefined ? e.message : e); };
+    const toUndefined = () => undefined;
     const watcher = Object.freeze({
       add(path) {
         if (typeof path !== "string") return reject("path required");
@@ -759,13 +763,14 @@
     return Object.freeze({
       get(path) {
         if (typeof path !== "string") return reject("path required");
-        return hostAsync("storage_get", path).then(dataFromHost);
+        return callAsync("storage_get", path).then(dataFromHost, hostFailed);
       },
       put(...args) {
         if (args.length < 2) return reject("path and content required");
-        const bytes = toBytes(args[1]); // [better] binary content is written as bytes
-        const content = bytes ? b64Encode(bytes, false) : String(args[1]);
-        return hostAsync("storage_put", String(args[0]), content, !!bytes).then(() => undefined);
+        const value = args[1];
+        const bytes = typeof value === "string" ? null : toBytes(value); // [better] binary content is written as bytes
+        const content = bytes ? b64Encode(bytes, false) : String(value);
+        return callAsync("storage_put", String(args[0]), content, !!bytes).then(toUndefined, hostFailed);
       },
       remove(...args) {
         if (args.length < 1) return reject("path required");
