@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import shutil
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kplug_lab.host.api import PluginState
 from kplug_lab.host.config import HostConfig
 from kplug_lab.host.manager import PluginManager
+
+if TYPE_CHECKING:
+    from kplug_lab.notebook._process import ServerProcess
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -24,6 +29,16 @@ def write_plugin(root: Path, name: str, code: str, manifest: dict[str, Any] | No
     (d / "plugin.json").write_text(json.dumps(m))
     (d / "kernel.js").write_text(textwrap.dedent(code))
     return d
+
+
+@contextlib.contextmanager
+def serve_examples(root: Path) -> Iterator[ServerProcess]:
+    """A real ``kplug serve`` (child process) over a copy of the example plugins, its files under ``root``."""
+    from kplug_lab.notebook._process import ServerProcess
+
+    shutil.copytree(REPO / "plugins", root / "plugins")
+    with ServerProcess(root / "plugins", data=root / "data") as proc:
+        yield proc
 
 
 async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from kplug_testing import serve_examples
 
 from kplug_lab.notebook._process import ServerProcess
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    root = tmp_path_factory.mktemp("kplug")
-    shutil.copytree(REPO / "plugins", root / "plugins")
-    with ServerProcess(root / "plugins", data=root / "data") as proc:
+    with serve_examples(tmp_path_factory.mktemp("kplug")) as proc:
         yield proc

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 from pathlib import Path
 
 import pytest
+from kplug_testing import write_plugin
 
 from kplug_lab.client import (
     AuthenticationFailed,
@@ -29,14 +29,6 @@ from kplug_lab.notebook._process import ServerProcess
 def client(server: ServerProcess) -> Client:
     with Client(server.url, server.token, timeout=30) as c:
         yield c
-
-
-def _plugin(tmp_path: Path, name: str, code: str) -> Path:
-    d = tmp_path / name
-    d.mkdir()
-    (d / "plugin.json").write_text(json.dumps({"name": name, "version": "0.0.1", "kernels": ["all"]}))
-    (d / "kernel.js").write_text(code)
-    return d
 
 
 def _free_port() -> int:
@@ -136,7 +128,7 @@ def test_eval_runs_js_inside_the_plugin(client: Client) -> None:
 
 
 def test_load_reload_unload_a_plugin_folder(client: Client, tmp_path: Path) -> None:
-    d = _plugin(tmp_path, "cl-temp", 'siyuan.rpc.bind("v", () => 1);')
+    d = write_plugin(tmp_path, "cl-temp", 'siyuan.rpc.bind("v", () => 1);')
     assert client.load(str(d)).state == "running"
     assert client.call("cl-temp", "v") == 1
     (d / "kernel.js").write_text('siyuan.rpc.bind("v", () => 2);')
@@ -172,7 +164,7 @@ def test_websocket_to_unknown_plugin_raises_plugin_not_loaded(client: Client) ->
 
 
 def test_websocket_closes_when_the_plugin_is_unloaded(client: Client, tmp_path: Path) -> None:
-    d = _plugin(tmp_path, "cl-ws", 'siyuan.rpc.bind("v", () => 1);')
+    d = write_plugin(tmp_path, "cl-ws", 'siyuan.rpc.bind("v", () => 1);')
     client.load(str(d))
     ws = client.connect("cl-ws")
     assert ws.call("v") == 1
@@ -185,7 +177,7 @@ def test_websocket_closes_when_the_plugin_is_unloaded(client: Client, tmp_path: 
 
 
 def test_admin_socket_streams_state_and_log_notifications(client: Client, tmp_path: Path) -> None:
-    d = _plugin(tmp_path, "cl-admin", 'siyuan.rpc.bind("say", (t) => siyuan.logger.info(t));')
+    d = write_plugin(tmp_path, "cl-admin", 'siyuan.rpc.bind("say", (t) => siyuan.logger.info(t));')
     client.load(str(d))
     with client.admin_socket() as admin:
         assert admin.subscribe(["state", "log"]) == ["state", "log"]

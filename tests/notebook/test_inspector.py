@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from kplug_testing import write_plugin
 
 from kplug_lab.client import Client
 from kplug_lab.notebook._inspector import Inspector
@@ -76,10 +77,7 @@ def test_call_errors_are_shown_not_raised(client: Client) -> None:
 
 
 def test_reload_and_unload_buttons_act_on_the_selected_plugin(client: Client, tmp_path: Path) -> None:
-    d = tmp_path / "ins-life"
-    d.mkdir()
-    (d / "plugin.json").write_text(json.dumps({"name": "ins-life", "version": "1.0.0", "kernels": ["all"]}))
-    (d / "kernel.js").write_text('siyuan.rpc.bind("v", () => 1);')
+    d = write_plugin(tmp_path, "ins-life", 'siyuan.rpc.bind("v", () => 1);')
     client.load(str(d))
     ins = Inspector(client, select="ins-life", live=False)
     try:
@@ -96,10 +94,7 @@ def test_reload_and_unload_buttons_act_on_the_selected_plugin(client: Client, tm
 
 
 def test_live_log_view_and_state_follow_the_server(client: Client, tmp_path: Path) -> None:
-    d = tmp_path / "ins-live"
-    d.mkdir()
-    (d / "plugin.json").write_text(json.dumps({"name": "ins-live", "version": "1.0.0", "kernels": ["all"]}))
-    (d / "kernel.js").write_text('siyuan.rpc.bind("say", (t) => siyuan.logger.info(t));')
+    d = write_plugin(tmp_path, "ins-live", 'siyuan.rpc.bind("say", (t) => siyuan.logger.info(t));')
     client.load(str(d))
     ins = Inspector(client, select="ins-live", live=True)
     try:

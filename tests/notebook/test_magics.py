@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
+from kplug_testing import write_plugin
 
 from kplug_lab.client import (
     CallFailed,
@@ -34,14 +34,6 @@ def kplug(ip: InteractiveShell, line: str, cell: str | None = None) -> object:
 
 def text(result: object) -> str:
     return result._repr_mimebundle_()["text/plain"]  # type: ignore[attr-defined, no-any-return]
-
-
-def _plugin_dir(tmp_path: Path, name: str, code: str) -> Path:
-    d = tmp_path / name
-    d.mkdir()
-    (d / "plugin.json").write_text(json.dumps({"name": name, "version": "1.2.3", "kernels": ["all"]}))
-    (d / "kernel.js").write_text(code)
-    return d
 
 
 def test_connect_with_url_and_token_checks_them_at_once(ip: InteractiveShell, server: ServerProcess) -> None:
@@ -109,7 +101,7 @@ def test_dollar_and_braces_are_not_expanded(connected: InteractiveShell) -> None
 
 
 def test_state_load_reload_unload(connected: InteractiveShell, tmp_path: Path) -> None:
-    d = _plugin_dir(tmp_path, "mg-life", 'siyuan.rpc.bind("v", () => 1, "one");')
+    d = write_plugin(tmp_path, "mg-life", 'siyuan.rpc.bind("v", () => 1, "one");', {"version": "1.2.3"})
     loaded = kplug(connected, f"load {d}")
     assert isinstance(loaded, PluginView) and loaded.state == "running"
     assert text(loaded) == "mg-life 1.2.3: running\n  v  one"
