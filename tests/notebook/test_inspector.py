@@ -36,8 +36,10 @@ def test_shows_plugins_state_and_methods_with_descriptions(client: Client) -> No
         assert "running" in ins.state_html.value
         assert "greet" in ins.methods_html.value and "Greets someone and stores the greeting" in ins.methods_html.value
         assert "greet" in ins.method_select.options
+        assert ins.method_select.value == ins.method_select.options[0]  # Call works without choosing first
         ins.plugin_select.value = "counter"
         assert "increment" in ins.methods_html.value and "hello" not in ins.state_html.value
+        assert ins.method_select.value == ins.method_select.options[0]
     finally:
         ins.close()
 
