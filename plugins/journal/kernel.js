@@ -82,7 +82,7 @@ siyuan.plugin.lifecycle.onrunning = async () => {
   try {
     await follow();
   } catch (e) {
-    logger.warn(`cannot follow block changes: ${e.message}`);
+    logger.warn(`cannot follow block changes (is a SiYuan kernel running at the host's --siyuan-url?): ${e.message}`);
   }
 };
 siyuan.plugin.lifecycle.onunload = async () => {
