@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import tornado.web
 
 from ..host.api import HostAPI
+from .cors import CORSPolicy
 from .dispatch import Limits
 from .handlers import (
     AdminRPCHandler,
@@ -61,12 +63,15 @@ class PluginRPCOrInfoHandler(PluginRPCHandler, PluginInfoHandler):
 
 def make_standalone_app(
     host: HostAPI, token: str, *, call_token: str | None = None, base_url: str = "/", dev_mode: bool = False,
-    limits: Limits | None = None, ping_interval: float = 20, **settings: Any,
+    limits: Limits | None = None, ping_interval: float = 20, allow_origins: Iterable[str] = (), **settings: Any,
 ) -> tornado.web.Application:
+    """``allow_origins``: browser origins (``scheme://host[:port]``, or ``*``) that may call the plugin routes
+    from their pages (:mod:`kplug_lab.rpc.cors`); ValueError for one that is not an origin."""
     return tornado.web.Application(
         make_routes(base_url),  # type: ignore[arg-type]
         kplug_host=host,
         kplug_auth=TokenAuth(token, call_token),
+        kplug_cors=CORSPolicy(allow_origins),
         kplug_limits=limits or Limits(),
         kplug_dev_mode=dev_mode,
         websocket_ping_interval=ping_interval,

@@ -15,17 +15,20 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
+import tornado.http1connection
 import tornado.web
 import tornado.websocket
 
 from ..errors import PluginNotLoaded
 from ..host.api import NO_PARAMS, HostAPI, LogRecord, PluginInfo, PluginState
+from .cors import ALLOWED_HEADERS, ALLOWED_METHODS, PREFLIGHT_MAX_AGE, CORSPolicy
 from .dispatch import Limits, error_response, process
 from .private import EventStream, PrivateSocket, ResponseError, SocketPort, request_object, write_response
 
 __all__ = [
     "AdminRPCHandler",
     "AdminWebSocketHandler",
+    "CrossOriginHandler",
     "KplugHandlerBase",
     "PluginInfoHandler",
     "PluginListHandler",
@@ -87,7 +90,8 @@ def _json(handler: tornado.web.RequestHandler, obj: Any, status: int = 200) -> N
 
 class KplugHandlerBase(tornado.web.RequestHandler):
     """Settings used: ``kplug_host`` (HostAPI), ``kplug_auth`` (the standalone auth policy, a
-    :class:`TokenAuth`), ``kplug_limits``, ``kplug_dev_mode``.
+    :class:`TokenAuth`), ``kplug_limits``, ``kplug_dev_mode``, ``kplug_cors`` (standalone only: the
+    :class:`~kplug_lab.rpc.cors.CORSPolicy` of ``--allow-origin``).
 
     Authentication is the one thing that differs between modes: :meth:`kplug_principal` asks ``kplug_auth``
     here; the Jupyter extension's handlers (:mod:`kplug_lab.server.handlers`) override it with the server's
@@ -108,6 +112,8 @@ class KplugHandlerBase(tornado.web.RequestHandler):
         return _standalone_principal(self)
 
     def prepare(self) -> None:
+        if self.request.method == "OPTIONS" and isinstance(self, CrossOriginHandler):
+            return  # a CORS preflight carries no credentials; it only says which requests may follow
         principal = self.kplug_principal()
         if principal is None:
             _json(self, AUTH_FAILED, 401)
@@ -122,6 +128,130 @@ class KplugHandlerBase(tornado.web.RequestHandler):
         return name if name else self.get_query_argument("name", None)
 
 
+#: tornado's own cap on a request body (``HTTPServer(max_body_size=...)``), applied unless a handler raises it
+_TORNADO_MAX_BODY = 100 * 1024 * 1024
+
+
+@tornado.web.stream_request_body
+class BoundedBodyHandler(KplugHandlerBase):
+    """Takes the request body as it arrives (:attr:`body`), so one over ``Limits.max_body_bytes`` is refused as
+    soon as that is known: from ``Content-Length`` before any of it is read, or once a chunked body passes the
+    limit. (Buffered by tornado, a body was read whole first, up to tornado's own cap of 100 MB.)
+
+    The refusal goes out at once. The rest of the body is then read and dropped, never kept, so that a client
+    that sends its whole body before it reads (most do) gets the answer, not a reset connection, and the
+    connection stays usable. Two cases are cut off instead (answer, then close): a client waiting for
+    ``100 Continue`` (it will not send the body) and a declared body over tornado's cap, not worth reading.
+    """
+
+    _received = 0
+    _chunks: list[bytes] | None = None
+    _refused = False
+
+    def prepare(self) -> None:
+        super().prepare()
+        if self._finished:
+            return
+        limit = self.limits.max_body_bytes
+        connection = self.request.connection
+        http1 = connection if isinstance(connection, tornado.http1connection.HTTP1Connection) else None
+        if http1 is not None and limit >= _TORNADO_MAX_BODY:
+            http1.set_max_body_size(limit + 1)  # so that our answer refuses, not tornado's bare 400
+        declared = self.request.headers.get("Content-Length", "")
+        if not (declared.isdigit() and int(declared) > limit):
+            return
+        size = int(declared)
+        if self.request.headers.get("Expect", "").lower() == "100-continue" or size > _TORNADO_MAX_BODY:
+            if http1 is not None:
+                http1.set_max_body_size(size)  # else tornado writes its own 400 after our answer
+            self._answer_too_large(f"{size} bytes", drain=False)
+        else:
+            self._answer_too_large(f"{size} bytes", drain=True)
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._refused or self._finished:
+            return  # dropped
+        self._received += len(chunk)
+        if self._received > self.limits.max_body_bytes:
+            self._chunks = None
+            self._answer_too_large(f"more than {self.limits.max_body_bytes} bytes", drain=True)
+            return
+        if self._chunks is None:
+            self._chunks = []
+        self._chunks.append(chunk)
+
+    @property
+    def body(self) -> bytes:
+        chunks = self._chunks
+        if not chunks:
+            return b""
+        if len(chunks) > 1:
+            chunks[:] = [b"".join(chunks)]
+        return chunks[0]
+
+    def refused(self) -> bool:
+        """Call first in a method handler: True if the body was refused (the request is then finished)."""
+        if self._refused and not self._finished:
+            self.finish()
+        return self._refused
+
+    def too_large_answer(self, size: str) -> tuple[int, dict[str, Any]]:
+        """The status and JSON answer to a body over the limit (``size`` says how large it is)."""
+        return 413, error_response(-32600, f"RPC request is too large: {size}, the limit is "
+                                           f"{self.limits.max_body_bytes}")
+
+    def _answer_too_large(self, size: str, *, drain: bool) -> None:
+        status, answer = self.too_large_answer(size)
+        self._refused = True
+        if not drain:
+            _json(self, answer, status)
+            return
+        text = json.dumps(answer, ensure_ascii=False).encode()
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.set_header("Content-Length", str(len(text)))  # complete now: the client may read it mid-upload
+        self.write(text)
+        self.flush()
+
+
+def _cors_policy(handler: tornado.web.RequestHandler) -> CORSPolicy | None:
+    policy: CORSPolicy | None = handler.settings.get("kplug_cors")
+    return policy if policy else None
+
+
+class CrossOriginHandler(BoundedBodyHandler):
+    """A route a browser page on another origin may call when the standalone server allows that origin
+    (``kplug serve --allow-origin``): the plugin calls, plugin info and the plugin list. Without allowed
+    origins, nothing changes (same-origin only). In Jupyter mode the server's ``allow_origin`` applies instead
+    (jupyter_server sets its CORS headers in ``prepare``; ``kplug_cors`` is not set there)."""
+
+    def set_default_headers(self) -> None:
+        policy = _cors_policy(self)
+        if policy is None:
+            return
+        allowed = policy.allow_origin_header(self.request.headers.get("Origin"))
+        if allowed is not None:
+            self.set_header("Access-Control-Allow-Origin", allowed)
+        if not policy.any:
+            self.set_header("Vary", "Origin")  # the answer depends on the asking origin: caches must keep it apart
+
+    def options(self, *args: Any, **kwargs: Any) -> None:
+        """The CORS preflight of a cross-origin call (answered before authentication, see :meth:`prepare`)."""
+        policy = _cors_policy(self)
+        origin = self.request.headers.get("Origin")
+        if policy is None or policy.allow_origin_header(origin) is None:
+            self.set_status(403)
+            self.set_header("Content-Type", "text/plain; charset=utf-8")
+            self.finish(f"origin {origin or '(none)'} may not call this server from a browser; to allow it, start "
+                        f"kplug serve with --allow-origin {origin or 'ORIGIN'}")
+            return
+        self.set_header("Access-Control-Allow-Methods", ALLOWED_METHODS)
+        self.set_header("Access-Control-Allow-Headers", ALLOWED_HEADERS)
+        self.set_header("Access-Control-Max-Age", str(PREFLIGHT_MAX_AGE))
+        self.set_status(204)
+        self.finish()
+
+
 def _precheck(host: HostAPI, name: str | None) -> dict[str, Any] | None:
     info = host.get_plugin(name) if name else None
     if info is None:
@@ -131,20 +261,24 @@ def _precheck(host: HostAPI, name: str | None) -> dict[str, Any] | None:
     return None
 
 
-class PluginRPCHandler(KplugHandlerBase):
+class PluginRPCHandler(CrossOriginHandler):
     """``POST /api/plugin/rpc/<name>`` and ``?name=``: JSON-RPC over HTTP."""
 
+    def too_large_answer(self, size: str) -> tuple[int, dict[str, Any]]:
+        pre = _precheck(self.host, self.plugin_name(self.path_args[0] if self.path_args else None))
+        if pre is not None:
+            return 200, pre  # the pre-check answers first, as for a body that was read
+        return BoundedBodyHandler.too_large_answer(self, size)  # JSON-RPC's (getLoadedPlugin's is next in the MRO)
+
     async def post(self, name: str | None = None) -> None:
+        if self.refused():
+            return
         name = self.plugin_name(name)
         pre = _precheck(self.host, name)
         if pre is not None:
             _json(self, pre)
             return
-        body = self.request.body
-        if len(body) > self.limits.max_body_bytes:
-            _json(self, error_response(-32600, f"RPC request is too large: {len(body)} bytes, "
-                                              f"the limit is {self.limits.max_body_bytes}"), 413)
-            return
+        body = self.body
         host = self.host
 
         async def caller(method: str, params: Any) -> Any:
@@ -163,17 +297,19 @@ def _info_envelope(info: PluginInfo) -> dict[str, Any]:
     return {"code": 0, "msg": "", "data": info.to_siyuan()}
 
 
-class PluginInfoHandler(KplugHandlerBase):
+class PluginInfoHandler(CrossOriginHandler):
     """``GET /api/plugin/rpc/<name>`` (or ``?name=``) and ``POST /api/plugin/getLoadedPlugin``."""
 
     def get(self, name: str | None = None) -> None:
         self._answer(self.plugin_name(name))
 
     def post(self, name: str | None = None) -> None:
+        if self.refused():
+            return
         name = self.plugin_name(name)
-        if not name and self.request.body:
+        if not name and self.body:
             try:
-                body = json.loads(self.request.body)
+                body = json.loads(self.body)
             except ValueError as exc:
                 _json(self, {"code": -1, "msg": f"parses request failed: {exc}", "data": None})
                 return
@@ -186,6 +322,10 @@ class PluginInfoHandler(KplugHandlerBase):
             name = body["name"]
         self._answer(name)
 
+    def too_large_answer(self, size: str) -> tuple[int, dict[str, Any]]:
+        return 413, {"code": -1, "msg": f"request body is too large: {size}, the limit is "
+                                        f"{self.limits.max_body_bytes}", "data": None}
+
     def _answer(self, name: str | None) -> None:
         if not name:
             _json(self, {"code": 3, "msg": "Plugin name is required", "data": None})
@@ -197,14 +337,17 @@ class PluginInfoHandler(KplugHandlerBase):
         _json(self, _info_envelope(info))
 
 
-class PluginListHandler(KplugHandlerBase):
+class PluginListHandler(CrossOriginHandler):
     """``GET /api/plugin`` and ``POST /api/plugin/listLoadedPlugins``."""
 
     def get(self) -> None:
+        if self.refused():
+            return
         infos = self.host.list_plugins()
         _json(self, {"code": 0, "msg": "", "data": [i.to_siyuan() for i in infos] or None})
 
     post = get
+    too_large_answer = PluginInfoHandler.too_large_answer
 
 
 class _BoundedSocket(tornado.websocket.WebSocketHandler):
@@ -288,6 +431,12 @@ class PluginRPCWebSocket(_BoundedSocket):
         if params is not NO_PARAMS:
             msg["params"] = params
         self.send(json.dumps(msg, ensure_ascii=False))
+
+    def check_origin(self, origin: str) -> bool:
+        """Same-origin, or an origin the standalone server allows (``--allow-origin``; browsers apply no CORS to
+        WebSockets, so the server checks). In Jupyter mode the server's own origin check runs instead."""
+        policy = _cors_policy(self)
+        return super().check_origin(origin) or (policy is not None and policy.allow_origin_header(origin) is not None)
 
     def _on_state(self, name: str, state: PluginState) -> None:
         if name == self.kplug_name and state != PluginState.RUNNING and self.ws_connection is not None:
@@ -500,14 +649,16 @@ class AdminAPI:
     }
 
 
-class AdminRPCHandler(KplugHandlerBase):
+class AdminRPCHandler(BoundedBodyHandler):
     """``POST <base>/kplug/api/rpc``: the admin API over HTTP (admin permission)."""
 
     need_admin = True
 
     async def post(self) -> None:
+        if self.refused():
+            return
         api = AdminAPI(self.host, bool(self.settings.get("kplug_dev_mode")))
-        text = await process(self.request.body, api.call, plugin="kplug", limits=self.limits)
+        text = await process(self.body, api.call, plugin="kplug", limits=self.limits)
         if text is None:
             self.set_status(204)
             self.finish()
