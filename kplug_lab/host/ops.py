@@ -208,28 +208,36 @@ class HostOps:
         except StorageError as exc:
             raise HostOpError(str(exc)) from None
 
-    # get and put are the hot path (timed against a plain write, docs/adr/0003-host-benchmark.md): no closures.
-    # The work is done here, on the plugin's own thread, as SiYuan does it on a goroutine of its own: the
-    # plugin waits for the result either way, and a hop to an I/O thread and back would only add latency.
-    # The Promise still settles in a later job (the VM queues the value; the plugin posts the settlement).
-    def storage_get(self, path: str) -> dict[str, str]:
+    # The storage I/O runs here, on the plugin's own thread. SiYuan runs it on a goroutine of its own, but the
+    # plugin awaits the result either way, and a hop to an I/O thread and back would only add latency to a
+    # ~0.3 ms write (docs/adr/0003-host-benchmark.md); get and put avoid closures for the same reason.
+    # A value and a failure alike settle in a later job, as SiYuan posts either back as a new job (§3.0, §6).
+    def storage_get(self, path: str) -> dict[str, str] | concurrent.futures.Future[Any]:
         try:
             return _payload(self.plugin.storage.get(str(path)))
         except StorageError as exc:
-            raise HostOpError(str(exc)) from None
+            return _failed_later(exc)
 
-    def storage_put(self, path: str, content: str, is_base64: bool = False) -> None:
+    def storage_put(self, path: str, content: str, is_base64: bool = False) -> concurrent.futures.Future[Any] | None:
         data = _unb64(content) if is_base64 else _utf8(str(content))
         try:
             self.plugin.storage.put(str(path), data)
         except StorageError as exc:
-            raise HostOpError(str(exc)) from None
+            return _failed_later(exc)
+        return None
 
-    def storage_remove(self, path: str) -> None:
-        self._storage(lambda: self.plugin.storage.remove(str(path)))
+    def storage_remove(self, path: str) -> concurrent.futures.Future[Any] | None:
+        try:
+            self.plugin.storage.remove(str(path))
+        except StorageError as exc:
+            return _failed_later(exc)
+        return None
 
-    def storage_list(self, path: str) -> list[dict[str, Any]]:
-        return self._storage(lambda: self.plugin.storage.list(str(path)))
+    def storage_list(self, path: str) -> list[dict[str, Any]] | concurrent.futures.Future[Any]:
+        try:
+            return self.plugin.storage.list(str(path))
+        except StorageError as exc:
+            return _failed_later(exc)
 
     def watcher_add(self, path: str) -> None:
         target = self._storage(lambda: self.plugin.storage.resolve(str(path)))
@@ -331,6 +339,14 @@ class HostOps:
         port = self.ports.event_stream(int(pid))
         if port is not None:
             self.plugin.loop.call_soon_threadsafe(port.end)
+
+
+def _failed_later(exc: StorageError) -> concurrent.futures.Future[Any]:
+    """A failed storage operation as a finished future: the plugin posts its rejection as a later job (an
+    exception raised by the op would reject the Promise within the current job)."""
+    failed: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    failed.set_exception(HostOpError(str(exc)))
+    return failed
 
 
 def _do_fetch(url: str, path: str, method: str, headers: dict[str, str], content: bytes | None) -> dict[str, Any]:
