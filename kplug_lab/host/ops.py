@@ -12,10 +12,11 @@ import base64
 import concurrent.futures
 import os
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from . import plugin_routes
 from .api import NO_PARAMS
 from .client_events import ClientEvents, EventStreamError
 from .client_socket import ClientSockets
@@ -255,7 +256,8 @@ class HostOps:
 
     # ---- client.fetch -------------------------------------------------------------------------------
 
-    def fetch(self, path: str, init: dict[str, Any] | None = None) -> concurrent.futures.Future[Any]:
+    def fetch(self, path: str, init: dict[str, Any] | None = None,
+              ) -> concurrent.futures.Future[Any] | Coroutine[Any, Any, dict[str, Any]]:
         init = init or {}
         base = self.plugin.config.siyuan_url.rstrip("/")
         path = str(path)
@@ -272,11 +274,21 @@ class HostOps:
             body.encode("utf-8") if isinstance(body, str) else None)
         if method in ("GET", "HEAD", "OPTIONS"):
             content = None
+        route = plugin_routes.match(method, path)
+        if route is not None:  # the kernel plugins live here, not in the kernel at siyuan_url
+            return self._answer_plugin_route(route, path, content)
         token = self.plugin.config.siyuan_token
         if token:
             headers["Authorization"] = f"Token {token}"
             headers["X-Auth-Token"] = token
         return _IO_POOL.submit(_do_fetch, url, path, method, headers, content)
+
+    async def _answer_plugin_route(self, route: plugin_routes.PluginRoute, path: str,
+                                   content: bytes | None) -> dict[str, Any]:
+        # runs on the asyncio loop, not on this plugin's actor: calling its own methods queues a job there
+        answer = await plugin_routes.answer(self.plugin.manager, route, content)
+        return {"url": path, "status": answer.status, "statusText": answer.status_text, "headers": answer.headers,
+                "body": _payload(answer.body)}
 
     # ---- client.socket (the connection itself lives in client_socket.py) ----------------------------
 

@@ -1,185 +1,34 @@
-"""JSON-RPC 2.0 processing of one HTTP body or WebSocket message, exactly as SiYuan answers (spec §5.3/§5.4),
-plus kplug_lab's [better] items: per-call timeouts, per-entry encoding errors, size and batch limits.
+"""JSON-RPC 2.0 processing for the wire (spec §5.3/§5.4).
 
-It knows nothing about HTTP: :func:`process` takes bytes and a callable that runs one method, and returns the
-response text, or ``None`` when there is nothing to send (HTTP 204).
+The processing itself is transport-independent and lives in :mod:`kplug_lab.host.jsonrpc`, because the host also
+answers a plugin's own ``siyuan.client.fetch("/api/plugin/rpc/<name>")`` with it, and ``host/`` must not import
+``rpc/``. This module keeps the names the wire layer (and benchmarks, and tests) have always used.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from ..host.jsonrpc import (
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    MESSAGES,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    Caller,
+    Limits,
+    Request,
+    error_response,
+    process,
+)
 
-from ..errors import INTERNAL_ERROR, KplugError
-from ..host.api import NO_PARAMS
-
-__all__ = ["Limits", "Request", "error_response", "process"]
-
-log = logging.getLogger("kplug_lab.rpc")
-
-PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600, -32601, -32602
-
-MESSAGES = {
-    PARSE_ERROR: "Parse error",
-    INVALID_REQUEST: "Invalid Request",
-    METHOD_NOT_FOUND: "Method not found",
-    INVALID_PARAMS: "Invalid params",
-    INTERNAL_ERROR: "Internal error",
-    -32001: "Plugin not loaded",
-    -32002: "Plugin not running",
-}
-
-_ABSENT = object()
-
-
-@dataclass
-class Limits:
-    max_body_bytes: int = 8 * 1024 * 1024
-    max_batch: int = 1000
-    call_timeout: float | None = None  # None: the host's default
-
-
-@dataclass
-class Request:
-    method: str
-    params: Any  # list, dict or NO_PARAMS
-    id: Any  # _ABSENT for notifications
-
-    @property
-    def is_notification(self) -> bool:
-        return self.id is _ABSENT
-
-
-Caller = Callable[[str, Any], Awaitable[Any]]
-
-
-def error_response(code: int, data: Any = None, id_: Any = None, message: str | None = None) -> dict[str, Any]:
-    err: dict[str, Any] = {"code": code, "message": message or MESSAGES.get(code, "Server error")}
-    if data is not None:
-        err["data"] = data
-    return {"jsonrpc": "2.0", "error": err, "id": id_}
-
-
-def _validate(obj: Any) -> Request | dict[str, Any]:
-    """A Request, or the error response for an invalid one (id null, per SiYuan)."""
-    def bad(reason: str) -> dict[str, Any]:
-        return error_response(INVALID_REQUEST, f"RPC request is not a valid JSON-RPC object: {reason}")
-
-    if not isinstance(obj, dict):
-        return bad(f"json: cannot unmarshal {_json_type(obj)} into Go value of type jsonrpc.Request")
-    if "jsonrpc" not in obj:
-        return bad("missing jsonrpc field")
-    if obj["jsonrpc"] != "2.0":
-        return bad(f"invalid jsonrpc version: {_go_repr(obj['jsonrpc'])}")
-    method = obj.get("method")
-    if method is None:
-        return bad("missing method field")
-    if not isinstance(method, str):
-        return bad(f"json: cannot unmarshal {_json_type(method)} into Go struct field Request.method of type string")
-    id_ = obj.get("id", _ABSENT)
-    if id_ is not _ABSENT and id_ is not None and (isinstance(id_, bool) or not isinstance(id_, (str, int, float))):
-        return bad("invalid id field: must be string, number, null or omitted")
-    params = obj.get("params", _ABSENT)
-    if params is _ABSENT:
-        params = NO_PARAMS
-    elif not isinstance(params, (list, dict)):
-        return Request(method, _BadParams, id_)
-    return Request(method, params, id_)
-
-
-class _BadParamsType:
-    pass
-
-
-_BadParams = _BadParamsType()
-
-
-def _json_type(v: Any) -> str:
-    if isinstance(v, bool):
-        return "bool"
-    if isinstance(v, (int, float)):
-        return "number"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, list):
-        return "array"
-    if v is None:
-        return "null"
-    return "object"
-
-
-def _go_repr(v: Any) -> str:
-    return v if isinstance(v, str) else json.dumps(v)
-
-
-async def _run_one(req: Request, caller: Caller, plugin: str) -> str | None:
-    """The encoded response to one valid request, or None for a notification."""
-    if req.params is _BadParams:
-        if req.is_notification:
-            return None
-        return _dumps(error_response(INVALID_PARAMS, "Invalid params: must be array or object if present", req.id))
-    try:
-        result = await caller(req.method, req.params)
-    except KplugError as exc:
-        if req.is_notification:
-            return None
-        return _dumps(error_response(exc.code, str(exc) if exc.code not in (-32001, -32002) else None, req.id,
-                                     message=MESSAGES.get(exc.code, "Server error")))
-    except Exception:
-        log.exception("plugin [%s]: method %s failed inside the host", plugin, req.method)
-        if req.is_notification:
-            return None
-        return _dumps(error_response(INTERNAL_ERROR, f'error invoking method "{req.method}": internal host error',
-                                     req.id))
-    if req.is_notification:
-        return None
-    try:  # encoded once, here: a result that cannot be encoded fails only this entry [better]
-        return _STRICT.encode({"jsonrpc": "2.0", "result": result, "id": req.id})
-    except (TypeError, ValueError, RecursionError) as exc:
-        return _dumps(error_response(INTERNAL_ERROR, f'error encoding the result of "{req.method}": {exc}', req.id))
-
-
-_STRICT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-async def process(body: bytes | str, caller: Caller, *, plugin: str = "", limits: Limits | None = None) -> str | None:
-    """Answer one JSON-RPC body. ``None`` means: nothing to send (HTTP 204)."""
-    limits = limits or Limits()
-    size = len(body)
-    if size > limits.max_body_bytes:
-        return _dumps(error_response(INVALID_REQUEST,
-                                     f"RPC request is too large: {size} bytes, the limit is {limits.max_body_bytes}"))
-    try:
-        parsed = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return _dumps(error_response(PARSE_ERROR, "RPC request is not valid JSON"))
-    if parsed is None or (isinstance(parsed, list) and not parsed):
-        return _dumps(error_response(INVALID_REQUEST, "RPC request is not allowed to be an empty array"))
-    if isinstance(parsed, list):
-        if len(parsed) > limits.max_batch:
-            return _dumps(error_response(
-                INVALID_REQUEST, f"RPC batch has {len(parsed)} requests, the limit is {limits.max_batch}"))
-        items = [_validate(x) for x in parsed]
-        tasks = [asyncio.ensure_future(_run_one(it, caller, plugin)) if isinstance(it, Request) else None
-                 for it in items]
-        responses: list[str] = []
-        for it, task in zip(items, tasks, strict=True):
-            if task is None:
-                responses.append(_dumps(it))
-            else:
-                res = await task
-                if res is not None:
-                    responses.append(res)
-        return "[" + ",".join(responses) + "]" if responses else None
-    item = _validate(parsed)
-    if not isinstance(item, Request):
-        return _dumps(item)
-    return await _run_one(item, caller, plugin)
+__all__ = [
+    "INVALID_PARAMS",
+    "INVALID_REQUEST",
+    "MESSAGES",
+    "METHOD_NOT_FOUND",
+    "PARSE_ERROR",
+    "Caller",
+    "Limits",
+    "Request",
+    "error_response",
+    "process",
+]

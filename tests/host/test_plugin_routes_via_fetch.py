@@ -1,0 +1,228 @@
+"""A plugin's ``siyuan.client.fetch`` to SiYuan's plugin routes (spec §5.1) is answered by kplug_lab's own host,
+with the wire's shapes (§5.3-§5.7), and never reaches the kernel at ``siyuan_url``; other paths still do."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kplug_testing import Host
+
+from kplug_lab.host import plugin_routes
+from kplug_lab.host.api import PluginState
+from kplug_lab.host.manager import PluginManager
+from kplug_lab.host.plugin_routes import PluginRoute, RouteKind
+from kplug_lab.testing.fake_siyuan import FakeSiYuan
+
+SERVICE = """
+const notes = [];
+siyuan.rpc.bind("add", (a, b) => a + b, "Adds two numbers", "a, b: numbers");
+siyuan.rpc.bind("fail", () => { throw new Error("boom"); });
+siyuan.rpc.bind("note", (text) => { notes.push(text); });
+siyuan.rpc.bind("notes", () => notes);
+"""
+
+# every method answers what the plugin saw of the Response, body methods included
+CALLER = """
+async function seen(r) {
+  const text = await r.text();
+  let json = null;
+  try { json = await r.json(); } catch (e) { json = "not JSON: " + e.message; }
+  return { url: r.url, ok: r.ok, status: r.status, statusText: r.statusText, headers: r.headers, text, json,
+           bytes: (await r.arrayBuffer()).byteLength, bufferText: (await r.buffer()).toString() };
+}
+const post = (body) => ({ method: "POST", body: typeof body === "string" ? body : JSON.stringify(body) });
+siyuan.rpc.bind("fetch", async (path, init) => seen(await siyuan.client.fetch(path, init)));
+siyuan.rpc.bind("double", (x) => 2 * x, "Doubles a number");
+siyuan.rpc.bind("callOther", async (a, b) => {
+  const r = await siyuan.client.fetch("/api/plugin/rpc/service", post({ jsonrpc: "2.0", id: 7, method: "add",
+                                                                         params: [a, b] }));
+  return (await r.json()).result;
+});
+siyuan.rpc.bind("callSelf", async (x) => {
+  // this plugin's actor is busy with this very call while it waits: the inner call must be queued, not block
+  const r = await siyuan.client.fetch("/api/plugin/rpc?name=caller", post({ jsonrpc: "2.0", id: "in",
+                                                                            method: "double", params: [x] }));
+  return (await r.json()).result + 1;
+});
+"""
+
+
+@pytest.fixture
+async def kernel(tmp_path: Path) -> AsyncIterator[FakeSiYuan]:
+    async with FakeSiYuan(tmp_path / "ws", token="kernel-token") as k:
+        yield k
+
+
+@pytest.fixture
+async def manager(tmp_path: Path, kernel: FakeSiYuan) -> AsyncIterator[PluginManager]:
+    host = Host(tmp_path)
+    host.plugin("service", SERVICE)
+    host.plugin("caller", CALLER)
+    mgr = await host.start(siyuan_url=kernel.url, siyuan_token=kernel.token, call_timeout=20.0)
+    try:
+        assert host.state("service") == PluginState.RUNNING, host.logs("service")
+        assert host.state("caller") == PluginState.RUNNING, host.logs("caller")
+        yield mgr
+    finally:
+        await mgr.close()
+
+
+async def fetch(manager: PluginManager, path: str, init: dict[str, Any] | None = None) -> dict[str, Any]:
+    got: dict[str, Any] = await manager.call("caller", "fetch", [path, init or {}])
+    return got
+
+
+def no_plugin_route_reached(kernel: FakeSiYuan) -> bool:
+    return not [r for r in kernel.requests if r.path.startswith("/api/plugin")]
+
+
+def method_names(info: dict[str, Any]) -> list[str]:
+    return sorted(m["name"] for m in info["methods"] or [])
+
+
+async def test_list_answers_every_loaded_plugin_as_siyuan_does_on_both_routes(
+        manager: PluginManager, kernel: FakeSiYuan) -> None:
+    for path, init in (("/api/plugin/listLoadedPlugins", {"method": "POST"}), ("/api/plugin", {})):
+        got = await fetch(manager, path, init)
+        assert got["url"] == path
+        assert (got["status"], got["ok"], got["statusText"]) == (200, True, "200 OK")
+        assert got["headers"]["Content-Type"] == "application/json; charset=utf-8"
+        assert got["headers"]["Content-Length"] == str(len(got["text"].encode()))
+        assert got["bytes"] == len(got["text"].encode()) and got["bufferText"] == got["text"]
+        body = got["json"]
+        assert (body["code"], body["msg"]) == (0, "")
+        by_name = {info["name"]: info for info in body["data"]}
+        assert set(by_name) == {"service", "caller"}
+        assert by_name["service"]["state"] == "running" and by_name["service"]["stateCode"] == 2
+        assert method_names(by_name["service"]) == ["add", "fail", "note", "notes"]
+        add = next(m for m in by_name["service"]["methods"] if m["name"] == "add")
+        assert add["descriptions"] == ["Adds two numbers", "a, b: numbers"]
+    assert no_plugin_route_reached(kernel)
+
+
+async def test_get_loaded_plugin_by_body_query_and_path_and_its_errors(
+        manager: PluginManager, kernel: FakeSiYuan) -> None:
+    by_body = await fetch(manager, "/api/plugin/getLoadedPlugin", {"method": "POST", "body": '{"name":"service"}'})
+    assert by_body["status"] == 200 and by_body["json"]["code"] == 0
+    assert by_body["json"]["data"]["name"] == "service" and by_body["json"]["data"]["stateCode"] == 2
+    assert method_names(by_body["json"]["data"]) == ["add", "fail", "note", "notes"]
+    by_query = await fetch(manager, "/api/plugin/getLoadedPlugin?name=caller", {"method": "POST"})
+    assert by_query["json"]["data"]["name"] == "caller"
+    by_get = await fetch(manager, "/api/plugin/rpc/service")  # GET on the rpc route is the info, not a call
+    assert by_get["json"] == by_body["json"]
+    by_get_query = await fetch(manager, "/api/plugin/rpc?name=service&appId=x")
+    assert by_get_query["json"] == by_body["json"]
+
+    async def envelope(body: str | None) -> tuple[int, str]:
+        init: dict[str, Any] = {"method": "POST"} if body is None else {"method": "POST", "body": body}
+        got = await fetch(manager, "/api/plugin/getLoadedPlugin", init)
+        assert got["status"] == 200 and got["json"]["data"] is None
+        return got["json"]["code"], got["json"]["msg"]
+
+    assert await envelope('{"name":"nope"}') == (4, "Plugin [nope] not loaded")
+    assert await envelope('{"other":1}') == (1, "Request body prop [name] does not exist")
+    assert await envelope('{"name":3}') == (2, "Request body prop [name] is not a string")
+    assert await envelope(None) == (3, "Plugin name is required")
+    code, msg = await envelope("{not json")
+    assert code == -1 and msg.startswith("parses request failed")
+    assert no_plugin_route_reached(kernel)
+
+
+async def test_calling_another_plugins_method_through_fetch(manager: PluginManager, kernel: FakeSiYuan) -> None:
+    assert await manager.call("caller", "callOther", [2, 3]) == 5
+    got = await fetch(manager, "/api/plugin/rpc/service", {
+        "method": "POST", "body": json.dumps([{"jsonrpc": "2.0", "id": 1, "method": "add", "params": [1, 2]},
+                                              {"jsonrpc": "2.0", "method": "note", "params": ["in a batch"]},
+                                              {"jsonrpc": "2.0", "id": "b", "method": "add", "params": ["a", "b"]}])})
+    assert (got["status"], got["statusText"]) == (200, "200 OK")
+    assert got["headers"]["Content-Type"] == "application/json; charset=utf-8"
+    assert got["json"] == [{"jsonrpc": "2.0", "result": 3, "id": 1}, {"jsonrpc": "2.0", "result": "ab", "id": "b"}]
+    assert await manager.call("service", "notes") == ["in a batch"]
+    assert no_plugin_route_reached(kernel)
+
+
+async def test_a_plugin_calling_its_own_method_through_fetch_does_not_deadlock(
+        manager: PluginManager, kernel: FakeSiYuan) -> None:
+    # a deadlock would surface as the 20 s call timeout (CallTimeout), not as a hang
+    assert await manager.call("caller", "callSelf", [20]) == 41
+    assert no_plugin_route_reached(kernel)
+
+
+async def test_a_notification_is_answered_204_with_an_empty_body(manager: PluginManager, kernel: FakeSiYuan) -> None:
+    got = await fetch(manager, "/api/plugin/rpc/service", {
+        "method": "POST", "body": '{"jsonrpc":"2.0","method":"note","params":["hello"]}'})
+    assert (got["status"], got["ok"], got["statusText"]) == (204, True, "204 No Content")
+    assert got["text"] == "" and got["bytes"] == 0
+    assert "Content-Type" not in got["headers"]
+    assert await manager.call("service", "notes") == ["hello"]
+    assert no_plugin_route_reached(kernel)
+
+
+async def test_rpc_errors_have_the_wire_codes(manager: PluginManager, kernel: FakeSiYuan) -> None:
+    call = '{"jsonrpc":"2.0","id":1,"method":"%s"}'
+    unknown_plugin = await fetch(manager, "/api/plugin/rpc/nope", {"method": "POST", "body": call % "add"})
+    assert unknown_plugin["status"] == 200
+    assert unknown_plugin["json"] == {"jsonrpc": "2.0", "error": {"code": -32001, "message": "Plugin not loaded"},
+                                      "id": None}
+    no_name = await fetch(manager, "/api/plugin/rpc", {"method": "POST", "body": call % "add"})
+    assert no_name["json"]["error"]["code"] == -32001
+    unknown_method = await fetch(manager, "/api/plugin/rpc/service", {"method": "POST", "body": call % "nope"})
+    assert unknown_method["status"] == 200
+    assert unknown_method["json"] == {"jsonrpc": "2.0", "id": 1, "error": {
+        "code": -32601, "message": "Method not found", "data": "method [nope] not found in plugin [service]"}}
+    thrown = await fetch(manager, "/api/plugin/rpc/service", {"method": "POST", "body": call % "fail"})
+    assert thrown["json"]["error"]["code"] == -32603
+    assert thrown["json"]["error"]["data"].startswith('error invoking method "fail": Error: boom')
+    parse = await fetch(manager, "/api/plugin/rpc/service", {"method": "POST", "body": "{"})
+    assert parse["json"]["error"] == {"code": -32700, "message": "Parse error", "data": "RPC request is not valid JSON"}
+    bad_params = await fetch(manager, "/api/plugin/rpc/service", {
+        "method": "POST", "body": '{"jsonrpc":"2.0","id":2,"method":"add","params":3}'})
+    assert bad_params["json"]["error"]["code"] == -32602 and bad_params["json"]["id"] == 2
+    assert no_plugin_route_reached(kernel)
+
+
+async def test_a_plugin_route_with_a_method_it_does_not_take_is_404_like_gin(
+        manager: PluginManager, kernel: FakeSiYuan) -> None:
+    got = await fetch(manager, "/api/plugin/listLoadedPlugins")  # GET: only POST is routed
+    assert (got["status"], got["ok"], got["statusText"]) == (404, False, "404 Not Found")
+    assert got["text"] == "404 page not found"
+    put = await fetch(manager, "/api/plugin/rpc/service", {"method": "PUT", "body": "{}"})
+    assert put["status"] == 404
+    assert no_plugin_route_reached(kernel)
+
+
+async def test_other_paths_still_go_to_the_kernel(manager: PluginManager, kernel: FakeSiYuan) -> None:
+    got = await fetch(manager, "/api/system/version", {"method": "POST"})
+    assert got["status"] == 200 and got["json"]["code"] == 0 and got["json"]["data"] == kernel.version
+    # a path that only looks like a plugin route (and the private routes) are the kernel's business
+    await fetch(manager, "/api/plugin/rpc/service/extra", {"method": "POST", "body": "{}"})
+    await fetch(manager, "/plugin/private/service/x")
+    paths = [r.path for r in kernel.requests]
+    assert paths == ["/api/system/version", "/api/plugin/rpc/service/extra", "/plugin/private/service/x"]
+    assert kernel.requests[0].headers.get("X-Auth-Token") == kernel.token
+
+
+@pytest.mark.parametrize(("method", "path", "expected"), [
+    ("GET", "/api/plugin", PluginRoute(RouteKind.LIST)),
+    ("GET", "/api/plugin/", PluginRoute(RouteKind.LIST)),
+    ("POST", "/api/plugin/listLoadedPlugins", PluginRoute(RouteKind.LIST)),
+    ("POST", "/api/plugin/getLoadedPlugin?name=a", PluginRoute(RouteKind.INFO, "a")),
+    ("POST", "/api/plugin/rpc/a?name=b", PluginRoute(RouteKind.RPC, "a")),  # the path wins over ?name=
+    ("POST", "/api/plugin/rpc?name=b&appId=1", PluginRoute(RouteKind.RPC, "b")),
+    ("POST", "/api/plugin/rpc/my%20plugin", PluginRoute(RouteKind.RPC, "my plugin")),
+    ("POST", "/api/plugin/rpc?name=", PluginRoute(RouteKind.RPC, None)),
+    ("GET", "/api/plugin/rpc/a", PluginRoute(RouteKind.INFO, "a")),
+    ("DELETE", "/api/plugin/rpc/a", PluginRoute(RouteKind.NOT_FOUND, "a")),
+    ("POST", "/api/plugin", PluginRoute(RouteKind.NOT_FOUND)),
+    ("POST", "/api/plugin/rpc/a/b", None),
+    ("POST", "/api/plugins", None),
+    ("POST", "/api/plugin/other", None),
+    ("ANY", "/plugin/private/a/x", None),
+    ("POST", "/api/system/version", None),
+])
+def test_route_matching(method: str, path: str, expected: PluginRoute | None) -> None:
+    assert plugin_routes.match(method, path) == expected
