@@ -8,13 +8,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from kplug_testing import Host
+from tornado import httpserver, netutil
 
 from kplug_lab.host import plugin_routes
 from kplug_lab.host.api import PluginState
 from kplug_lab.host.manager import PluginManager
 from kplug_lab.host.plugin_routes import PluginRoute, RouteKind
+from kplug_lab.rpc.app import make_standalone_app
 from kplug_lab.testing.fake_siyuan import FakeSiYuan
 
 SERVICE = """
@@ -204,6 +207,37 @@ async def test_other_paths_still_go_to_the_kernel(manager: PluginManager, kernel
     paths = [r.path for r in kernel.requests]
     assert paths == ["/api/system/version", "/api/plugin/rpc/service/extra", "/plugin/private/service/x"]
     assert kernel.requests[0].headers.get("X-Auth-Token") == kernel.token
+
+
+async def test_answers_are_the_same_as_the_wires(manager: PluginManager) -> None:
+    """The same manager behind kplug_lab's own HTTP routes: fetch gives the same status, type and body."""
+    sockets = netutil.bind_sockets(0, "127.0.0.1")
+    server = httpserver.HTTPServer(make_standalone_app(manager, "wire-token"))
+    server.add_sockets(sockets)
+    cases = [
+        ("GET", "/api/plugin", None),
+        ("POST", "/api/plugin/listLoadedPlugins", None),
+        ("POST", "/api/plugin/getLoadedPlugin", '{"name":"service"}'),
+        ("POST", "/api/plugin/getLoadedPlugin", '{"name":1}'),
+        ("GET", "/api/plugin/rpc/caller", None),
+        ("POST", "/api/plugin/rpc/service", '{"jsonrpc":"2.0","id":1,"method":"add","params":[40,2]}'),
+        ("POST", "/api/plugin/rpc/service", '[{"jsonrpc":"2.0","id":1,"method":"nope"},{"jsonrpc":"1.0"}]'),
+        ("POST", "/api/plugin/rpc/service", '{"jsonrpc":"2.0","method":"note","params":["n"]}'),
+        ("POST", "/api/plugin/rpc?name=nope", '{"jsonrpc":"2.0","id":1,"method":"add"}'),
+    ]
+    try:
+        base = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
+        async with httpx.AsyncClient(base_url=base, headers={"Authorization": "Token wire-token"}) as wire:
+            for method, path, body in cases:
+                init: dict[str, Any] = {"method": method} if body is None else {"method": method, "body": body}
+                via_fetch = await fetch(manager, path, init)
+                via_wire = await wire.request(method, path, content=body)
+                assert via_fetch["status"] == via_wire.status_code, path
+                assert via_fetch["headers"].get("Content-Type") == via_wire.headers.get("Content-Type"), path
+                assert via_fetch["text"] == via_wire.text, (method, path, body)
+    finally:
+        server.stop()
+        await server.close_all_connections()
 
 
 @pytest.mark.parametrize(("method", "path", "expected"), [
