@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--call-timeout", type=float, default=30.0, help="seconds an RPC call may take to settle")
     s.add_argument("--max-request-bytes", type=int, default=8 * 1024 * 1024,
                    help="largest JSON-RPC request accepted (HTTP body or WebSocket message), bytes")
+    s.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="a browser origin (scheme://host[:port], or *) whose pages may call the plugin routes, "
+                        "e.g. SiYuan's http://127.0.0.1:6806; repeatable (default: same origin only)")
     s.add_argument("--no-reload", action="store_true", help="do not watch plugin folders for changes")
     s.add_argument("--dev", action="store_true", help="dev mode: enables kplug.eval (run JS inside a plugin)")
     s.add_argument("--log-level", default="INFO")
@@ -50,6 +53,7 @@ async def _serve(args: argparse.Namespace) -> int:
     from ..host.config import HostConfig
     from ..host.manager import PluginManager
     from ..rpc.app import make_standalone_app
+    from ..rpc.cors import CORSPolicy
     from ..rpc.dispatch import Limits
 
     if args.workspace is None and args.plugins is None:
@@ -65,13 +69,18 @@ async def _serve(args: argparse.Namespace) -> int:
     if args.call_token is not None and (not args.call_token or args.call_token == args.token):
         print("kplug serve: --call-token must be non-empty and differ from --token", file=sys.stderr)
         return 2
+    try:
+        allowed_origins = CORSPolicy(args.allow_origin)
+    except ValueError as exc:
+        print(f"kplug serve: --allow-origin: {exc}", file=sys.stderr)
+        return 2
     config = HostConfig(memory_limit=args.memory_mb * 1024 * 1024, cpu_limit=args.cpu_limit,
                         hook_timeout=args.hook_timeout, call_timeout=args.call_timeout, siyuan_url=args.siyuan_url,
                         siyuan_token=args.siyuan_token, hot_reload=not args.no_reload, data_dir=args.data)
     manager = PluginManager(config, workspace=args.workspace, plugins_dir=args.plugins)
     token = args.token or secrets.token_urlsafe(24)
     app = make_standalone_app(manager, token, call_token=args.call_token, base_url=args.base_url,
-                              dev_mode=args.dev,
+                              dev_mode=args.dev, allow_origins=args.allow_origin,
                               limits=Limits(max_body_bytes=args.max_request_bytes, call_timeout=args.call_timeout))
     # installed before the plugins start, so a SIGTERM during startup still runs every onunload
     stop = asyncio.Event()
@@ -92,6 +101,9 @@ async def _serve(args: argparse.Namespace) -> int:
         print(f"kplug_lab standing by for {root}: {manager.host_lock.describe_owner()}; plugin calls answer "
               "-32002 until that host stops, then this one takes over", flush=True)
     print(f"kplug_lab serving {len(manager.plugins)} plugin(s) from {root}", flush=True)
+    if allowed_origins:
+        shown = "any origin (*)" if allowed_origins.any else ", ".join(sorted(allowed_origins.origins))
+        print(f"browser pages may call the plugin routes from {shown}", flush=True)
     print("\n".join(summary_lines(manager, url, token)), flush=True)
     await stop.wait()
     print("stopping: running every plugin's onunload", flush=True)

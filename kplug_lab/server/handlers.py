@@ -34,7 +34,7 @@ from jupyter_core.utils import ensure_async
 from jupyter_server.auth.authorizer import Authorizer
 from jupyter_server.auth.decorator import allow_unauthenticated, authorized, ws_authenticated
 from jupyter_server.auth.identity import IdentityProvider, User
-from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.base.websocket import WebSocketMixin
 
 from ..rpc.app import ClientScriptHandler, PluginRPCOrInfoHandler, make_routes
@@ -42,6 +42,7 @@ from ..rpc.dispatch import Limits
 from ..rpc.handlers import (
     AdminRPCHandler,
     AdminWebSocketHandler,
+    CrossOriginHandler,
     PluginInfoHandler,
     PluginListHandler,
     PluginRPCWebSocket,
@@ -196,8 +197,13 @@ def jupyter_handler(cls: type[tornado.web.RequestHandler]) -> type[tornado.web.R
         return type(f"Jupyter{cls.__name__}", (_JupyterSocket, WebSocketMixin, cls, JupyterHandler),
                     {"get": socket_get, "__doc__": cls.__doc__})
     namespace: dict[str, Any] = {"__doc__": cls.__doc__}
+    if issubclass(cls, CrossOriginHandler):
+        # the CORS preflight as the server answers it for its own API: unauthenticated, per allow_origin
+        namespace["options"] = APIHandler.options
     for method in _ALL_METHODS:
         name = method.lower()
+        if name in namespace:
+            continue
         fn = getattr(cls, name)
         if fn is not getattr(tornado.web.RequestHandler, name):
             namespace[name] = _guard_http(fn, actions.get(method, "write"))
