@@ -38,8 +38,8 @@ def server_cors() -> dict[str, Any]:
     return {"allow_origin": SIYUAN}
 
 
-@pytest.fixture
-def jp_server_config(tmp_path: Path, server_cors: dict[str, Any]) -> dict[str, Any]:  # type: ignore[no-redef]
+@pytest.fixture  # type: ignore[no-redef]  (replaces pytest-jupyter's)
+def jp_server_config(tmp_path: Path, server_cors: dict[str, Any]) -> dict[str, Any]:
     root = tmp_path / "kplug-plugins"
     write_plugin(root, "p", 'siyuan.rpc.bind("echo", (x) => x);')
     return {
