@@ -38,7 +38,7 @@ def server_cors() -> dict[str, Any]:
     return {"allow_origin": SIYUAN}
 
 
-@pytest.fixture  # type: ignore[no-redef]  (replaces pytest-jupyter's)
+@pytest.fixture  # type: ignore[no-redef]
 def jp_server_config(tmp_path: Path, server_cors: dict[str, Any]) -> dict[str, Any]:
     root = tmp_path / "kplug-plugins"
     write_plugin(root, "p", 'siyuan.rpc.bind("echo", (x) => x);')
