@@ -6,10 +6,15 @@ import asyncio
 import contextlib
 import json
 import shutil
+import socket
+import subprocess
+import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from tornado import httpserver, netutil, web
 
 from kplug_lab.host.api import PluginState
 from kplug_lab.host.config import HostConfig
@@ -29,6 +34,34 @@ def write_plugin(root: Path, name: str, code: str, manifest: dict[str, Any] | No
     (d / "plugin.json").write_text(json.dumps(m))
     (d / "kernel.js").write_text(textwrap.dedent(code))
     return d
+
+
+def free_port() -> int:
+    """A 127.0.0.1 port nothing listens on right now (for a server the test starts, or a dead address)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def loopback_app(handlers: list[Any]) -> AsyncIterator[str]:
+    """A tornado app with ``handlers`` on a free 127.0.0.1 port while the block runs; yields its http:// URL."""
+    sockets = netutil.bind_sockets(0, "127.0.0.1")
+    server = httpserver.HTTPServer(web.Application(handlers))
+    server.add_sockets(sockets)
+    try:
+        yield f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
+    finally:
+        server.stop()
+        await server.close_all_connections()
+
+
+def run_benchmark(script: str, out: Path, *, timeout: float) -> tuple[str, dict[str, Any]]:
+    """Run ``bench/<script> --quick --json <out>`` as ``make bench`` does; its printed table and its JSON."""
+    proc = subprocess.run([sys.executable, f"bench/{script}", "--quick", "--json", str(out)], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout, json.loads(out.read_text())
 
 
 @contextlib.contextmanager

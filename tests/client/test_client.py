@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 
 import pytest
-from kplug_testing import write_plugin
+from kplug_testing import free_port, write_plugin
 
 from kplug_lab.client import (
     AuthenticationFailed,
@@ -29,12 +28,6 @@ from kplug_lab.notebook._process import ServerProcess
 def client(server: ServerProcess) -> Client:
     with Client(server.url, server.token, timeout=30) as c:
         yield c
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_call_spreads_positional_arguments_and_passes_keywords_as_one_object(client: Client) -> None:
@@ -93,7 +86,7 @@ def test_wrong_token_raises_authentication_failed(server: ServerProcess) -> None
 
 
 def test_unreachable_server_raises_connection_failed() -> None:
-    with Client(f"http://127.0.0.1:{_free_port()}/", "t", timeout=5) as c, pytest.raises(ConnectionFailed) as info:
+    with Client(f"http://127.0.0.1:{free_port()}/", "t", timeout=5) as c, pytest.raises(ConnectionFailed) as info:
         c.list_plugins()
     assert "is the server running" in str(info.value)
 

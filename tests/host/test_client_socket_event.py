@@ -4,14 +4,13 @@ with the [better] semantics: prompt open, one close, errors promptly with bounde
 from __future__ import annotations
 
 import asyncio
-import socket
 import textwrap
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from kplug_testing import Host, wait_for
-from tornado import httpserver, netutil, web, websocket
+from kplug_testing import Host, free_port, loopback_app, wait_for
+from tornado import web, websocket
 
 from kplug_lab.host import client_events
 from kplug_lab.host.api import PluginState
@@ -100,15 +99,11 @@ class _Hold(websocket.WebSocketHandler):
 async def kernel() -> AsyncIterator[str]:
     global SEEN
     SEEN = Seen()
-    sockets = netutil.bind_sockets(0, "127.0.0.1")
-    server = httpserver.HTTPServer(web.Application([
+    async with loopback_app([
         (r"/stream", _Stream), (r"/forever", _Forever), (r"/drops", _Drops), (r"/missing", _Missing),
         (r"/ws/drop", _Drop), (r"/ws/hold", _Hold),
-    ]))
-    server.add_sockets(sockets)
-    yield f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
-    server.stop()
-    await server.close_all_connections()
+    ]) as url:
+        yield url
 
 
 @pytest.fixture
@@ -218,10 +213,7 @@ async def test_non_200_fails_promptly_without_retry(host: Host, kernel: str) -> 
 
 
 async def test_an_unreachable_kernel_gives_up_after_bounded_retries(host: Host, fast_retries: None) -> None:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    dead = f"http://127.0.0.1:{s.getsockname()[1]}"
-    s.close()
+    dead = f"http://127.0.0.1:{free_port()}"
     manager = await started(host, dead)
     await manager.call("sub", "subscribe", ["/stream"])
     events = await events_until(manager, "close")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,17 +14,12 @@ from pathlib import Path
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
+from kplug_testing import free_port
 
 from kplug_lab.client import MethodNotFoundError, PluginNotLoadedError
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "jupyter-mode-token"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +31,7 @@ def jupyter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subproce
     env.update(JUPYTER_RUNTIME_DIR=str(runtime), JUPYTER_SERVER_ALLOW_UNAUTHENTICATED_ACCESS="false")
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root", "--ip=127.0.0.1",
-         f"--port={_free_port()}", "--ServerApp.port_retries=0", "--ServerApp.base_url=/jx/",
+         f"--port={free_port()}", "--ServerApp.port_retries=0", "--ServerApp.base_url=/jx/",
          f"--IdentityProvider.token={TOKEN}",
          f"--ServerApp.root_dir={root}", "--ServerApp.jpserver_extensions={'kplug_lab': True}",
          f"--KplugLabApp.plugins_dir={root / 'plugins'}", f"--KplugLabApp.data_dir={root / 'data'}",

@@ -4,25 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import struct
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import tornado.httpserver
-from kplug_testing import Host
+from kplug_testing import Host, free_port
 
 from kplug_lab.rpc.app import make_standalone_app
 from kplug_lab.rpc.dispatch import Limits
 
 TOKEN = "admin-token"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:

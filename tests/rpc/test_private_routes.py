@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from kplug_testing import Host, wait_for
+from kplug_testing import Host, loopback_app, wait_for
 from rpc_server import Server
-from tornado import httpserver, netutil, web
+from tornado import web
 
 from kplug_lab.host.api import PluginState
 
@@ -106,11 +106,8 @@ class _Upstream(web.RequestHandler):
 
 @pytest.fixture
 async def upstream() -> AsyncIterator[str]:
-    sockets = netutil.bind_sockets(0, "127.0.0.1")
-    server = httpserver.HTTPServer(web.Application([(r"/up", _Upstream)]))
-    server.add_sockets(sockets)
-    yield f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
-    server.stop()
+    async with loopback_app([(r"/up", _Upstream)]) as url:
+        yield url
 
 
 async def _server(host: Host, allow_private: bool) -> Server:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 import websockets
-from kplug_testing import Host, wait_for
+from kplug_testing import Host, free_port, wait_for
 
 from kplug_lab.rpc.app import make_standalone_app
 from kplug_lab.rpc.dispatch import Limits
@@ -40,12 +39,6 @@ class Server:
     async def rpc(self, body: Any, name: str = "p", raw: bool = False) -> httpx.Response:
         content = body if raw else json.dumps(body)
         return await self.http.post(f"/api/plugin/rpc/{name}", content=content)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -4,14 +4,13 @@ the same behaviours tests/server/test_jupyter.py checks in Jupyter mode."""
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 import websockets
-from kplug_testing import Host
+from kplug_testing import Host, free_port
 
 from kplug_lab.rpc.app import make_routes, make_standalone_app
 
@@ -35,12 +34,6 @@ ROUTES = [
     ("GET", "plugin/private/p/x", None),
     ("POST", "kplug/api/rpc", '{"jsonrpc":"2.0","id":1,"method":"kplug.list"}'),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:

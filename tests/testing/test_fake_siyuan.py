@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from kplug_testing import free_port, loopback_app
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from kplug_lab.testing import FakeSiYuan, RecordingEndpoint
@@ -369,31 +370,19 @@ async def test_forward_proxy_refuses_every_non_loopback_target(kernel: FakeSiYua
 
 
 async def test_forward_proxy_refuses_a_redirect_off_loopback(api: httpx.AsyncClient) -> None:
-    from tornado import httpserver, netutil, web
+    from tornado import web
 
     class Redirect(web.RequestHandler):
         def get(self) -> None:
             self.redirect("http://10.1.2.3/stolen")
 
-    sockets = netutil.bind_sockets(0, "127.0.0.1")
-    server = httpserver.HTTPServer(web.Application([(r"/", Redirect)]))
-    server.add_sockets(sockets)
-    try:
-        msg = await fails(api, "/api/network/forwardProxy",
-                          {"url": f"http://127.0.0.1:{sockets[0].getsockname()[1]}/", "method": "GET"})
+    async with loopback_app([(r"/", Redirect)]) as url:
+        msg = await fails(api, "/api/network/forwardProxy", {"url": f"{url}/", "method": "GET"})
         assert "only forwards to loopback" in msg and "10.1.2.3" in msg
-    finally:
-        server.stop()
 
 
 async def test_forward_proxy_reports_a_dead_target(api: httpx.AsyncClient) -> None:
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    msg = await fails(api, "/api/network/forwardProxy", {"url": f"http://127.0.0.1:{port}/"})
+    msg = await fails(api, "/api/network/forwardProxy", {"url": f"http://127.0.0.1:{free_port()}/"})
     assert msg.startswith("forward request failed:")
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kplug_testing import Host, wait_for
-from tornado import httpserver, netutil, web, websocket
+from kplug_testing import Host, free_port, loopback_app, wait_for
+from tornado import websocket
 
 from kplug_lab.host.api import PluginState
 
@@ -34,11 +34,8 @@ class _Echo(websocket.WebSocketHandler):
 
 @pytest.fixture
 async def echo_kernel() -> AsyncIterator[str]:
-    sockets = netutil.bind_sockets(0, "127.0.0.1")
-    server = httpserver.HTTPServer(web.Application([(r"/echo", _Echo)]))
-    server.add_sockets(sockets)
-    yield f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
-    server.stop()
+    async with loopback_app([(r"/echo", _Echo)]) as url:
+        yield url
 
 
 PLUGIN = """
@@ -124,12 +121,7 @@ async def test_local_close_gives_one_clean_close_event(host: Host, echo_kernel: 
 
 
 async def test_dial_failure_rejects_and_fires_onerror(host: Host, tmp_path: Path) -> None:
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    dead = f"http://127.0.0.1:{s.getsockname()[1]}"
-    s.close()
+    dead = f"http://127.0.0.1:{free_port()}"
     manager = await started(host, dead)
     got = await manager.call("sock", "dial", ["/ws"])
     assert got["name"] == "GoError" and got["message"].startswith(f"dial {dead.replace('http', 'ws')}/ws")
