@@ -308,12 +308,15 @@ class Plugin:
         if self.state != PluginState.RUNNING:
             raise PluginCallError(f"plugin [{self.name}] not running (state: [{self.state.label}])")
         has = params is not NO_PARAMS
+        expiry: asyncio.TimerHandle | None = None
         try:
-            # the timeout covers the synchronous part too: a method stuck in a loop is answered in time
-            async with asyncio.timeout(timeout or self.config.call_timeout):
-                return await self.on_actor(
-                    lambda: self.vm.call_start("__kplug.rpc", method, params if has else None, has)  # type: ignore[union-attr]
-                )
+            answer = self.on_actor(
+                lambda: self.vm.call_start("__kplug.rpc", method, params if has else None, has)  # type: ignore[union-attr]
+            )
+            # the timeout covers the synchronous part too: a method stuck in a loop is answered in time. A timer on
+            # the answer's future costs a third of asyncio.timeout() (bench/rpc.py, docs/adr/0004-rpc-benchmark.md)
+            expiry = self.loop.call_later(timeout or self.config.call_timeout, _expire, answer)
+            return await answer
         except TimeoutError:
             raise CallTimeout(
                 f'method "{method}" did not answer within {timeout or self.config.call_timeout:g} s'
@@ -332,6 +335,9 @@ class Plugin:
             raise PluginCallError(f'error invoking method "{method}": {exc}') from None
         except RuntimeError:
             raise PluginCallError(f"plugin [{self.name}] not running (state: [{self.state.label}])") from None
+        finally:
+            if expiry is not None:
+                expiry.cancel()
 
     async def call_entry(self, entry: str, *args: Any, timeout: float | None = None) -> Any:
         """Call a ``__kplug.<entry>`` function and await its (possibly Promise) result."""
@@ -370,6 +376,11 @@ class Plugin:
 
 async def _await(obj: Any) -> Any:
     return await obj
+
+
+def _expire(answer: asyncio.Future[Any]) -> None:
+    if not answer.done():
+        answer.set_exception(TimeoutError())
 
 
 def _server_error_code(thrown: Any) -> int | None:
