@@ -13,7 +13,7 @@ import websockets.asyncio.client
 import websockets.exceptions
 
 from ._base import JSON_CONTENT, BaseBatch, BaseClient, BaseSocket, recorded_call
-from ._exceptions import ResponseTimeout
+from ._exceptions import ConnectionFailed, ResponseTimeout
 from ._models import (
     CallHistory,
     LogEntry,
@@ -128,9 +128,13 @@ class AsyncClient(BaseClient):
 
 
 class _AsyncSocket(BaseSocket[asyncio.Future[Any]]):
+    """A JSON-RPC WebSocket with a reader task: answers are matched to calls by id, notifications go to a queue
+    and to callbacks. When the socket ends, every waiting call fails at once and the notifications end."""
+
     def __init__(self, prefix: str, timeout: float, history: CallHistory) -> None:
         super().__init__(prefix, timeout, history)
-        self._queue: asyncio.Queue[Notification] = asyncio.Queue()
+        # None marks the end of the socket, for next_notification/notifications that are waiting on the queue
+        self._queue: asyncio.Queue[Notification | None] = asyncio.Queue()
 
     async def _open(self, uri: str, headers: dict[str, str]) -> None:
         try:
@@ -149,13 +153,18 @@ class _AsyncSocket(BaseSocket[asyncio.Future[Any]]):
         self._queue.put_nowait(note)
 
     async def _read(self) -> None:
+        reason = "the WebSocket reader was cancelled"
         try:
             async for message in self._ws:
                 self._receive(message)
-            reason = "the server closed the WebSocket"
+            reason = self._closed_by_server(self._ws.protocol.close_rcvd)
         except websockets.exceptions.ConnectionClosed as exc:
             reason = f"the WebSocket closed ({exc})"
-        self._fail_pending(reason)
+        except Exception as exc:  # the reader must always fail the pending calls, never die silently
+            reason = f"the WebSocket failed ({exc!r})"
+        finally:
+            self._fail_pending(reason)
+            self._queue.put_nowait(None)
 
     async def _send(self, payload: Any, target: str) -> None:
         try:
@@ -194,18 +203,36 @@ class _AsyncSocket(BaseSocket[asyncio.Future[Any]]):
 
         return AsyncBatch(self.prefix, send)
 
+    async def _next(self, timeout: float) -> Notification | None:
+        """The next notification, or ``None`` once the socket has ended (the end stays queued for the next
+        reader); ``TimeoutError`` if nothing arrives within ``timeout`` s."""
+        note = await asyncio.wait_for(self._queue.get(), timeout)
+        if note is None:
+            self._queue.put_nowait(None)
+        return note
+
     async def next_notification(self, timeout: float | None = None) -> Notification:
+        """The next notification not yet taken; ``ResponseTimeout`` if none arrives within ``timeout`` s,
+        ``ConnectionFailed`` once the socket has ended and every notification it got has been taken."""
+        wait = self.timeout if timeout is None else timeout
         try:
-            return await asyncio.wait_for(self._queue.get(), self.timeout if timeout is None else timeout)
+            note = await self._next(wait)
         except TimeoutError:
-            raise ResponseTimeout(f"no notification within {timeout} s") from None
+            raise ResponseTimeout(f"no notification within {wait} s") from None
+        if note is None:
+            raise ConnectionFailed(f"no more notifications: {self._closed_reason}")
+        return note
 
     async def notifications(self, timeout: float) -> AsyncIterator[Notification]:
+        """Notifications as they arrive, until none came for ``timeout`` s or the socket ended."""
         while True:
             try:
-                yield await asyncio.wait_for(self._queue.get(), timeout)
+                note = await self._next(timeout)
             except TimeoutError:
                 return
+            if note is None:
+                return
+            yield note
 
     async def aclose(self) -> None:
         await self._ws.close()

@@ -9,7 +9,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, Self, TypeVar
 from urllib.parse import quote, urlsplit
@@ -32,6 +32,7 @@ from ._models import (
 
 if TYPE_CHECKING:
     import websockets.exceptions
+    import websockets.frames
 
 __all__ = ["BaseBatch", "BaseClient", "BaseSocket", "BatchEntries", "Endpoint", "recorded_call",
            "result_of_error"]
@@ -253,6 +254,15 @@ class BaseSocket(abc.ABC, Generic[FutureT]):
         return ConnectionFailed(f"cannot open a WebSocket to {uri} ({exc}); is the server running?")
 
     @staticmethod
+    def _closed_by_server(close: websockets.frames.Close | None) -> str:
+        """Why the socket ended when the server closed it cleanly, with the close code and reason it sent."""
+        if close is None:
+            return "the server closed the WebSocket"
+        if close.reason:
+            return f"the server closed the WebSocket (code {close.code}): {close.reason}"
+        return f"the server closed the WebSocket (code {close.code})"
+
+    @staticmethod
     def _send_failed(target: str, exc: Exception) -> ConnectionFailed:
         return ConnectionFailed(f"{target}: the WebSocket is closed ({exc})")
 
@@ -280,8 +290,11 @@ class BaseSocket(abc.ABC, Generic[FutureT]):
                 with contextlib.suppress(Exception):  # a failing callback must not stop the reader
                     cb(note)
             return
+        id_ = obj.get("id")
+        if not isinstance(id_, Hashable):  # a server bug; looking it up would kill the reader with a TypeError
+            return
         with self._lock:
-            fut = self._pending.pop(obj.get("id"), None)
+            fut = self._pending.pop(id_, None)
         if fut is not None and not fut.done():
             fut.set_result(obj)
 
