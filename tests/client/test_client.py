@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ from kplug_lab.notebook._process import ServerProcess
 
 
 @pytest.fixture
-def client(server: ServerProcess) -> Client:
+def client(server: ServerProcess) -> Iterator[Client]:
     with Client(server.url, server.token, timeout=30) as c:
         yield c
 
@@ -44,7 +45,7 @@ def test_positional_and_keyword_arguments_together_are_refused_before_sending(cl
 
 def test_notification_runs_the_method_and_returns_nothing(client: Client) -> None:
     before = client.call("counter", "get")["value"]
-    assert client.notify("counter", "increment", 5) is None
+    client.notify("counter", "increment", 5)
     assert client.call("counter", "get")["value"] == before + 5
 
 
