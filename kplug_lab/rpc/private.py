@@ -485,6 +485,9 @@ class EventStream:
     def _start(self) -> None:
         if not self.started:
             self.started = True
+            stream = getattr(self.handler.request.connection, "stream", None)
+            if stream is not None:  # events flushed one after another must not wait for delayed ACKs (ADR 0004)
+                stream.set_nodelay(True)
             self.handler.set_status(200)
             self.handler.set_header("Content-Type", "text/event-stream;charset=utf-8")
             self.handler.set_header("Cache-Control", "no-cache")

@@ -162,3 +162,30 @@ async def test_a_broadcast_and_the_answer_after_it_arrive_in_order(host: Host) -
                                {"jsonrpc": "2.0", "result": n + 1, "id": n}]
     finally:
         await server.close()
+
+
+async def test_server_sent_events_are_sent_without_nagle_delay(host: Host, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kplug_lab.rpc.private import EventStream
+
+    host.plugin("p", """
+    siyuan.server.private.es.handler = (req) => { req.port.onopen = () => req.port.send({ data: 1 }); };
+    """)
+    await host.start()
+    server = Server(host)
+    streams: list[EventStream] = []
+    real_start = EventStream._start
+
+    def record(self: EventStream) -> None:
+        streams.append(self)
+        real_start(self)
+
+    monkeypatch.setattr(EventStream, "_start", record)
+    try:
+        async with server.http.stream("GET", "/plugin/private/p/events",
+                                      headers={"Accept": "text/event-stream"}) as r:
+            async for line in r.aiter_lines():
+                if line.startswith("data:"):
+                    break
+            assert _nodelay(streams[0].handler.request.connection.stream.socket)  # type: ignore[union-attr]
+    finally:
+        await server.close()
