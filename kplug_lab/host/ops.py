@@ -14,7 +14,6 @@ import os
 import re
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from . import plugin_routes
 from .api import NO_PARAMS
@@ -22,6 +21,7 @@ from .client_events import ClientEvents, EventStreamError
 from .client_socket import ClientSockets
 from .durable_ops import DurableOps
 from .private_ports import PortError, PrivatePorts, WebSocketPort, encode_sse
+from .siyuan_kernel import kernel_headers, kernel_url
 from .storage import StorageError
 
 if TYPE_CHECKING:
@@ -259,14 +259,10 @@ class HostOps:
     def fetch(self, path: str, init: dict[str, Any] | None = None,
               ) -> concurrent.futures.Future[Any] | Coroutine[Any, Any, dict[str, Any]]:
         init = init or {}
-        base = self.plugin.config.siyuan_url.rstrip("/")
         path = str(path)
         if not path.startswith("/"):
             raise HostOpError("path must start with /")
-        url = base + path
-        # the path is appended to the kernel's URL; refuse anything that would change the host
-        if urlsplit(url).netloc != urlsplit(base).netloc or "\\" in path or "@" in path.split("?")[0]:
-            raise HostOpError(f"siyuan.client only reaches the SiYuan kernel: {path!r} is not a kernel path")
+        url = kernel_url(self.plugin.config, path, HostOpError)
         method = str(init.get("method") or "GET").upper()
         headers = {str(k): str(v) for k, v in (init.get("headers") or {}).items()}
         body = init.get("body")
@@ -277,10 +273,7 @@ class HostOps:
         route = plugin_routes.match(method, path)
         if route is not None:  # the kernel plugins live here, not in the kernel at siyuan_url
             return self._answer_plugin_route(route, path, content)
-        token = self.plugin.config.siyuan_token
-        if token:
-            headers["Authorization"] = f"Token {token}"
-            headers["X-Auth-Token"] = token
+        headers.update(kernel_headers(self.plugin.config))
         return _IO_POOL.submit(_do_fetch, url, path, method, headers, content)
 
     async def _answer_plugin_route(self, route: plugin_routes.PluginRoute, path: str,
