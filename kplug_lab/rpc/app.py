@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import tornado.httputil
 import tornado.web
 
 from ..host.api import HostAPI
@@ -14,15 +15,18 @@ from .dispatch import Limits
 from .handlers import (
     AdminRPCHandler,
     AdminWebSocketHandler,
+    BoundedBodyHandler,
     PluginInfoHandler,
     PluginListHandler,
     PluginRPCHandler,
     PluginRPCWebSocket,
     PrivateHandler,
     TokenAuth,
+    needs_streaming,
+    streamed,
 )
 
-__all__ = ["ClientScriptHandler", "PluginRPCOrInfoHandler", "make_routes", "make_standalone_app"]
+__all__ = ["ClientScriptHandler", "KplugApplication", "PluginRPCOrInfoHandler", "make_routes", "make_standalone_app"]
 
 _NAME = r"([^/?]+)"
 STATIC_DIR = Path(__file__).with_name("static")
@@ -61,13 +65,27 @@ class PluginRPCOrInfoHandler(PluginRPCHandler, PluginInfoHandler):
     get = PluginInfoHandler.get  # type: ignore[assignment]
 
 
+class KplugApplication(tornado.web.Application):
+    """The standalone application: a request body too large to buffer is served by the streamed variant of its
+    handler, which refuses it before it is read (:class:`~kplug_lab.rpc.handlers.BoundedBodyHandler`)."""
+
+    def get_handler_delegate(self, request: tornado.httputil.HTTPServerRequest,
+                             target_class: type[tornado.web.RequestHandler],
+                             target_kwargs: dict[str, Any] | None = None, path_args: list[bytes] | None = None,
+                             path_kwargs: dict[str, bytes] | None = None) -> tornado.web._HandlerDelegate:
+        limits: Limits = self.settings.get("kplug_limits") or Limits()
+        if issubclass(target_class, BoundedBodyHandler) and needs_streaming(request.headers, limits.max_body_bytes):
+            target_class = streamed(target_class)
+        return super().get_handler_delegate(request, target_class, target_kwargs, path_args, path_kwargs)
+
+
 def make_standalone_app(
     host: HostAPI, token: str, *, call_token: str | None = None, base_url: str = "/", dev_mode: bool = False,
     limits: Limits | None = None, ping_interval: float = 20, allow_origins: Iterable[str] = (), **settings: Any,
 ) -> tornado.web.Application:
     """``allow_origins``: browser origins (``scheme://host[:port]``, or ``*``) that may call the plugin routes
     from their pages (:mod:`kplug_lab.rpc.cors`); ValueError for one that is not an origin."""
-    return tornado.web.Application(
+    return KplugApplication(
         make_routes(base_url),  # type: ignore[arg-type]
         kplug_host=host,
         kplug_auth=TokenAuth(token, call_token),
