@@ -16,7 +16,7 @@ import websockets.exceptions
 import websockets.sync.client
 
 from ._base import JSON_CONTENT, BaseBatch, BaseClient, BaseSocket, recorded_call
-from ._exceptions import ResponseTimeout
+from ._exceptions import ConnectionFailed, ResponseTimeout
 from ._models import (
     CallHistory,
     LogEntry,
@@ -155,7 +155,7 @@ class _Socket(BaseSocket[Future[Any]]):
     def __init__(self, uri: str, headers: dict[str, str], timeout: float, prefix: str,
                  history: CallHistory) -> None:
         super().__init__(prefix, timeout, history)
-        self._queue: queue.Queue[Notification] = queue.Queue()
+        self._queue: queue.Queue[Notification | None] = queue.Queue()  # None: the socket has ended
         try:
             self._ws = websockets.sync.client.connect(uri, additional_headers=headers, open_timeout=timeout,
                                                       max_size=None)
@@ -173,18 +173,18 @@ class _Socket(BaseSocket[Future[Any]]):
         self._queue.put(note)
 
     def _read(self) -> None:
+        reason = "the WebSocket reader stopped"
         try:
             for message in self._ws:
                 self._receive(message)
-            reason = "the server closed the WebSocket"
-            close = self._ws.protocol.close_rcvd
-            if close is not None and close.reason:
-                reason += f": {close.reason}"
+            reason = self._closed_by_server(self._ws.protocol.close_rcvd)
         except websockets.exceptions.ConnectionClosed as exc:
             reason = f"the WebSocket closed ({exc})"
         except Exception as exc:  # the reader must always fail the pending calls, never die silently
             reason = f"the WebSocket failed ({exc!r})"
-        self._fail_pending(reason)
+        finally:
+            self._fail_pending(reason)
+            self._queue.put(None)
 
     def _send(self, payload: Any, target: str) -> None:
         try:
@@ -223,20 +223,36 @@ class _Socket(BaseSocket[Future[Any]]):
 
         return Batch(self.prefix, send)
 
+    def _next(self, timeout: float) -> Notification | None:
+        """The next notification, or ``None`` once the socket has ended (the end stays queued for the next
+        reader); ``queue.Empty`` if nothing arrives within ``timeout`` s."""
+        note = self._queue.get(timeout=timeout)
+        if note is None:
+            self._queue.put(None)
+        return note
+
     def next_notification(self, timeout: float | None = None) -> Notification:
-        """The next notification not yet taken; ``ResponseTimeout`` if none arrives within ``timeout`` s."""
+        """The next notification not yet taken; ``ResponseTimeout`` if none arrives within ``timeout`` s,
+        ``ConnectionFailed`` once the socket has ended and every notification it got has been taken."""
+        wait = self.timeout if timeout is None else timeout
         try:
-            return self._queue.get(timeout=self.timeout if timeout is None else timeout)
+            note = self._next(wait)
         except queue.Empty:
-            raise ResponseTimeout(f"no notification within {timeout} s") from None
+            raise ResponseTimeout(f"no notification within {wait} s") from None
+        if note is None:
+            raise ConnectionFailed(f"no more notifications: {self._closed_reason}")
+        return note
 
     def notifications(self, timeout: float) -> Iterator[Notification]:
-        """Notifications as they arrive, until none came for ``timeout`` s or the socket closed."""
+        """Notifications as they arrive, until none came for ``timeout`` s or the socket ended."""
         while True:
             try:
-                yield self._queue.get(timeout=timeout)
+                note = self._next(timeout)
             except queue.Empty:
                 return
+            if note is None:
+                return
+            yield note
 
     def close(self) -> None:
         self._ws.close()

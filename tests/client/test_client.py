@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -163,8 +164,12 @@ def test_websocket_closes_when_the_plugin_is_unloaded(client: Client, tmp_path: 
     ws = client.connect("cl-ws")
     assert ws.call("v") == 1
     client.unload("cl-ws")
-    ws._reader.join(10)
+    started = time.monotonic()
+    assert list(ws.notifications(timeout=30)) == []  # ends with the socket, not at the timeout
+    assert time.monotonic() - started < 20
     assert ws.closed
+    with pytest.raises(ConnectionFailed, match="no more notifications: the server closed the WebSocket"):
+        ws.next_notification(timeout=30)
     with pytest.raises(ConnectionFailed):
         ws.call("v")
     ws.close()
