@@ -122,3 +122,88 @@ def test_a_deep_json_parse_inside_js_is_a_range_error_not_a_crash(vm: VM) -> Non
                   "catch (e) { return e.name; } })()")
     assert out == "RangeError"
     assert vm.crashed is None
+
+
+# Characters the guest's JSON quoting of host-call string arguments treats specially: escapes, UTF-8 of every
+# length, lone surrogates (and U+D7FF / U+E000 beside them, whose UTF-8 also starts with 0xED or near it).
+_AWKWARD = ['"', "\\", "\x00", "\x1f", "\x7f", "\n", "\t", "\b", "\f", "\r", "é", "\u00ff", "中", "\ud7ff",
+            "\ud800", "\udbff", "\udc00", "\udfff", "\ue000", "😀", "\U0010ffff", "\u2028"]
+
+
+def _recording_loads(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Record the raw JSON bytes the host decodes (host-call arguments among them)."""
+    from kplug_lab.sandbox import _vm
+
+    wire: list[bytes] = []
+    real = _vm._loads
+
+    def loads(data: bytes) -> Any:
+        wire.append(bytes(data))
+        return real(data)
+
+    monkeypatch.setattr(_vm, "_loads", loads)
+    return wire
+
+
+def test_string_arguments_of_host_calls_arrive_intact_at_every_position_and_length(vm: VM) -> None:
+    strings = ["", *_AWKWARD]
+    for length in range(1, 20):
+        for position in range(length):
+            for ch in _AWKWARD:
+                strings.append("a" * position + ch + "b" * (length - position - 1))
+    # (a high surrogate just before a low one would be a pair in JS, so lone ones never come in that order)
+    strings += ["x" * 4096 + '"', "中文" * 3000, "\ud800" * 9 + "z" * 9, "\udfff" * 20 + "\ud800" * 20]
+    seen: list[str] = []
+    vm.register("take", lambda s: seen.append(s))
+    vm.eval("function each(list) { for (const s of list) take(s); return list.length; }")
+    assert vm.call("each", strings) == len(strings)
+    assert seen == strings
+
+
+def test_host_call_arguments_are_the_bytes_json_stringify_gives(vm: VM, monkeypatch: pytest.MonkeyPatch) -> None:
+    vm.register("take", lambda *args: None)
+    vm.eval(r"""
+      var samples = [
+        ["plain", "quote \" back \\ slash / solidus", "\x00\x01\x1f\x7f \b\f\n\r\t", "é中😀\u2028\ud7ff\ue000"],
+        ["lone \ud800 high", "\udc00 lone low", "\udfff\ud800", "x".repeat(1000) + "\ud83d", "a\ud83d\ude00b"],
+        [0, -1, 2147483647, -2147483648, 2 ** 31, 1.5, -0, NaN, Infinity, 1e21, 5e-324, true, false, null],
+        [undefined, function () {}, Symbol("s"), { a: [1, "two", { three: null }], b: undefined }, [undefined]],
+        [new Date(0), { toJSON() { return "via toJSON"; } }, "s".repeat(5) + "t", new String("boxed"), new Number(4)],
+        // long concatenations are ropes in QuickJS
+        ["r".repeat(9000) + "\"é\n" + "s".repeat(9000), "中".repeat(9000) + "\ud800" + "t".repeat(9000)],
+        [],
+      ];
+    """)
+    count = vm.eval("samples.length")
+    expected = [vm.eval(f"JSON.stringify(samples[{i}])") for i in range(count)]
+    wire = _recording_loads(monkeypatch)
+    for i in range(count):
+        wire.clear()
+        vm.eval(f"take(...samples[{i}])", want_result=False)
+        assert [w.decode("utf-8", "surrogatepass") for w in wire] == [expected[i]], f"sample {i}"
+
+
+def test_a_plugins_array_prototype_to_json_cannot_change_what_a_host_function_receives(vm: VM) -> None:
+    seen: list[tuple[Any, ...]] = []
+    vm.register("take", lambda *args: seen.append(args))
+    vm.eval("Array.prototype.toJSON = function () { return 'replaced'; }")
+    vm.eval("take('path', 'content', false)")
+    assert seen == [("path", "content", False)]
+
+
+def test_a_bigint_argument_of_a_host_call_is_a_clear_js_error(vm: VM) -> None:
+    vm.register("take", lambda *args: None)
+    caught = vm.eval("(() => { try { take('a', 10n); } catch (e) { return [e.name, e.message]; } })()")
+    assert caught[0] == "TypeError" and "BigInt" in caught[1]
+    assert vm.eval("take('still usable')") is None
+
+
+def test_a_string_argument_beyond_the_memory_limit_is_an_out_of_memory_error_not_a_crash(fast: bool) -> None:
+    with VM(fast=fast, memory_limit=8 * 1024 * 1024) as small:
+        small.register("take", lambda s: len(s))
+        # quoting 2.5 MB of control characters takes 15 MB: beyond the limit, while the string itself fits
+        caught = small.eval("(() => { const s = '\\x01'.repeat(2500000);"
+                            " try { take(s); return 'passed'; } catch (e) { return String(e); } })()")
+        assert "out of memory" in caught
+        assert small.crashed is None
+        assert small.eval("take('x'.repeat(1000))") == 1000

@@ -372,6 +372,156 @@ static JSValue error_from_scratch(int32_t n)
     return err;
 }
 
+/* ---- host call arguments as JSON ------------------------------------------------------------- */
+
+/* The arguments of a host call cross as a JSON array. JSON.stringify quotes a string one character at a time
+ * (24 us for 4 KiB here, most of the fixed cost of a storage.put: docs/adr/0003-host-benchmark.md), so string
+ * arguments are quoted here instead, copying runs of bytes that need no escape. The text is the bytes that
+ * JSON.stringify gives: the same escapes, lone surrogates as lowercase \udxxx. */
+
+#define EVERY_BYTE(b) (0x0101010101010101ULL * (uint8_t)(b))
+
+/* Nonzero when some byte of w is zero (exact as a yes/no answer: stray bits only sit above a zero byte). */
+static inline uint64_t has_zero_byte(uint64_t w)
+{
+    return (w - EVERY_BYTE(0x01)) & ~w & EVERY_BYTE(0x80);
+}
+
+/* 1 if all 8 bytes go into a JSON string as they are: no control byte, quote, backslash, or 0xED, the first
+ * byte of a surrogate's three-byte form (JS_ToCStringLen keeps lone surrogates that way). */
+static inline int plain_word(uint64_t w)
+{
+    uint64_t below_space = (w - EVERY_BYTE(0x20)) & ~w & EVERY_BYTE(0x80);
+    return !(below_space | has_zero_byte(w ^ EVERY_BYTE('"')) | has_zero_byte(w ^ EVERY_BYTE('\\')) |
+             has_zero_byte(w ^ EVERY_BYTE(0xED)));
+}
+
+/* Append s to b as a quoted JSON string in UTF-8. s is UTF-8 from JS_ToCStringLen or, with latin1, the
+ * characters of a one-byte JSString as they are (0x80-0xFF become two bytes here, which saves
+ * JS_ToCStringLen's pass over an ASCII string). -1 when out of memory (thrown). */
+static int put_json_string(DynBuf *b, const uint8_t *s, size_t len, int latin1)
+{
+    const uint64_t special_high = latin1 ? EVERY_BYTE(0x80) : 0;
+    static const char hex[] = "0123456789abcdef";
+    if (dbuf_claim(b, len + 2))
+        return -1;
+    b->buf[b->size++] = '"';
+    size_t i = 0, copied = 0;
+    while (i < len) {
+        uint64_t w;
+        if (i + 8 <= len) {
+            memcpy(&w, s + i, 8);
+            if (plain_word(w) && !(w & special_high)) {
+                i += 8;
+                continue;
+            }
+        }
+        uint8_t c = s[i];
+        if (latin1 && c >= 0x80) {
+            uint8_t utf8[2] = {(uint8_t)(0xC0 | (c >> 6)), (uint8_t)(0x80 | (c & 0x3F))};
+            dbuf_put(b, s + copied, i - copied);
+            dbuf_put(b, utf8, 2);
+            copied = ++i;
+            continue;
+        }
+        int lone_surrogate = !latin1 && c == 0xED && i + 2 < len && s[i + 1] >= 0xA0;
+        if (c >= 0x20 && c != '"' && c != '\\' && !lone_surrogate) {
+            i++;
+            continue;
+        }
+        dbuf_put(b, s + copied, i - copied);
+        char esc[6] = {'\\', (char)c};
+        size_t n = 2;
+        switch (c) {
+        case '"': case '\\': break;
+        case '\b': esc[1] = 'b'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        default: {
+            uint32_t u = lone_surrogate ? 0xD000u | ((s[i + 1] & 0x3Fu) << 6) | (s[i + 2] & 0x3Fu) : c;
+            esc[1] = 'u';
+            esc[2] = hex[u >> 12];
+            esc[3] = hex[(u >> 8) & 15];
+            esc[4] = hex[(u >> 4) & 15];
+            esc[5] = hex[u & 15];
+            n = 6;
+        }
+        }
+        dbuf_put(b, esc, n);
+        i += lone_surrogate ? 3 : 1;
+        copied = i;
+    }
+    dbuf_put(b, s + copied, len - copied);
+    dbuf_putc(b, '"');
+    return dbuf_error(b) ? -1 : 0;
+}
+
+/* Append the JSON text of one argument. Strings, integers, booleans, null and undefined (null, as in an
+ * array) are written here; anything else as JSON.stringify(arg): its toJSON, if any, sees the key "" of a
+ * top-level value, not its index. -1 with an exception pending on failure. */
+static int put_json_arg(JSContext *c, DynBuf *b, JSValueConst v)
+{
+    switch (JS_VALUE_GET_NORM_TAG(v)) {
+    case JS_TAG_STRING: {
+        JSString *p = JS_VALUE_GET_STRING(v);
+        if (!p->is_wide_char)
+            return put_json_string(b, str8(p), p->len, 1);
+    } /* fall through */
+    case JS_TAG_STRING_ROPE: {
+        size_t len;
+        const char *s = JS_ToCStringLen(c, &len, v);
+        if (!s)
+            return -1;
+        int r = put_json_string(b, (const uint8_t *)s, len, 0);
+        JS_FreeCString(c, s);
+        return r;
+    }
+    case JS_TAG_INT:
+        return dbuf_printf(b, "%d", (int)JS_VALUE_GET_INT(v)) < 0 ? -1 : 0;
+    case JS_TAG_BOOL:
+        return dbuf_putstr(b, JS_VALUE_GET_BOOL(v) ? "true" : "false");
+    case JS_TAG_NULL:
+    case JS_TAG_UNDEFINED:
+        return dbuf_putstr(b, "null");
+    default:
+        break;
+    }
+    depth_path[0] = NULL; /* the arguments array, at depth 0, is not an object here */
+    if (nested_too_deep(v, 1)) {
+        JS_ThrowRangeError(c, "value is nested more than %d levels deep: it cannot be passed to the host",
+                           KP_MAX_DEPTH);
+        return -1;
+    }
+    JSValue json = JS_JSONStringify(c, v, JS_UNDEFINED, JS_UNDEFINED);
+    if (JS_IsException(json))
+        return -1;
+    if (JS_IsUndefined(json)) /* functions, symbols: null, as in an array */
+        return dbuf_putstr(b, "null");
+    size_t len;
+    const char *s = JS_ToCStringLen(c, &len, json);
+    JS_FreeValue(c, json);
+    if (!s)
+        return -1;
+    int r = dbuf_put(b, s, len);
+    JS_FreeCString(c, s);
+    return r;
+}
+
+/* The JSON array of argv into b (initialised here; the caller frees it). -1 with an exception pending. */
+static int host_args_json(JSContext *c, DynBuf *b, int argc, JSValueConst *argv)
+{
+    js_dbuf_init(c, b);
+    if (dbuf_putc(b, '['))
+        return -1;
+    for (int i = 0; i < argc; i++) {
+        if ((i && dbuf_putc(b, ',')) || put_json_arg(c, b, argv[i]))
+            return -1;
+    }
+    return dbuf_putc(b, ']');
+}
+
 /* data[0] = host function id, data[1] = is_async */
 static JSValue host_trampoline(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv,
                                int magic, JSValueConst *data)
@@ -381,24 +531,15 @@ static JSValue host_trampoline(JSContext *c, JSValueConst this_val, int argc, JS
     int32_t fn_id = JS_VALUE_GET_INT(data[0]);
     int is_async = JS_VALUE_GET_INT(data[1]);
 
-    JSValue args = JS_NewArray(c);
-    if (JS_IsException(args))
-        return args;
-    for (int i = 0; i < argc; i++)
-        JS_SetPropertyUint32(c, args, (uint32_t)i, JS_DupValue(c, argv[i]));
-    JSValue json = to_json(c, args);
-    JS_FreeValue(c, args);
-    if (JS_IsException(json))
-        return json;
-    size_t len;
-    const char *s = JS_ToCStringLen(c, &len, json);
-    JS_FreeValue(c, json);
-    if (!s)
+    DynBuf args;
+    if (host_args_json(c, &args, argc, argv)) {
+        dbuf_free(&args);
         return JS_EXCEPTION;
+    }
 
     if (!is_async) {
-        int32_t n = kp_host_call(fn_id, s, (int32_t)len, 0);
-        JS_FreeCString(c, s);
+        int32_t n = kp_host_call(fn_id, (const char *)args.buf, (int32_t)args.size, 0);
+        dbuf_free(&args);
         if (n >= 0)
             return parse_scratch(n);
         return JS_Throw(c, error_from_scratch(-n - 1));
@@ -407,19 +548,19 @@ static JSValue host_trampoline(JSContext *c, JSValueConst this_val, int argc, JS
     JSValue funcs[2];
     JSValue promise = JS_NewPromiseCapability(c, funcs);
     if (JS_IsException(promise)) {
-        JS_FreeCString(c, s);
+        dbuf_free(&args);
         return promise;
     }
     uint32_t pid = pending_alloc(funcs[0], funcs[1]);
     if (!pid) {
-        JS_FreeCString(c, s);
+        dbuf_free(&args);
         JS_FreeValue(c, funcs[0]);
         JS_FreeValue(c, funcs[1]);
         JS_FreeValue(c, promise);
         return JS_ThrowOutOfMemory(c);
     }
-    int32_t n = kp_host_call(fn_id, s, (int32_t)len, (int32_t)pid);
-    JS_FreeCString(c, s);
+    int32_t n = kp_host_call(fn_id, (const char *)args.buf, (int32_t)args.size, (int32_t)pid);
+    dbuf_free(&args);
     if (n < 0) { /* refused at once: reject (asynchronously, as any rejection) */
         JSValue err = error_from_scratch(-n - 1);
         if (JS_IsException(err))
