@@ -21,7 +21,9 @@ import tornado.web
 import tornado.websocket
 
 from ..errors import PluginNotLoaded
+from ..host import plugin_routes
 from ..host.api import NO_PARAMS, HostAPI, LogRecord, PluginInfo, PluginState
+from ..host.plugin_routes import RouteKind
 from .cors import ALLOWED_HEADERS, ALLOWED_METHODS, PREFLIGHT_MAX_AGE, CORSPolicy
 from .dispatch import Limits, error_response, process
 from .private import EventStream, PrivateSocket, ResponseError, SocketPort, request_object, write_response
@@ -327,58 +329,39 @@ class PluginRPCHandler(CrossOriginHandler):
         self.finish(text)
 
 
-def _info_envelope(info: PluginInfo) -> dict[str, Any]:
-    return {"code": 0, "msg": "", "data": info.to_siyuan()}
+async def _route_answer(handler: KplugHandlerBase, route: plugin_routes.PluginRoute, body: bytes | None) -> None:
+    """Answer with what the host answers to ``route`` (the same answer ``siyuan.client.fetch`` gets)."""
+    answer = await plugin_routes.answer(handler.host, route, body)
+    handler.set_status(answer.status)
+    for header, value in answer.headers.items():
+        handler.set_header(header, value)
+    handler.finish(answer.body)
 
 
 class PluginInfoHandler(CrossOriginHandler):
-    """``GET /api/plugin/rpc/<name>`` (or ``?name=``) and ``POST /api/plugin/getLoadedPlugin``."""
+    """``GET /api/plugin/rpc/<name>`` (or ``?name=``) and ``POST /api/plugin/getLoadedPlugin`` (the name may
+    also be in the JSON body: ``{"name": ...}``)."""
 
-    def get(self, name: str | None = None) -> None:
-        self._answer(self.plugin_name(name))
+    async def get(self, name: str | None = None) -> None:
+        await _route_answer(self, plugin_routes.PluginRoute(RouteKind.INFO, self.plugin_name(name)), None)
 
-    def post(self, name: str | None = None) -> None:
+    async def post(self, name: str | None = None) -> None:
         if self.refused():
             return
-        name = self.plugin_name(name)
-        if not name and self.body:
-            try:
-                body = json.loads(self.body)
-            except ValueError as exc:
-                _json(self, {"code": -1, "msg": f"parses request failed: {exc}", "data": None})
-                return
-            if not isinstance(body, dict) or "name" not in body:
-                _json(self, {"code": 1, "msg": "Request body prop [name] does not exist", "data": None})
-                return
-            if not isinstance(body["name"], str):
-                _json(self, {"code": 2, "msg": "Request body prop [name] is not a string", "data": None})
-                return
-            name = body["name"]
-        self._answer(name)
+        await _route_answer(self, plugin_routes.PluginRoute(RouteKind.INFO, self.plugin_name(name)), self.body)
 
     def too_large_answer(self, size: str) -> tuple[int, dict[str, Any]]:
         return 413, {"code": -1, "msg": f"request body is too large: {size}, the limit is "
                                         f"{self.limits.max_body_bytes}", "data": None}
 
-    def _answer(self, name: str | None) -> None:
-        if not name:
-            _json(self, {"code": 3, "msg": "Plugin name is required", "data": None})
-            return
-        info = self.host.get_plugin(name)
-        if info is None:
-            _json(self, {"code": 4, "msg": f"Plugin [{name}] not loaded", "data": None})
-            return
-        _json(self, _info_envelope(info))
-
 
 class PluginListHandler(CrossOriginHandler):
     """``GET /api/plugin`` and ``POST /api/plugin/listLoadedPlugins``."""
 
-    def get(self) -> None:
+    async def get(self) -> None:
         if self.refused():
             return
-        infos = self.host.list_plugins()
-        _json(self, {"code": 0, "msg": "", "data": [i.to_siyuan() for i in infos] or None})
+        await _route_answer(self, plugin_routes.PluginRoute(RouteKind.LIST), None)
 
     post = get
     too_large_answer = PluginInfoHandler.too_large_answer
