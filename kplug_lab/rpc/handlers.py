@@ -343,6 +343,8 @@ class PluginInfoHandler(CrossOriginHandler):
     also be in the JSON body: ``{"name": ...}``)."""
 
     async def get(self, name: str | None = None) -> None:
+        if self.refused():  # an oversized body was already answered with 413
+            return
         await _route_answer(self, plugin_routes.PluginRoute(RouteKind.INFO, self.plugin_name(name)), None)
 
     async def post(self, name: str | None = None) -> None:

@@ -157,3 +157,11 @@ async def test_the_admin_api_and_plugin_info_are_limited_too(served: Server) -> 
     assert r.status_code == 413
     assert r.json() == {"code": -1, "msg": f"request body is too large: {2 * LIMIT} bytes, the limit is {LIMIT}",
                         "data": None}
+
+
+async def test_an_oversized_body_on_a_get_of_plugin_info_is_answered_once(served: Server,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    r = await served.http.request("GET", "/api/plugin/rpc/p", content=b" " * (2 * LIMIT))
+    assert r.status_code == 413 and "too large" in r.text
+    assert not [rec for rec in caplog.records if "Tried to write" in rec.getMessage() or rec.exc_info]
+    assert (await served.http.get("/api/plugin/rpc/p")).json()["data"]["name"] == "p"
