@@ -7,9 +7,14 @@ same JSON-RPC request and answer ``params[0]`` without any plugin behind them. O
 * HTTP: sequential calls on one keep-alive connection (``http.client``): p50 and p99 per call.
 * WebSocket: calls pipelined on one connection (up to ``WS_WINDOW`` in flight): calls per second; and the
   same over 8 connections at once.
+* WebSocket, one call at a time on one connection: ``ws_roundtrip_p50_ms`` (``hello.echo``, and the bare echo as
+  ``ws_baseline_roundtrip_p50_ms``); ``ws_broadcast_then_answer_p50_ms``, ``counter.increment``, where the server
+  writes a broadcast frame and then the answer frame. With Nagle's algorithm on, that answer waits for the
+  client's delayed ACK (about 40 ms on Linux; ADR 0004); with TCP_NODELAY it takes about a millisecond.
 
-Targets (ratios against the baseline of the same run): ``http_call_p50_ms <= 1.5 x http_baseline_p50_ms`` and
-``ws_calls_per_s >= 0.5 x ws_baseline_per_s``.
+Targets: ``http_call_p50_ms <= 1.5 x http_baseline_p50_ms`` and ``ws_calls_per_s >= 0.5 x ws_baseline_per_s``
+(ratios against the baseline of the same run); ``ws_broadcast_then_answer_p50_ms <= 10`` (absolute: far above
+the ~1 ms it takes, far below the ~40 ms a Nagle stall adds, so a stall shows as FAIL on any machine).
 
 Usage: ``python bench/rpc.py --json OUT [--quick] [--strict]`` (``--strict``: exit 1 when a target is missed).
 """
@@ -35,7 +40,8 @@ from _common import ROOT, Target, arg_parser, format_table, percentile, write_js
 
 TOKEN = "bench-token"
 TARGETS = [Target("http_call_p50_ms", 1.5, baseline="http_baseline_p50_ms"),
-           Target("ws_calls_per_s", 0.5, baseline="ws_baseline_per_s", at_least=True)]
+           Target("ws_calls_per_s", 0.5, baseline="ws_baseline_per_s", at_least=True),
+           Target("ws_broadcast_then_answer_p50_ms", 10)]
 WS_WINDOW = 100  # calls in flight per connection: pipelined, but a client that reads what it asks for
 
 
@@ -153,6 +159,40 @@ async def ws_pipelined(url: str, path: str, n: int, connections: int) -> float:
     return per * connections / (time.perf_counter() - t0)
 
 
+async def ws_sequential(url: str, path: str, method: str, n: int, *,
+                        broadcast: str | None = None) -> list[float]:
+    """Milliseconds per call, one call at a time on one connection, after a warm-up tenth. ``params`` are
+    ``["s<i>"]`` for ``echo`` (checked to come back) and ``[1]`` otherwise. With ``broadcast``, each answer must
+    come after a notification of that method: the frame the server writes just before the answer."""
+    import websockets
+
+    ws_url = url.replace("http://", "ws://") + path
+    out = []
+    async with websockets.connect(ws_url, additional_headers={"Authorization": f"Token {TOKEN}"},
+                                  max_size=None, ping_interval=None) as ws:
+        for i in range(n + n // 10):
+            params: list[Any] = [f"s{i}"] if method == "echo" else [1]
+            request = json.dumps({"jsonrpc": "2.0", "id": i, "method": method, "params": params})
+            broadcasts = 0
+            t0 = time.perf_counter()
+            await ws.send(request)
+            while True:
+                msg = json.loads(await ws.recv())
+                if "id" not in msg:
+                    broadcasts += msg.get("method") == broadcast
+                    continue
+                break
+            elapsed = time.perf_counter() - t0
+            if msg.get("id") != i or "result" not in msg or (method == "echo" and msg["result"] != params[0]):
+                raise RuntimeError(f"bad answer on {ws_url} to call {i}: {msg}")
+            if broadcast is not None and broadcasts == 0:
+                raise RuntimeError(f"{ws_url}: the answer to call {i} of {method} came without a {broadcast!r} "
+                                   "notification before it")
+            if i >= n // 10:  # the first tenth warms up
+                out.append(elapsed * 1000)
+    return out
+
+
 def main() -> int:
     ap = arg_parser(__doc__, quick="fewer calls (a smoke run)")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
@@ -163,10 +203,13 @@ def main() -> int:
         return 0
     n_http = 300 if args.quick else 3000
     n_ws = 1000 if args.quick else 10000
+    n_ws_seq = 300 if args.quick else 2000
+    n_broadcast = 100 if args.quick else 500  # a Nagle stall costs ~40 ms a call: keep that run short
 
     with tempfile.TemporaryDirectory(prefix="kplug-bench-") as tmp:
         plugins = Path(tmp) / "plugins"
-        shutil.copytree(ROOT / "plugins" / "hello", plugins / "hello")
+        for plugin in ("hello", "counter"):
+            shutil.copytree(ROOT / "plugins" / plugin, plugins / plugin)
         kplug_cmd = [sys.executable, "-m", "kplug_lab", "serve", "--plugins", str(plugins), "--data",
                      str(Path(tmp) / "data"), "--port", "0", "--token", TOKEN, "--no-reload", "--log-level", "WARNING"]
         base_cmd = [sys.executable, os.path.abspath(__file__), "--baseline-server"]
@@ -181,6 +224,13 @@ def main() -> int:
             ws_kplug = asyncio.run(ws_pipelined(kplug_url, "/ws/plugin/rpc/hello", n_ws, 1))
             ws_base_8 = asyncio.run(ws_pipelined(base_url, "/ws", n_ws, 8))
             ws_kplug_8 = asyncio.run(ws_pipelined(kplug_url, "/ws/plugin/rpc/hello", n_ws, 8))
+            ws_seq_base: list[float] = []
+            ws_seq_kplug: list[float] = []
+            for _ in range(3):
+                ws_seq_base += asyncio.run(ws_sequential(base_url, "/ws", "echo", n_ws_seq // 3))
+                ws_seq_kplug += asyncio.run(ws_sequential(kplug_url, "/ws/plugin/rpc/hello", "echo", n_ws_seq // 3))
+            ws_broadcast = asyncio.run(ws_sequential(kplug_url, "/ws/plugin/rpc/counter", "increment", n_broadcast,
+                                                     broadcast="changed"))
 
     metrics: dict[str, Any] = {
         "http_call_p50_ms": round(statistics.median(http_kplug), 4),
@@ -191,6 +241,9 @@ def main() -> int:
         "ws_baseline_per_s": round(ws_base, 1),
         "ws_calls_per_s_8conn": round(ws_kplug_8, 1),
         "ws_baseline_per_s_8conn": round(ws_base_8, 1),
+        "ws_roundtrip_p50_ms": round(statistics.median(ws_seq_kplug), 4),
+        "ws_baseline_roundtrip_p50_ms": round(statistics.median(ws_seq_base), 4),
+        "ws_broadcast_then_answer_p50_ms": round(statistics.median(ws_broadcast), 4),
     }
     metrics["http_p50_ratio"] = round(metrics["http_call_p50_ms"] / metrics["http_baseline_p50_ms"], 3)
     metrics["ws_ratio"] = round(metrics["ws_calls_per_s"] / metrics["ws_baseline_per_s"], 3)
@@ -211,8 +264,15 @@ def main() -> int:
         ("WS calls/s, 8 connections", f"{metrics['ws_calls_per_s_8conn']:.0f}",
          f"{metrics['ws_baseline_per_s_8conn']:.0f}",
          f"{metrics['ws_calls_per_s_8conn'] / metrics['ws_baseline_per_s_8conn']:.2f}", ""),
+        ("WS round trip p50 (ms), one at a time", f"{metrics['ws_roundtrip_p50_ms']:.3f}",
+         f"{metrics['ws_baseline_roundtrip_p50_ms']:.3f}",
+         f"{metrics['ws_roundtrip_p50_ms'] / metrics['ws_baseline_roundtrip_p50_ms']:.2f}", ""),
+        ("WS broadcast then answer p50 (ms)", f"{metrics['ws_broadcast_then_answer_p50_ms']:.3f}", "", "",
+         verdict("ws_broadcast_then_answer_p50_ms")),
     ], right=(1, 2, 3)))
-    write_json(args.json, {"metrics": metrics, "targets": targets, "calls": {"http": len(http_kplug), "ws": n_ws}})
+    write_json(args.json, {"metrics": metrics, "targets": targets,
+                           "calls": {"http": len(http_kplug), "ws": n_ws, "ws_sequential": len(ws_seq_kplug),
+                                     "ws_broadcast": len(ws_broadcast)}})
     return 1 if args.strict and not all(t["pass"] for t in targets.values()) else 0
 
 
