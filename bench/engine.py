@@ -17,14 +17,12 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from typing import Any
 
 import quickjs
 from _common import Target, arg_parser, median_time, report, rss_kib, target_table, write_json
 
-from kplug_lab.sandbox import VM
-from kplug_lab.sandbox._engine import big_stack_thread, load_module
+from kplug_lab.sandbox import VM, on_wasm_thread
+from kplug_lab.sandbox._engine import load_module
 
 FIB = "function fib(n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }"
 SMALL_ARG = {"id": 7, "name": "note", "tags": ["a", "b"], "done": False}
@@ -38,25 +36,6 @@ TARGETS = [
     Target("fib27_ms", 1.2, baseline="fib27_native_ms"),
     Target("rss_per_idle_vm_mb", 1),
 ]
-
-
-def on_wasm_thread(fn: Callable[[], Any]) -> Any:
-    """Run ``fn`` on a thread made for wasm, as the plugin host runs each plugin (see big_stack_thread)."""
-    box: list[Any] = []
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            box.append(fn())
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = big_stack_thread(target, name="kplug-bench")
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
-    return box[0]
 
 
 def cached_module_load_ms(samples: int) -> float:
@@ -153,10 +132,10 @@ def run(quick: bool) -> dict[str, float]:
     inner = 200 if quick else 2000
     metrics: dict[str, float] = {}
     metrics["cached_module_load_ms"] = cached_module_load_ms(samples=20 if quick else 50)
-    metrics["new_vm_ms"] = on_wasm_thread(lambda: new_vm_ms(samples=20 if quick else 100))
-    metrics.update(on_wasm_thread(lambda: boundary_metrics(samples, inner)))
+    metrics["new_vm_ms"] = on_wasm_thread(lambda: new_vm_ms(samples=20 if quick else 100), name="kplug-bench")
+    metrics.update(on_wasm_thread(lambda: boundary_metrics(samples, inner), name="kplug-bench"))
     metrics["host_to_js_call_handoff_us"] = handoff_call_us(samples, inner)
-    metrics.update(on_wasm_thread(lambda: fib_metrics(samples=5 if quick else 15)))
+    metrics.update(on_wasm_thread(lambda: fib_metrics(samples=5 if quick else 15), name="kplug-bench"))
     metrics["rss_per_idle_vm_mb"] = rss_per_idle_vm_mb(IDLE_VMS)
     return metrics
 

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from kplug_lab.sandbox import VM
-from kplug_lab.sandbox._engine import big_stack_thread
+from kplug_lab.sandbox import VM, on_wasm_thread
 
 
 @pytest.fixture(params=[True, False], ids=["fast", "plain"])
@@ -26,23 +25,5 @@ def vm(fast: bool) -> Iterator[VM]:
 
 @pytest.fixture
 def wasm_thread() -> Callable[[Callable[[], Any]], Any]:
-    return on_wasm_thread
-
-
-def on_wasm_thread(fn: Callable[[], Any]) -> Any:
-    """Run ``fn`` on a big-stack thread (as the plugin host does) and return its result or raise its error."""
-    results: list[Any] = []
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            results.append(fn())
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = big_stack_thread(target, name="kplug-test")
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
-    return results[0]
+    """Runs a function on a thread of its own with a big stack, named ``kplug-test``, as the host runs a plugin."""
+    return lambda fn: on_wasm_thread(fn, name="kplug-test")
