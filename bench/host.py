@@ -4,8 +4,10 @@ Run ``python bench/host.py --json OUT [--quick]``. Prints a table and writes ``{
 "targets": {...}, "passed": {...}}``. Every figure is a median over repeated samples, measured through the real
 host (PluginManager, plugin threads, the wasm sandbox): storage and logger figures are timed inside the plugin
 with ``performance.now()``, as a plugin author would see them. ``storage_put_ms`` is compared with a plain Python
-write + fsync + rename of the same bytes into the same folder, measured in the same run, so the ratio holds on a
-slow or loaded machine. Results and the reasons for misses: ``docs/adr/0003-host-benchmark.md``.
+write + fsync + rename of the same bytes into the same folder (``storage_put_baseline_ms``): rounds of puts and of
+baseline writes alternate, and the verdict is the median of the per-round ratios (``storage_put_ratio``), so it
+holds while the disk's fsync time drifts (0.24-1.3 ms between runs on a shared VM). Results and the reasons for
+misses: ``docs/adr/0003-host-benchmark.md``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from _common import ROOT, Target, arg_parser, median_time, report, rss_kib, target_table, write_json
@@ -61,10 +64,17 @@ siyuan.rpc.bind("log", (n) => {
 """
 
 
+NOTES = {
+    "storage_put_ms": "median of the put rounds (verdict: storage_put_ratio)",
+    "storage_put_baseline_ms": "write + fsync + rename in Python, rounds alternating with the puts",
+    "storage_get_text_ms": "get + .text()",
+    "rss_per_running_plugin_mb": "reported",
+}
+
 TARGETS = [
     Target("cold_start_ms", 10),
     Target("load_100_plugins_s", 2),
-    Target("storage_put_ms", 1.3, baseline="storage_put_baseline_ms"),
+    Target("storage_put_ratio", 1.3),
     Target("storage_get_ms", 0.1),
     Target("logger_call_us", 30),
 ]
@@ -93,7 +103,7 @@ async def cold_start_ms(folder: Path, samples: int) -> float:
         await manager.close()
 
 
-async def plugin_metrics(folder: Path, samples: int, inner: int) -> dict[str, float]:
+async def plugin_metrics(folder: Path, samples: int, inner: int, put_rounds: int) -> dict[str, float]:
     plugins = folder / "io"
     (plugins / "bench").mkdir(parents=True)
     (plugins / "bench" / "plugin.json").write_text(json.dumps({"name": "bench", "kernels": ["all"]}))
@@ -106,24 +116,37 @@ async def plugin_metrics(folder: Path, samples: int, inner: int) -> dict[str, fl
             await manager.call("bench", method, [max(1, n // 10)])  # warm up
             return statistics.median([await manager.call("bench", method, [n]) for _ in range(samples)])
 
-        put_n = max(20, inner // 10)
-        metrics = {
-            "storage_put_ms": await median("put", put_n),
+        data = json.dumps({"notes": "x" * fill}, separators=(",", ":")).encode()
+        assert len(data) == PAYLOAD_BYTES
+        baseline = baseline_put(manager.plugins["bench"].storage.root, data)
+        put_n = max(20, inner // 20)
+        await manager.call("bench", "put", [put_n])  # warm up
+        puts, baselines, ratios = [], [], []
+        for i in range(put_rounds):
+            # which goes first alternates too, so a drift within a round favours neither
+            if i % 2:
+                base_ms = 1e3 * median_time(baseline, samples=1, inner=put_n)
+                put_ms = await manager.call("bench", "put", [put_n])
+            else:
+                put_ms = await manager.call("bench", "put", [put_n])
+                base_ms = 1e3 * median_time(baseline, samples=1, inner=put_n)
+            puts.append(put_ms)
+            baselines.append(base_ms)
+            ratios.append(put_ms / base_ms)
+        return {
+            "storage_put_ms": statistics.median(puts),
+            "storage_put_baseline_ms": statistics.median(baselines),
+            "storage_put_ratio": statistics.median(ratios),
             "storage_get_ms": await median("get", inner),
             "storage_get_text_ms": await median("getText", inner),
             "logger_call_us": 1e3 * await median("log", inner * 5),
         }
-        data = json.dumps({"notes": "x" * fill}, separators=(",", ":")).encode()
-        assert len(data) == PAYLOAD_BYTES
-        root = manager.plugins["bench"].storage.root
-        metrics["storage_put_baseline_ms"] = 1e3 * baseline_put(root, data, samples, put_n)
-        return metrics
     finally:
         await manager.close()
 
 
-def baseline_put(folder: Path, data: bytes, samples: int, inner: int) -> float:
-    """Median seconds of the plain atomic write any careful program would do: write, fsync, rename."""
+def baseline_put(folder: Path, data: bytes) -> Callable[[], None]:
+    """The plain atomic write any careful program would do: write, fsync, rename."""
     target, tmp = folder / "baseline.json", folder / "baseline.json.tmp"
 
     def put() -> None:
@@ -133,7 +156,7 @@ def baseline_put(folder: Path, data: bytes, samples: int, inner: int) -> float:
             os.fsync(f.fileno())
         os.replace(tmp, target)
 
-    return median_time(put, samples=samples, inner=inner)
+    return put
 
 
 async def many_probe(count: int) -> dict[str, float]:
@@ -184,9 +207,9 @@ def run(quick: bool) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="kplug-bench-") as tmp:
         folder = Path(tmp)
         metrics["cold_start_ms"] = asyncio.run(cold_start_ms(folder, samples=10 if quick else 40))
-        metrics.update(asyncio.run(plugin_metrics(folder, samples, inner)))
+        metrics.update(asyncio.run(plugin_metrics(folder, samples, inner, put_rounds=11 if quick else 41)))
     metrics.update(many(MANY, samples=1 if quick else 3))
-    order = ["cold_start_ms", "load_100_plugins_s", "storage_put_ms", "storage_put_baseline_ms",
+    order = ["cold_start_ms", "load_100_plugins_s", "storage_put_ms", "storage_put_baseline_ms", "storage_put_ratio",
              "storage_get_ms", "storage_get_text_ms", "logger_call_us", "rss_per_running_plugin_mb"]
     return {k: metrics[k] for k in order}
 
@@ -199,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(asyncio.run(many_probe(args.many_probe))))
         return 0
     metrics = run(args.quick)
-    print(target_table(metrics, TARGETS))
+    print(target_table(metrics, TARGETS, NOTES))
     write_json(args.json, report(metrics, TARGETS, quick=args.quick, payload_bytes=PAYLOAD_BYTES,
                                  python=sys.version.split()[0], wasmtime=importlib.metadata.version("wasmtime"),
                                  cpus=os.cpu_count()))
