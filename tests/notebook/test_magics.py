@@ -151,7 +151,7 @@ def test_logs_follow_prints_new_lines(connected: InteractiveShell, server: Serve
 
 def test_tools_lists_registered_tools(connected: InteractiveShell) -> None:
     out = text(kplug(connected, "tools"))
-    assert out == "no tools registered" or "[" in out
+    assert "search_notes" in out  # the capability plugins/notes-agent registers in its onload
 
 
 def test_eval_runs_the_cell_inside_the_plugin(connected: InteractiveShell) -> None:
