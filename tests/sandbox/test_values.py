@@ -169,8 +169,9 @@ def test_host_call_arguments_are_the_bytes_json_stringify_gives(vm: VM, monkeypa
         [0, -1, 2147483647, -2147483648, 2 ** 31, 1.5, -0, NaN, Infinity, 1e21, 5e-324, true, false, null],
         [undefined, function () {}, Symbol("s"), { a: [1, "two", { three: null }], b: undefined }, [undefined]],
         [new Date(0), { toJSON() { return "via toJSON"; } }, "s".repeat(5) + "t", new String("boxed"), new Number(4)],
-        // long concatenations are ropes in QuickJS
+        // long concatenations are ropes in QuickJS, long substrings slices of their parent
         ["r".repeat(9000) + "\"é\n" + "s".repeat(9000), "中".repeat(9000) + "\ud800" + "t".repeat(9000)],
+        [JSON.stringify({ a: "w".repeat(3000) + "é" }).slice(3, 2900), ("中\n".repeat(2000) + "\udc00").slice(1)],
         [],
       ];
     """)
