@@ -127,12 +127,25 @@ class Actor:
         seq = next(self._seq)
         self._armed[timer_id] = seq
         heapq.heappush(self._timers, (time.monotonic() + max(0.0, delay_s), seq, timer_id))
+        self._drop_stale_timers()
 
     def clear_timer(self, timer_id: int) -> None:
         self._armed.pop(timer_id, None)
+        self._drop_stale_timers()
+
+    def _drop_stale_timers(self) -> None:
+        # A cleared or re-armed timer leaves its old heap entry until that entry is due: a plugin that arms and
+        # clears far-future timers in a loop would grow the heap (host memory, outside the sandbox's limit)
+        # without bound. Rebuild it once stale entries outnumber live ones.
+        if len(self._timers) > 2 * len(self._armed) + 1024:
+            self._timers = [e for e in self._timers if self._armed.get(e[2]) == e[1]]
+            heapq.heapify(self._timers)
 
     def pending_timers(self) -> int:
         return len(self._armed)
+
+    def is_armed(self, timer_id: int) -> bool:
+        return timer_id in self._armed
 
     def clear_all_timers(self) -> None:
         self._armed.clear()

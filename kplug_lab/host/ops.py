@@ -34,6 +34,10 @@ _MAX_RANDOM = 65536
 _FETCH_TIMEOUT = 60.0
 
 
+#: live timers one plugin may have: they live in the host, outside the sandbox's memory limit
+MAX_TIMERS = 10_000
+
+
 class HostOpError(Exception):
     """An op failed; the message is what the plugin sees."""
 
@@ -137,6 +141,8 @@ class HostOps:
     def timer_set(self, timer_id: int, delay_ms: float) -> None:
         actor = self.plugin.actor
         if actor is not None:
+            if actor.pending_timers() >= MAX_TIMERS and not actor.is_armed(int(timer_id)):
+                raise HostOpError(f"too many timers: {MAX_TIMERS} are pending; clear some before setting more")
             actor.arm_timer(int(timer_id), max(0.0, float(delay_ms or 0)) / 1000.0)
 
     def timer_clear(self, timer_id: int) -> None:

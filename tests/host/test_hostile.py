@@ -170,3 +170,24 @@ async def test_plugin_state_after_hostility_is_still_running(pair: Host) -> None
     assert m is not None
     await expect_error(m.call("evil", "loop"), "CPU limit")
     assert pair.state("evil") == PluginState.RUNNING
+
+
+async def test_timer_floods_are_bounded_in_host_memory_and_timers_keep_working(host: Host) -> None:
+    host.plugin("timers", """
+        siyuan.rpc.bind("flood", () => {
+          let n = 0;
+          try { for (;;) { setTimeout(() => {}, 1e9); n++; } } catch (e) { return [n, String(e.message)]; }
+        });
+        siyuan.rpc.bind("churn", (k) => { for (let i = 0; i < k; i++) clearTimeout(setTimeout(() => {}, 1e9)); });
+        siyuan.rpc.bind("soon", () => new Promise((resolve) => setTimeout(() => resolve("fired"), 10)));
+    """)
+    m = await host.start(cpu_limit=5.0)
+    n, message = await m.call("timers", "flood")
+    assert n == 10_000 and "too many timers" in message
+    actor = m.plugins["timers"].actor
+    assert actor is not None
+    await m.reload("timers")
+    await m.call("timers", "churn", [50_000])
+    actor = m.plugins["timers"].actor
+    assert actor is not None and len(actor._timers) < 5_000  # cleared timers do not pile up in the host
+    assert await m.call("timers", "soon") == "fired"
