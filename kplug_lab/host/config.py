@@ -38,6 +38,9 @@ class HostConfig:
     log_buffer: int = 1000
     #: where durable data (queues, key-value, schedules) and plain-folder storage live
     data_dir: Path | None = None
+    #: host I/O operations (fetch, socket and stream calls, ...) one plugin may have waiting at once; more are
+    #: refused with a clear error, since each holds host memory (outside the sandbox's limit) and maybe a socket
+    max_io_in_flight: int = 1000
     #: storage quota per plugin, bytes (None: unlimited)
     storage_quota: int | None = None
     #: watch plugin folders and reload on changes to kernel.js / plugin.json

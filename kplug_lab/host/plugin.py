@@ -32,7 +32,7 @@ from .actor import Actor
 from .api import NO_PARAMS, LogRecord, MethodInfo, PluginInfo, PluginState
 from .config import HostConfig
 from .manifest import PluginSource
-from .ops import HostOps
+from .ops import HostOpError, HostOps
 from .private_ports import EventStreamPort, WebSocketPort
 from .storage import Storage
 
@@ -79,6 +79,7 @@ class Plugin:
         self.vm: VM | None = None
         self.actor: Actor | None = None
         self.ops = HostOps(self)
+        self._io_in_flight = 0  # host I/O operations started and not yet settled (fetch, sockets, ...)
         self._t0 = time.monotonic()
 
     # ---- state --------------------------------------------------------------------------------------
@@ -139,14 +140,30 @@ class Plugin:
         if vm is None or vm.crashed:
             return
         for pid, obj in vm.take_pending().items():
-            if isinstance(obj, concurrent.futures.Future):
-                obj.add_done_callback(lambda f, pid=pid: self.post_vm(lambda: self._settle_from(pid, f)))  # type: ignore[misc]
-            elif asyncio.iscoroutine(obj) or isinstance(obj, asyncio.Future):
+            pending = isinstance(obj, concurrent.futures.Future | asyncio.Future) or asyncio.iscoroutine(obj)
+            limit = self.config.max_io_in_flight
+            if pending and self._io_in_flight >= limit:  # each holds host memory, maybe a socket
+                if asyncio.iscoroutine(obj):
+                    obj.close()
+                else:
+                    obj.cancel()
+                error = HostOpError(f"too many operations in flight: {limit} are waiting for I/O; "
+                                    "await some before starting more")
+                self.post_vm(lambda pid=pid, error=error: self._settle(pid, None, error))  # type: ignore[misc]
+            elif isinstance(obj, concurrent.futures.Future):
+                self._io_in_flight += 1
+                obj.add_done_callback(lambda f, pid=pid: self.post_vm(lambda: self._io_done(pid, f)))  # type: ignore[misc]
+            elif pending:
+                self._io_in_flight += 1
                 cf = asyncio.run_coroutine_threadsafe(_await(obj), self.loop)
-                cf.add_done_callback(lambda f, pid=pid: self.post_vm(lambda: self._settle_from(pid, f)))  # type: ignore[misc]
+                cf.add_done_callback(lambda f, pid=pid: self.post_vm(lambda: self._io_done(pid, f)))  # type: ignore[misc]
             else:  # a value ready now: settle in the next job, never synchronously
                 value = getattr(obj, "value", obj)
                 self.post_vm(lambda pid=pid, value=value: self._settle(pid, value))  # type: ignore[misc]
+
+    def _io_done(self, pid: int, fut: concurrent.futures.Future[Any]) -> None:
+        self._io_in_flight -= 1
+        self._settle_from(pid, fut)
 
     def _settle_from(self, pid: int, fut: concurrent.futures.Future[Any]) -> None:
         exc = fut.exception()

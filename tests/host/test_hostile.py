@@ -191,3 +191,21 @@ async def test_timer_floods_are_bounded_in_host_memory_and_timers_keep_working(h
     actor = m.plugins["timers"].actor
     assert actor is not None and len(actor._timers) < 5_000  # cleared timers do not pile up in the host
     assert await m.call("timers", "soon") == "fired"
+
+
+async def test_a_flood_of_fetches_is_bounded_and_the_plugin_can_fetch_again(host: Host) -> None:
+    from kplug_lab.testing import RecordingEndpoint
+
+    host.plugin("fetcher", """
+        siyuan.rpc.bind("flood", async (n) => {
+          const all = [];
+          for (let i = 0; i < n; i++) all.push(siyuan.client.fetch("/x").then(() => "ok", (e) => e.message));
+          const outcomes = await Promise.all(all);
+          return [outcomes.filter((o) => o === "ok").length, outcomes.find((o) => o !== "ok") || ""];
+        });
+    """)
+    async with RecordingEndpoint() as endpoint:
+        m = await host.start(siyuan_url=endpoint.url, cpu_limit=5.0, max_io_in_flight=40)
+        ok, refused = await m.call("fetcher", "flood", [100], timeout=60)
+        assert ok == 40 and "too many operations in flight: 40 are waiting" in refused
+        assert await m.call("fetcher", "flood", [10], timeout=60) == [10, ""]
