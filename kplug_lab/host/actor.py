@@ -41,6 +41,7 @@ class Actor:
         # results bound for the loop: settled there in batches, one wake-up for all that are ready (see _deliver)
         self._outbox: collections.deque[tuple[asyncio.Future[Any], Any, BaseException | None]] = collections.deque()
         self._wake_pending = False
+        self._deadlines = _Deadlines(loop) if loop is not None else None
         self._timers: list[tuple[float, int, int]] = []  # (due, seq, timer id)
         self._armed: dict[int, int] = {}  # timer id -> seq of its live entry
         self._seq = itertools.count()
@@ -78,8 +79,9 @@ class Actor:
             self._queue.put(job)
         return fut
 
-    def run(self, fn: Callable[[], Any]) -> asyncio.Future[Any]:
+    def run(self, fn: Callable[[], Any], timeout: float | None = None) -> asyncio.Future[Any]:
         """Queue ``fn`` and return an asyncio future (of the actor's loop; call this on that loop) of its result.
+        With ``timeout`` (seconds), the future fails with :class:`TimeoutError` if no result came by then.
 
         If ``fn`` returns a :class:`concurrent.futures.Future` that is not done yet (a call waiting for a JS
         Promise), the returned future takes that future's outcome when it settles, without another job.
@@ -96,6 +98,8 @@ class Actor:
             fut.set_exception(RuntimeError(f"plugin [{self.name}] has stopped"))
         else:
             self._queue.put(_Run(self, fn, fut))
+            if timeout is not None and self._deadlines is not None:
+                self._deadlines.add(fut, timeout)
         return fut
 
     def _deliver(self, fut: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
@@ -228,3 +232,53 @@ class _Run:
     def _forward(self, done: concurrent.futures.Future[Any]) -> None:
         error = done.exception()
         self.actor._deliver(self.fut, None if error is not None else done.result(), error)
+
+
+class _Deadlines:
+    """Time limits of the futures :meth:`Actor.run` returns, with one loop timer for all of them.
+
+    A ``call_later`` per call (and its cancellation) was about a tenth of the loop thread's work under pipelined
+    WebSocket load (docs/adr/0004-rpc-benchmark.md). Futures with the same timeout expire in the order they were
+    added, so each timeout keeps a FIFO; the timer is armed for the earliest deadline. Settled futures are dropped
+    from the front as new ones arrive, so the FIFOs hold about as many futures as there are calls in flight.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._fifos: dict[float, collections.deque[tuple[float, asyncio.Future[Any]]]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_due = float("inf")
+
+    def add(self, fut: asyncio.Future[Any], timeout: float) -> None:
+        due = self._loop.time() + timeout
+        fifo = self._fifos.get(timeout)
+        if fifo is None:
+            fifo = self._fifos[timeout] = collections.deque()
+        else:
+            while fifo and fifo[0][1].done():
+                fifo.popleft()
+        fifo.append((due, fut))
+        if due < self._timer_due:
+            self._arm(due)
+
+    def _arm(self, due: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_due = due
+        self._timer = self._loop.call_at(due, self._expire)
+
+    def _expire(self) -> None:
+        self._timer, self._timer_due = None, float("inf")
+        now = self._loop.time()
+        earliest = float("inf")
+        for timeout, fifo in list(self._fifos.items()):
+            while fifo and (fifo[0][0] <= now or fifo[0][1].done()):
+                _, fut = fifo.popleft()
+                if not fut.done():
+                    fut.set_exception(TimeoutError())
+            if fifo:
+                earliest = min(earliest, fifo[0][0])
+            else:
+                del self._fifos[timeout]
+        if earliest != float("inf"):
+            self._arm(earliest)

@@ -113,12 +113,13 @@ class Plugin:
 
     # ---- running JS on the actor --------------------------------------------------------------------
 
-    def on_actor(self, fn: Callable[[], Any]) -> asyncio.Future[Any]:
+    def on_actor(self, fn: Callable[[], Any], timeout: float | None = None) -> asyncio.Future[Any]:
         """Run ``fn`` (which uses the VM) on the actor thread; the future takes its result. When ``fn`` starts a
-        VM call (returns the call's future), it takes that call's outcome, once its Promise settles."""
+        VM call (returns the call's future), it takes that call's outcome, once its Promise settles. With
+        ``timeout``, the future fails with :class:`TimeoutError` if the outcome is not there in time."""
         if self.actor is None:
             raise PluginNotRunning(f"plugin [{self.name}] is not running")
-        return self.actor.run(lambda: self._vm_job(fn))
+        return self.actor.run(lambda: self._vm_job(fn), timeout)
 
     def _vm_job(self, fn: Callable[[], Any]) -> Any:
         """Every VM use goes through here: afterwards, pending async host calls are dispatched."""
@@ -325,15 +326,13 @@ class Plugin:
         if self.state != PluginState.RUNNING:
             raise PluginCallError(f"plugin [{self.name}] not running (state: [{self.state.label}])")
         has = params is not NO_PARAMS
-        expiry: asyncio.TimerHandle | None = None
         try:
-            answer = self.on_actor(
-                lambda: self.vm.call_start("__kplug.rpc", method, params if has else None, has)  # type: ignore[union-attr]
+            # the timeout covers the synchronous part too: a method stuck in a loop is answered in time. The actor
+            # keeps the deadlines, one loop timer for all calls (bench/rpc.py, docs/adr/0004-rpc-benchmark.md)
+            return await self.on_actor(
+                lambda: self.vm.call_start("__kplug.rpc", method, params if has else None, has),  # type: ignore[union-attr]
+                timeout or self.config.call_timeout,
             )
-            # the timeout covers the synchronous part too: a method stuck in a loop is answered in time. A timer on
-            # the answer's future costs a third of asyncio.timeout() (bench/rpc.py, docs/adr/0004-rpc-benchmark.md)
-            expiry = self.loop.call_later(timeout or self.config.call_timeout, _expire, answer)
-            return await answer
         except TimeoutError:
             raise CallTimeout(
                 f'method "{method}" did not answer within {timeout or self.config.call_timeout:g} s'
@@ -352,9 +351,6 @@ class Plugin:
             raise PluginCallError(f'error invoking method "{method}": {exc}') from None
         except RuntimeError:
             raise PluginCallError(f"plugin [{self.name}] not running (state: [{self.state.label}])") from None
-        finally:
-            if expiry is not None:
-                expiry.cancel()
 
     async def call_entry(self, entry: str, *args: Any, timeout: float | None = None) -> Any:
         """Call a ``__kplug.<entry>`` function and await its (possibly Promise) result."""
@@ -393,11 +389,6 @@ class Plugin:
 
 async def _await(obj: Any) -> Any:
     return await obj
-
-
-def _expire(answer: asyncio.Future[Any]) -> None:
-    if not answer.done():
-        answer.set_exception(TimeoutError())
 
 
 def _server_error_code(thrown: Any) -> int | None:

@@ -189,3 +189,40 @@ async def test_server_sent_events_are_sent_without_nagle_delay(host: Host, monke
             assert _nodelay(streams[0].handler.request.connection.stream.socket)  # type: ignore[union-attr]
     finally:
         await server.close()
+
+
+async def test_run_deadlines_fail_only_the_late_calls_each_after_its_own_timeout() -> None:
+    loop = asyncio.get_running_loop()
+    actor = Actor("t", on_timer=lambda _id: None, loop=loop)
+    release = threading.Event()
+    try:
+        quick = actor.run(lambda: "quick", timeout=5)
+        assert await quick == "quick"
+        stuck = actor.run(lambda: release.wait(10), timeout=5)  # holds the actor until released
+        short = actor.run(lambda: "too late", timeout=0.05)
+        shorter = actor.run(lambda: "too late too", timeout=0.01)
+        started = loop.time()
+        with pytest.raises(TimeoutError):
+            await shorter
+        with pytest.raises(TimeoutError):
+            await short
+        assert loop.time() - started >= 0.04  # each expired at its own deadline, not at the first one
+        assert not stuck.done()
+        release.set()
+        assert await stuck is True
+        assert await actor.run(lambda: "after", timeout=0.01) == "after"
+        assert await actor.run(lambda: "no limit") == "no limit"
+    finally:
+        release.set()
+        actor.stop()
+
+
+async def test_run_deadlines_do_not_keep_answered_calls() -> None:
+    actor = Actor("t", on_timer=lambda _id: None, loop=asyncio.get_running_loop())
+    try:
+        for i in range(200):
+            assert await actor.run(lambda i=i: [i] * 1000, timeout=60) == [i] * 1000  # type: ignore[misc]
+        held = sum(len(fifo) for fifo in actor._deadlines._fifos.values())  # type: ignore[union-attr]
+        assert held <= 1  # only the newest, not 200 results kept alive for a minute
+    finally:
+        actor.stop()
