@@ -150,17 +150,48 @@ async def _run_one(req: Request, caller: Caller, plugin: str) -> str | None:
                                      req.id))
     if req.is_notification:
         return None
+    response = {"jsonrpc": "2.0", "result": result, "id": req.id}
     try:  # encoded once, here: a result that cannot be encoded fails only this entry [better]
-        return _STRICT.encode({"jsonrpc": "2.0", "result": result, "id": req.id})
+        return _utf8_safe(_STRICT.encode(response), response)
     except (TypeError, ValueError, RecursionError) as exc:
         return _dumps(error_response(INTERNAL_ERROR, f'error encoding the result of "{req.method}": {exc}', req.id))
 
 
 _STRICT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_STRICT_ASCII = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+
+
+def _utf8_safe(text: str, value: Any) -> str:
+    """``text`` unless it holds a lone surrogate (a JS string may), which UTF-8 cannot carry: then ``value``
+    encoded with every non-ASCII character escaped, which JSON can carry (``"\\ud800"``)."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _STRICT_ASCII.encode(value)
+    return text
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _utf8_safe(json.dumps(value, ensure_ascii=False, separators=(",", ":")), value)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def _float64_int(text: str) -> int:
+    if len(text) > 308:  # past float64's range, where a JS number (and Go's decoder) cannot follow
+        _finite_float(text)
+    return int(text)
 
 
 async def process(body: bytes | str, caller: Caller, *, plugin: str = "", limits: Limits | None = None) -> str | None:
@@ -171,7 +202,9 @@ async def process(body: bytes | str, caller: Caller, *, plugin: str = "", limits
         return _dumps(error_response(INVALID_REQUEST,
                                      f"RPC request is too large: {size} bytes, the limit is {limits.max_body_bytes}"))
     try:
-        parsed = json.loads(body)
+        # strict JSON as Go parses it: no NaN/Infinity, no number beyond a float64
+        parsed = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float,
+                            parse_int=_float64_int)
     except (ValueError, UnicodeDecodeError, RecursionError):
         return _dumps(error_response(PARSE_ERROR, "RPC request is not valid JSON"))
     if parsed is None or (isinstance(parsed, list) and not parsed):

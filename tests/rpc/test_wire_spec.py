@@ -92,6 +92,16 @@ async def test_query_name_route_and_path_parameter_wins(server: Server) -> None:
     ("{not json", err(-32700, "Parse error", "RPC request is not valid JSON")),
     ("", err(-32700, "Parse error", "RPC request is not valid JSON")),
     (b"\xff\xfe", err(-32700, "Parse error", "RPC request is not valid JSON")),
+    # strict JSON, as Go's decoder reads it: no NaN/Infinity, no number a float64 cannot hold
+    ('{"jsonrpc":"2.0","id":1,"method":"echo","params":[NaN]}', err(-32700, "Parse error",
+                                                                    "RPC request is not valid JSON")),
+    ('{"jsonrpc":"2.0","id":1,"method":"echo","params":[-Infinity]}', err(-32700, "Parse error",
+                                                                          "RPC request is not valid JSON")),
+    ('{"jsonrpc":"2.0","id":1,"method":"echo","params":[1e400]}', err(-32700, "Parse error",
+                                                                      "RPC request is not valid JSON")),
+    ('{"jsonrpc":"2.0","id":1,"method":"echo","params":[' + "9" * 400 + "]}",
+     err(-32700, "Parse error", "RPC request is not valid JSON")),
+    ("[" * 30_000 + "]" * 30_000, err(-32700, "Parse error", "RPC request is not valid JSON")),
     ("[]", err(-32600, "Invalid Request", "RPC request is not allowed to be an empty array")),
     ("null", err(-32600, "Invalid Request", "RPC request is not allowed to be an empty array")),
     ("5", err(-32600, "Invalid Request",
@@ -459,3 +469,11 @@ async def test_websocket_in_flight_calls_are_bounded_by_back_pressure(server: Se
         got = [json.loads(await asyncio.wait_for(ws.recv(), 10)) for _ in range(3)]
         assert got[0]["id"] in ("n1", "n2") and got[0]["error"]["code"] == -32603
         assert ok("after", "e") in got[1:]
+
+
+async def test_a_lone_surrogate_in_a_result_or_an_error_is_escaped_not_a_500(server: Server) -> None:
+    r = await server.rpc('{"jsonrpc":"2.0","id":1,"method":"echo","params":["a\\ud800b"]}', raw=True)
+    assert r.status_code == 200 and r.json() == ok("a\ud800b", 1)
+    r = await server.rpc('{"jsonrpc":"2.0","id":2,"method":"\\udfff"}', raw=True)
+    assert r.status_code == 200 and r.json()["error"]["data"] == "method [\udfff] not found in plugin [p]"
+    assert (await server.rpc({"jsonrpc": "2.0", "id": 3, "method": "echo", "params": [1e308]})).json() == ok(1e308, 3)
