@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import inspect
 import json
 import logging
 from collections.abc import Awaitable
@@ -602,12 +603,17 @@ class AdminAPI:
             from ..errors import MethodNotFound
 
             raise MethodNotFound(f"method [{method}] not found in the kplug admin API")
+        signature = inspect.signature(fn)  # type: ignore[arg-type]
         try:
-            return await fn(self, *args, **kwargs)  # type: ignore[operator]
-        except TypeError as exc:
+            signature.bind(self, *args, **kwargs)
+        except TypeError:
             from ..errors import InvalidParams
 
-            raise InvalidParams(f"Invalid params for {method}: {exc}") from None
+            expected = ", ".join(p.name if p.default is inspect.Parameter.empty else f"{p.name}={p.default!r}"
+                                 for p in list(signature.parameters.values())[1:])
+            raise InvalidParams(f"Invalid params for {method}: expected ({expected}), as an array in this "
+                                "order or an object with these names") from None
+        return await fn(self, *args, **kwargs)  # type: ignore[operator]
 
     def _info(self, name: str) -> PluginInfo:
         info = self.host.get_plugin(name)

@@ -170,6 +170,11 @@ async def test_admin_api(server: Server) -> None:
 
     assert sorted(p["name"] for p in (await admin("kplug.list"))["result"]) == ["other", "p"]
     assert (await admin("kplug.call", ["p", "echo", ["x"]]))["result"] == "x"
+    assert (await admin("kplug.call", {"name": "p", "method": "echo", "params": ["y"]}))["result"] == "y"
+    wrong = (await admin("kplug.call", {"plugin": "p", "method": "echo"}))["error"]
+    assert wrong["code"] == -32602
+    assert wrong["data"] == ("Invalid params for kplug.call: expected (name, method, params=None), "
+                             "as an array in this order or an object with these names")
     assert (await admin("kplug.state", ["p"]))["result"]["state"] == "running"
     doc = (await admin("rpc.discover"))["result"]
     assert doc["openrpc"].startswith("1.2") and "p.echo" in [m["name"] for m in doc["methods"]]
