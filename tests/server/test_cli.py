@@ -155,3 +155,22 @@ def test_help_lists_the_documented_options() -> None:
                    "--siyuan-token", "--call-token", "--base-url", "--dev", "--call-timeout", "--max-request-bytes"):
         assert option in out, option
     assert "default 127.0.0.1" in out
+
+
+def test_serve_hands_the_gil_over_sooner_than_python_s_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kplug_lab.server import cli
+
+    seen: list[float] = []
+
+    def fake_run(coro: object) -> int:
+        coro.close()  # type: ignore[attr-defined]
+        seen.append(sys.getswitchinterval())
+        return 0
+
+    before = sys.getswitchinterval()
+    monkeypatch.setattr(cli.asyncio, "run", fake_run)
+    try:
+        assert cli.main(["serve", "--port", "0"]) == 0
+    finally:
+        sys.setswitchinterval(before)
+    assert seen == [pytest.approx(cli.SERVE_SWITCH_INTERVAL_S)] and cli.SERVE_SWITCH_INTERVAL_S < 0.005
