@@ -7,6 +7,7 @@ All methods are safe to call from the asyncio loop thread; coroutine methods nev
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -102,6 +103,12 @@ class HostAPI(Protocol):
         Raises PluginNotLoaded, PluginNotRunning, MethodNotFound, PluginCallError, CallTimeout
         (see :mod:`kplug_lab.errors`). The result is JSON-compatible.
         """
+        ...
+
+    def start_call(self, name: str, method: str, params: Any = NO_PARAMS, *,
+                   timeout: float | None = None) -> asyncio.Future[Any]:
+        """:meth:`call` as a future of the same outcome, for callers that answer from a done-callback instead of a
+        task (the WebSocket handler). What ``call`` raises before the plugin runs is raised here at once."""
         ...
 
     def subscribe_broadcasts(self, name: str, callback: Callable[[str, Any], None]) -> Unsubscribe:

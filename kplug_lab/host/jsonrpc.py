@@ -30,6 +30,7 @@ __all__ = [
     "Request",
     "error_response",
     "process",
+    "start",
 ]
 
 log = logging.getLogger("kplug_lab.rpc")
@@ -132,18 +133,29 @@ def _go_repr(v: Any) -> str:
 async def _run_one(req: Request, caller: Caller, plugin: str) -> str | None:
     """The encoded response to one valid request, or None for a notification."""
     if req.params is _BadParams:
-        if req.is_notification:
-            return None
-        return _dumps(error_response(INVALID_PARAMS, "Invalid params: must be array or object if present", req.id))
+        return _bad_params(req)
     try:
         result = await caller(req.method, req.params)
-    except KplugError as exc:
+    except Exception as exc:
+        return _answer(req, plugin, None, exc)
+    return _answer(req, plugin, result, None)
+
+
+def _bad_params(req: Request) -> str | None:
+    if req.is_notification:
+        return None
+    return _dumps(error_response(INVALID_PARAMS, "Invalid params: must be array or object if present", req.id))
+
+
+def _answer(req: Request, plugin: str, result: Any, error: BaseException | None) -> str | None:
+    """The encoded response to a call's outcome (``result``, or ``error`` if it failed), None for a notification."""
+    if isinstance(error, KplugError):
         if req.is_notification:
             return None
-        return _dumps(error_response(exc.code, str(exc) if exc.code not in (-32001, -32002) else None, req.id,
-                                     message=MESSAGES.get(exc.code, "Server error")))
-    except Exception:
-        log.exception("plugin [%s]: method %s failed inside the host", plugin, req.method)
+        return _dumps(error_response(error.code, str(error) if error.code not in (-32001, -32002) else None, req.id,
+                                     message=MESSAGES.get(error.code, "Server error")))
+    if error is not None:
+        log.error("plugin [%s]: method %s failed inside the host", plugin, req.method, exc_info=error)
         if req.is_notification:
             return None
         return _dumps(error_response(INTERNAL_ERROR, f'error invoking method "{req.method}": internal host error',
@@ -194,9 +206,9 @@ def _float64_int(text: str) -> int:
     return int(text)
 
 
-async def process(body: bytes | str, caller: Caller, *, plugin: str = "", limits: Limits | None = None) -> str | None:
-    """Answer one JSON-RPC body. ``None`` means: nothing to send (HTTP 204)."""
-    limits = limits or Limits()
+def _read(body: bytes | str, limits: Limits) -> Any:
+    """The parsed body: a list of at least one entry (a batch), a :class:`Request`, or the response text to send
+    (an error answered without any call)."""
     size = len(body)
     if size > limits.max_body_bytes:
         return _dumps(error_response(INVALID_REQUEST,
@@ -213,19 +225,78 @@ async def process(body: bytes | str, caller: Caller, *, plugin: str = "", limits
         if len(parsed) > limits.max_batch:
             return _dumps(error_response(
                 INVALID_REQUEST, f"RPC batch has {len(parsed)} requests, the limit is {limits.max_batch}"))
-        items = [_validate(x) for x in parsed]
-        tasks = [asyncio.ensure_future(_run_one(it, caller, plugin)) if isinstance(it, Request) else None
-                 for it in items]
-        responses: list[str] = []
-        for it, task in zip(items, tasks, strict=True):
-            if task is None:
-                responses.append(_dumps(it))
-            else:
-                res = await task
-                if res is not None:
-                    responses.append(res)
-        return "[" + ",".join(responses) + "]" if responses else None
+        return parsed
     item = _validate(parsed)
-    if not isinstance(item, Request):
-        return _dumps(item)
-    return await _run_one(item, caller, plugin)
+    return item if isinstance(item, Request) else _dumps(item)
+
+
+async def process(body: bytes | str, caller: Caller, *, plugin: str = "", limits: Limits | None = None) -> str | None:
+    """Answer one JSON-RPC body. ``None`` means: nothing to send (HTTP 204)."""
+    read = _read(body, limits or Limits())
+    if isinstance(read, Request):
+        return await _run_one(read, caller, plugin)
+    if not isinstance(read, list):
+        return read  # type: ignore[no-any-return]
+    return await _run_batch(read, caller, plugin)
+
+
+async def _run_batch(batch: list[Any], caller: Caller, plugin: str) -> str | None:
+    items = [_validate(x) for x in batch]
+    tasks = [asyncio.ensure_future(_run_one(it, caller, plugin)) if isinstance(it, Request) else None
+             for it in items]
+    responses: list[str] = []
+    for it, task in zip(items, tasks, strict=True):
+        if task is None:
+            responses.append(_dumps(it))
+        else:
+            res = await task
+            if res is not None:
+                responses.append(res)
+    return "[" + ",".join(responses) + "]" if responses else None
+
+
+def start(body: bytes | str, start_call: Callable[[str, Any], asyncio.Future[Any]], caller: Caller,
+          reply: Callable[[str], None], *, plugin: str = "",
+          limits: Limits | None = None) -> asyncio.Future[Any] | None:
+    """:func:`process` for a transport that answers from callbacks (the WebSocket handler): a single request is
+    answered from its call's done-callback, with no task and no coroutine (ADR 0004: a task per pipelined message
+    was a large share of the loop thread's work); a batch is answered as :func:`process` answers it, in a task.
+
+    ``start_call(method, params)`` starts a call and returns the future of its result (raising at once is fine);
+    ``caller`` is the same as a coroutine, for batches. ``reply`` gets the response text, if there is one.
+    Returns the future of the work still to do (cancel it to drop the answer), or None if it is all done.
+    """
+    read = _read(body, limits or Limits())
+    if isinstance(read, list):
+        async def batch() -> None:
+            text = await _run_batch(read, caller, plugin)
+            if text is not None:
+                reply(text)
+
+        return asyncio.ensure_future(batch())
+    if not isinstance(read, Request):
+        reply(read)
+        return None
+    req = read
+    if req.params is _BadParams:
+        text = _bad_params(req)
+    else:
+        try:
+            call = start_call(req.method, req.params)
+        except Exception as exc:
+            text = _answer(req, plugin, None, exc)
+        else:
+            call.add_done_callback(lambda done: _reply_outcome(req, plugin, done, reply))
+            return call
+    if text is not None:
+        reply(text)
+    return None
+
+
+def _reply_outcome(req: Request, plugin: str, done: asyncio.Future[Any], reply: Callable[[str], None]) -> None:
+    if done.cancelled():
+        return
+    error = done.exception()
+    text = _answer(req, plugin, None if error is not None else done.result(), error)
+    if text is not None:
+        reply(text)

@@ -362,12 +362,20 @@ class PluginManager:
         return plugin
 
     async def call(self, name: str, method: str, params: Any = NO_PARAMS, *, timeout: float | None = None) -> Any:
+        return await self._bound(name, method).call(method, params, timeout)
+
+    def start_call(self, name: str, method: str, params: Any = NO_PARAMS, *,
+                   timeout: float | None = None) -> asyncio.Future[Any]:
+        return self._bound(name, method).start_call(method, params, timeout)
+
+    def _bound(self, name: str, method: str) -> Plugin:
+        """The running plugin ``name``, which binds ``method``."""
         plugin = self._running(name)
         if method not in plugin.methods:
             from ..errors import MethodNotFound
 
             raise MethodNotFound(f"method [{method}] not found in plugin [{name}]")
-        return await plugin.call(method, params, timeout)
+        return plugin
 
     def subscribe_broadcasts(self, name: str, callback: Callable[[str, Any], None]) -> Unsubscribe:
         return self._broadcasts.setdefault(name, _Subscribers()).add(callback)

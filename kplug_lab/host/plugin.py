@@ -323,34 +323,66 @@ class Plugin:
 
     async def call(self, method: str, params: Any = NO_PARAMS, timeout: float | None = None) -> Any:
         """Call a bound RPC method (spec §3.5 params mapping) and await its result."""
+        try:
+            return await self._start_rpc(method, params, timeout)
+        except Exception as exc:
+            error = self._call_error(method, timeout, exc)
+            if error is exc:
+                raise
+            raise error from None
+
+    def start_call(self, method: str, params: Any = NO_PARAMS, timeout: float | None = None) -> asyncio.Future[Any]:
+        """:meth:`call` as a future, for a caller that answers from a done-callback instead of a task
+        (docs/adr/0004-rpc-benchmark.md). Raises at once what :meth:`call` raises before the plugin runs."""
+        try:
+            started = self._start_rpc(method, params, timeout)
+        except Exception as exc:
+            raise self._call_error(method, timeout, exc) from None
+        answer: asyncio.Future[Any] = self.loop.create_future()
+
+        def settle(done: asyncio.Future[Any]) -> None:
+            error = None if done.cancelled() else done.exception()  # taken even if unwanted: no "never retrieved"
+            if answer.done():  # cancelled: nobody waits for this outcome any more
+                return
+            if done.cancelled():
+                answer.cancel()
+                return
+            if error is None:
+                answer.set_result(done.result())
+            else:
+                answer.set_exception(self._call_error(method, timeout, error))
+
+        started.add_done_callback(settle)
+        return answer
+
+    def _start_rpc(self, method: str, params: Any, timeout: float | None) -> asyncio.Future[Any]:
         if self.state != PluginState.RUNNING:
             raise PluginCallError(f"plugin [{self.name}] not running (state: [{self.state.label}])")
         has = params is not NO_PARAMS
-        try:
-            # the timeout covers the synchronous part too: a method stuck in a loop is answered in time. The actor
-            # keeps the deadlines, one loop timer for all calls (bench/rpc.py, docs/adr/0004-rpc-benchmark.md)
-            return await self.on_actor(
-                lambda: self.vm.call_start("__kplug.rpc", method, params if has else None, has),  # type: ignore[union-attr]
-                timeout or self.config.call_timeout,
-            )
-        except TimeoutError:
-            raise CallTimeout(
-                f'method "{method}" did not answer within {timeout or self.config.call_timeout:g} s'
-            ) from None
-        except JSError as exc:
+        # the timeout covers the synchronous part too: a method stuck in a loop is answered in time. The actor
+        # keeps the deadlines, one loop timer for all calls (bench/rpc.py, docs/adr/0004-rpc-benchmark.md)
+        return self.on_actor(
+            lambda: self.vm.call_start("__kplug.rpc", method, params if has else None, has),  # type: ignore[union-attr]
+            timeout or self.config.call_timeout,
+        )
+
+    def _call_error(self, method: str, timeout: float | None, exc: BaseException) -> BaseException:
+        """What a caller of ``method`` gets for ``exc``: the sandbox's and the actor's errors as plugin errors."""
+        if isinstance(exc, TimeoutError):
+            return CallTimeout(f'method "{method}" did not answer within {timeout or self.config.call_timeout:g} s')
+        if isinstance(exc, JSError):
             if exc.name == "KplugMethodNotFound":
-                raise MethodNotFound(f"method [{method}] not found in plugin [{self.name}]") from None
+                return MethodNotFound(f"method [{method}] not found in plugin [{self.name}]")
             err = PluginCallError(f'error invoking method "{method}": {_js_detail(exc)}')
             code = _server_error_code(exc.value)
             if code is not None:
                 err.code = code
-            raise err from None
-        except (CPUTimeout, OutOfMemory) as exc:
-            raise PluginCallError(f'error invoking method "{method}": {exc}') from None
-        except VMCrashed as exc:
-            raise PluginCallError(f'error invoking method "{method}": {exc}') from None
-        except RuntimeError:
-            raise PluginCallError(f"plugin [{self.name}] not running (state: [{self.state.label}])") from None
+            return err
+        if isinstance(exc, (CPUTimeout, OutOfMemory, VMCrashed)):
+            return PluginCallError(f'error invoking method "{method}": {exc}')
+        if isinstance(exc, RuntimeError):
+            return PluginCallError(f"plugin [{self.name}] not running (state: [{self.state.label}])")
+        return exc
 
     async def call_entry(self, entry: str, *args: Any, timeout: float | None = None) -> Any:
         """Call a ``__kplug.<entry>`` function and await its (possibly Promise) result."""

@@ -18,6 +18,7 @@ from ..host.jsonrpc import (
     Request,
     error_response,
     process,
+    start,
 )
 
 __all__ = [
@@ -31,4 +32,5 @@ __all__ = [
     "Request",
     "error_response",
     "process",
+    "start",
 ]

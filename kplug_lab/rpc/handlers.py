@@ -26,7 +26,7 @@ from ..host import plugin_routes
 from ..host.api import NO_PARAMS, HostAPI, LogRecord, PluginInfo, PluginState
 from ..host.plugin_routes import RouteKind
 from .cors import ALLOWED_HEADERS, ALLOWED_METHODS, PREFLIGHT_MAX_AGE, CORSPolicy
-from .dispatch import Limits, error_response, process
+from .dispatch import Limits, error_response, process, start
 from .private import EventStream, PrivateSocket, ResponseError, SocketPort, request_object, write_response
 
 __all__ = [
@@ -440,7 +440,9 @@ class PluginRPCWebSocket(_BoundedSocket):
 
     def open(self, *args: Any, **kwargs: Any) -> None:
         self.open_bounded()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._limits: Limits = self.settings.get("kplug_limits") or Limits()
+        self._in_flight: set[asyncio.Future[Any]] = set()
+        self._room: asyncio.Future[None] | None = None  # set while reading waits for a call to finish
         self._unsubs = [
             self.host.subscribe_broadcasts(self.kplug_name, self._on_broadcast),
             self.host.subscribe_states(self._on_state),
@@ -467,33 +469,37 @@ class PluginRPCWebSocket(_BoundedSocket):
     max_in_flight = 128
 
     def on_message(self, message: str | bytes) -> Awaitable[None] | None:
-        task = asyncio.ensure_future(self._handle(message))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        if len(self._tasks) >= self.max_in_flight:
-            return self._room()  # tornado waits for this before it reads the next message
+        # a single request is answered from its call's done-callback, no task per message (ADR 0004)
+        pending = start(message, self._start_call, self._call, self.send, plugin=self.kplug_name,
+                        limits=self._limits)
+        if pending is None:
+            return None
+        self._in_flight.add(pending)
+        pending.add_done_callback(self._call_done)
+        if len(self._in_flight) >= self.max_in_flight:
+            self._room = asyncio.get_running_loop().create_future()
+            return self._room  # tornado waits for this before it reads the next message
         return None
 
-    async def _room(self) -> None:
-        while len(self._tasks) >= self.max_in_flight:
-            await asyncio.wait(set(self._tasks), return_when=asyncio.FIRST_COMPLETED)
+    def _start_call(self, method: str, params: Any) -> asyncio.Future[Any]:
+        return self.host.start_call(self.kplug_name, method, params, timeout=self._limits.call_timeout)
 
-    async def _handle(self, message: str | bytes) -> None:
-        host, name = self.host, self.kplug_name
-        limits: Limits = self.settings.get("kplug_limits") or Limits()
+    async def _call(self, method: str, params: Any) -> Any:
+        return await self.host.call(self.kplug_name, method, params, timeout=self._limits.call_timeout)
 
-        async def caller(method: str, params: Any) -> Any:
-            return await host.call(name, method, params, timeout=limits.call_timeout)
-
-        text = await process(message, caller, plugin=name, limits=limits)
-        if text is not None:
-            self.send(text)
+    def _call_done(self, done: asyncio.Future[Any]) -> None:
+        self._in_flight.discard(done)
+        room = self._room
+        if room is not None and len(self._in_flight) < self.max_in_flight:
+            self._room = None
+            if not room.done():
+                room.set_result(None)
 
     def on_close(self) -> None:
         for unsub in getattr(self, "_unsubs", []):
             unsub()
-        for task in getattr(self, "_tasks", set()):
-            task.cancel()
+        for pending in list(getattr(self, "_in_flight", ())):
+            pending.cancel()
 
 
 class PrivateHandler(KplugHandlerBase):

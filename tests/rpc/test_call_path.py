@@ -226,3 +226,88 @@ async def test_run_deadlines_do_not_keep_answered_calls() -> None:
         assert held <= 1  # only the newest, not 200 results kept alive for a minute
     finally:
         actor.stop()
+
+
+WIRE_PLUGIN = """
+siyuan.rpc.bind("echo", (...a) => (a.length === 1 ? a[0] : a));
+siyuan.rpc.bind("boom", () => { throw new Error("kaboom"); });
+siyuan.rpc.bind("coded", (code) => { throw { code, message: "custom failure" }; });
+siyuan.rpc.bind("later", async (x) => { await new Promise((r) => setTimeout(r, 1)); return x; });
+siyuan.rpc.bind("fn", () => () => 1);
+siyuan.rpc.bind("never", () => new Promise(() => {}));
+"""
+
+# every kind of answer: a WebSocket answers each single request from its call's done-callback (no task) and a
+# batch in a task; HTTP goes through the coroutine path. Both must answer exactly alike.
+WIRE_BODIES = [
+    '{"jsonrpc":"2.0","id":1,"method":"echo","params":["x"]}',
+    '{"jsonrpc":"2.0","id":"s","method":"echo","params":{"a":1}}',
+    '{"jsonrpc":"2.0","id":2,"method":"echo"}',
+    '{"jsonrpc":"2.0","id":3,"method":"later","params":[[1,2]]}',
+    '{"jsonrpc":"2.0","id":4,"method":"missing"}',
+    '{"jsonrpc":"2.0","id":5,"method":"boom"}',
+    '{"jsonrpc":"2.0","id":6,"method":"coded","params":[-32042]}',
+    '{"jsonrpc":"2.0","id":7,"method":"fn"}',
+    '{"jsonrpc":"2.0","id":8,"method":"echo","params":3}',
+    '{"jsonrpc":"2.0","id":9,"method":"never"}',
+    '{"jsonrpc":"1.0","id":10,"method":"echo"}',
+    '{"id":11,"method":"echo"}',
+    '{"jsonrpc":"2.0","id":12,"method":"echo","params":[NaN]}',
+    "not json",
+    "[]",
+    "null",
+    "[1,2,3,4]",
+    '[{"jsonrpc":"2.0","id":13,"method":"echo","params":[1]},{"jsonrpc":"2.0","method":"echo"},5,'
+    '{"jsonrpc":"2.0","id":14,"method":"boom"}]',
+]
+WIRE_NOTIFICATIONS = [
+    '{"jsonrpc":"2.0","method":"echo","params":["x"]}',
+    '{"jsonrpc":"2.0","method":"boom"}',
+    '{"jsonrpc":"2.0","method":"missing"}',
+    '{"jsonrpc":"2.0","method":"echo","params":3}',
+    '[{"jsonrpc":"2.0","method":"echo"}]',
+]
+
+
+async def test_websocket_answers_exactly_as_http(host: Host) -> None:
+    from kplug_lab.rpc.dispatch import Limits
+
+    host.plugin("p", WIRE_PLUGIN)
+    await host.start()
+    s = Server(host, limits=Limits(call_timeout=0.5, max_batch=3))
+    try:
+        over_http = []
+        for body in WIRE_BODIES:
+            r = await s.rpc(body, raw=True)
+            assert r.status_code == 200, body
+            over_http.append(r.json())
+        for body in WIRE_NOTIFICATIONS:
+            assert (await s.rpc(body, raw=True)).status_code == 204, body
+        async with websockets.connect(f"{s.ws}/ws/plugin/rpc/p", additional_headers=s.auth) as ws:
+            for body, expected in zip(WIRE_BODIES, over_http, strict=True):
+                await ws.send(body)
+                assert json.loads(await asyncio.wait_for(ws.recv(), 10)) == expected, body
+            for body in WIRE_NOTIFICATIONS:  # nothing comes back: the next answer is the marker's
+                await ws.send(body)
+            await ws.send('{"jsonrpc":"2.0","id":"marker","method":"echo","params":[0]}')
+            assert json.loads(await asyncio.wait_for(ws.recv(), 10)) == {"jsonrpc": "2.0", "result": 0,
+                                                                         "id": "marker"}
+    finally:
+        await s.close()
+
+
+async def test_websocket_answers_pipelined_calls_out_of_order_and_drops_them_on_close(host: Host) -> None:
+    host.plugin("p", WIRE_PLUGIN)
+    manager = await host.start()
+    s = Server(host)
+    try:
+        async with websockets.connect(f"{s.ws}/ws/plugin/rpc/p", additional_headers=s.auth) as ws:
+            await ws.send('{"jsonrpc":"2.0","id":"slow","method":"never"}')
+            for i in range(50):
+                await ws.send(json.dumps({"jsonrpc": "2.0", "id": i, "method": "echo", "params": [i]}))
+            got = [json.loads(await asyncio.wait_for(ws.recv(), 10)) for _ in range(50)]
+            assert sorted(m["id"] for m in got) == list(range(50))
+        # the stuck call's answer is dropped with its connection; the plugin keeps serving
+        assert await manager.call("p", "echo", ["still"]) == "still"
+    finally:
+        await s.close()
