@@ -79,9 +79,12 @@ class Actor:
             self._queue.put(job)
         return fut
 
-    def run(self, fn: Callable[[], Any], timeout: float | None = None) -> asyncio.Future[Any]:
+    def run(self, fn: Callable[[], Any], timeout: float | None = None,
+            errors: Callable[[BaseException], BaseException] | None = None) -> asyncio.Future[Any]:
         """Queue ``fn`` and return an asyncio future (of the actor's loop; call this on that loop) of its result.
         With ``timeout`` (seconds), the future fails with :class:`TimeoutError` if no result came by then.
+        ``errors`` turns each failure (also that timeout, or the actor's stop) into what the future fails with, so
+        a caller needs no second future to translate them (it may run on the actor thread).
 
         If ``fn`` returns a :class:`concurrent.futures.Future` that is not done yet (a call waiting for a JS
         Promise), the returned future takes that future's outcome when it settles, without another job.
@@ -95,11 +98,12 @@ class Actor:
             raise RuntimeError(f"plugin [{self.name}]: this actor has no event loop to answer on")
         fut: asyncio.Future[Any] = loop.create_future()
         if self._stopped.is_set():
-            fut.set_exception(RuntimeError(f"plugin [{self.name}] has stopped"))
+            stopped = RuntimeError(f"plugin [{self.name}] has stopped")
+            fut.set_exception(errors(stopped) if errors is not None else stopped)
         else:
-            self._queue.put(_Run(self, fn, fut))
+            self._queue.put(_Run(self, fn, fut, errors))
             if timeout is not None and self._deadlines is not None:
-                self._deadlines.add(fut, timeout)
+                self._deadlines.add(fut, timeout, errors)
         return fut
 
     def _deliver(self, fut: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
@@ -188,7 +192,7 @@ class Actor:
     def _abandon(self, job: Any) -> None:
         """Fail a call still queued when the actor stops, so its caller is answered, not left waiting."""
         if isinstance(job, _Run):
-            self._deliver(job.fut, None, RuntimeError(f"plugin [{self.name}] has stopped"))
+            job.fail(RuntimeError(f"plugin [{self.name}] has stopped"))
 
     def _fire_due(self) -> None:
         now = time.monotonic()
@@ -209,18 +213,20 @@ class Actor:
 class _Run:
     """A job of :meth:`Actor.run`: runs ``fn`` and delivers its outcome (or its pending future's) to ``fut``."""
 
-    __slots__ = ("actor", "fn", "fut")
+    __slots__ = ("actor", "errors", "fn", "fut")
 
-    def __init__(self, actor: Actor, fn: Callable[[], Any], fut: asyncio.Future[Any]) -> None:
+    def __init__(self, actor: Actor, fn: Callable[[], Any], fut: asyncio.Future[Any],
+                 errors: Callable[[BaseException], BaseException] | None) -> None:
         self.actor = actor
         self.fn = fn
         self.fut = fut
+        self.errors = errors
 
     def __call__(self) -> None:
         try:
             value = self.fn()
         except BaseException as exc:
-            self.actor._deliver(self.fut, None, exc)
+            self.fail(exc)
             return
         if not isinstance(value, concurrent.futures.Future):
             self.actor._deliver(self.fut, value, None)
@@ -231,7 +237,16 @@ class _Run:
 
     def _forward(self, done: concurrent.futures.Future[Any]) -> None:
         error = done.exception()
-        self.actor._deliver(self.fut, None if error is not None else done.result(), error)
+        if error is not None:
+            self.fail(error)
+        else:
+            self.actor._deliver(self.fut, done.result(), None)
+
+    def fail(self, error: BaseException) -> None:
+        self.actor._deliver(self.fut, None, self.errors(error) if self.errors is not None else error)
+
+
+_Errors = Callable[[BaseException], BaseException] | None
 
 
 class _Deadlines:
@@ -245,11 +260,11 @@ class _Deadlines:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._fifos: dict[float, collections.deque[tuple[float, asyncio.Future[Any]]]] = {}
+        self._fifos: dict[float, collections.deque[tuple[float, asyncio.Future[Any], _Errors]]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due = float("inf")
 
-    def add(self, fut: asyncio.Future[Any], timeout: float) -> None:
+    def add(self, fut: asyncio.Future[Any], timeout: float, errors: _Errors = None) -> None:
         due = self._loop.time() + timeout
         fifo = self._fifos.get(timeout)
         if fifo is None:
@@ -257,7 +272,7 @@ class _Deadlines:
         else:
             while fifo and fifo[0][1].done():
                 fifo.popleft()
-        fifo.append((due, fut))
+        fifo.append((due, fut, errors))
         if due < self._timer_due:
             self._arm(due)
 
@@ -273,9 +288,9 @@ class _Deadlines:
         earliest = float("inf")
         for timeout, fifo in list(self._fifos.items()):
             while fifo and (fifo[0][0] <= now or fifo[0][1].done()):
-                _, fut = fifo.popleft()
+                _, fut, errors = fifo.popleft()
                 if not fut.done():
-                    fut.set_exception(TimeoutError())
+                    fut.set_exception(errors(TimeoutError()) if errors is not None else TimeoutError())
             if fifo:
                 earliest = min(earliest, fifo[0][0])
             else:

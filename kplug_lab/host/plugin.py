@@ -113,13 +113,15 @@ class Plugin:
 
     # ---- running JS on the actor --------------------------------------------------------------------
 
-    def on_actor(self, fn: Callable[[], Any], timeout: float | None = None) -> asyncio.Future[Any]:
+    def on_actor(self, fn: Callable[[], Any], timeout: float | None = None,
+                 errors: Callable[[BaseException], BaseException] | None = None) -> asyncio.Future[Any]:
         """Run ``fn`` (which uses the VM) on the actor thread; the future takes its result. When ``fn`` starts a
         VM call (returns the call's future), it takes that call's outcome, once its Promise settles. With
-        ``timeout``, the future fails with :class:`TimeoutError` if the outcome is not there in time."""
+        ``timeout``, the future fails with :class:`TimeoutError` if the outcome is not there in time; ``errors``
+        translates failures (:meth:`Actor.run`)."""
         if self.actor is None:
             raise PluginNotRunning(f"plugin [{self.name}] is not running")
-        return self.actor.run(lambda: self._vm_job(fn), timeout)
+        return self.actor.run(lambda: self._vm_job(fn), timeout, errors)
 
     def _vm_job(self, fn: Callable[[], Any]) -> Any:
         """Every VM use goes through here: afterwards, pending async host calls are dispatched."""
@@ -323,39 +325,14 @@ class Plugin:
 
     async def call(self, method: str, params: Any = NO_PARAMS, timeout: float | None = None) -> Any:
         """Call a bound RPC method (spec §3.5 params mapping) and await its result."""
-        try:
-            return await self._start_rpc(method, params, timeout)
-        except Exception as exc:
-            error = self._call_error(method, timeout, exc)
-            if error is exc:
-                raise
-            raise error from None
+        return await self.start_call(method, params, timeout)
 
     def start_call(self, method: str, params: Any = NO_PARAMS, timeout: float | None = None) -> asyncio.Future[Any]:
         """:meth:`call` as a future, for a caller that answers from a done-callback instead of a task
         (docs/adr/0004-rpc-benchmark.md). Raises at once what :meth:`call` raises before the plugin runs."""
-        try:
-            started = self._start_rpc(method, params, timeout)
-        except Exception as exc:
-            raise self._call_error(method, timeout, exc) from None
-        answer: asyncio.Future[Any] = self.loop.create_future()
+        def errors(exc: BaseException) -> BaseException:
+            return self._call_error(method, timeout, exc)
 
-        def settle(done: asyncio.Future[Any]) -> None:
-            error = None if done.cancelled() else done.exception()  # taken even if unwanted: no "never retrieved"
-            if answer.done():  # cancelled: nobody waits for this outcome any more
-                return
-            if done.cancelled():
-                answer.cancel()
-                return
-            if error is None:
-                answer.set_result(done.result())
-            else:
-                answer.set_exception(self._call_error(method, timeout, error))
-
-        started.add_done_callback(settle)
-        return answer
-
-    def _start_rpc(self, method: str, params: Any, timeout: float | None) -> asyncio.Future[Any]:
         if self.state != PluginState.RUNNING:
             raise PluginCallError(f"plugin [{self.name}] not running (state: [{self.state.label}])")
         has = params is not NO_PARAMS
@@ -363,7 +340,7 @@ class Plugin:
         # keeps the deadlines, one loop timer for all calls (bench/rpc.py, docs/adr/0004-rpc-benchmark.md)
         return self.on_actor(
             lambda: self.vm.call_start("__kplug.rpc", method, params if has else None, has),  # type: ignore[union-attr]
-            timeout or self.config.call_timeout,
+            timeout or self.config.call_timeout, errors,
         )
 
     def _call_error(self, method: str, timeout: float | None, exc: BaseException) -> BaseException:
