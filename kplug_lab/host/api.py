@@ -108,7 +108,8 @@ class HostAPI(Protocol):
     def start_call(self, name: str, method: str, params: Any = NO_PARAMS, *,
                    timeout: float | None = None) -> asyncio.Future[Any]:
         """:meth:`call` as a future of the same outcome, for callers that answer from a done-callback instead of a
-        task (the WebSocket handler). What ``call`` raises before the plugin runs is raised here at once."""
+        task (the WebSocket handler). What ``call`` raises before the plugin runs is raised here at once. A host
+        that wraps another and changes ``call`` must change this too: WebSocket calls come here."""
         ...
 
     def subscribe_broadcasts(self, name: str, callback: Callable[[str, Any], None]) -> Unsubscribe:
