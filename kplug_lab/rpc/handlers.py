@@ -321,13 +321,7 @@ class PluginRPCHandler(CrossOriginHandler):
         async def caller(method: str, params: Any) -> Any:
             return await host.call(name, method, params, timeout=self.limits.call_timeout)  # type: ignore[arg-type]
 
-        text = await process(body, caller, plugin=name or "", limits=self.limits)
-        if text is None:
-            self.set_status(204)
-            self.finish()
-            return
-        self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(text)
+        _finish_rpc(self, await process(body, caller, plugin=name or "", limits=self.limits))
 
 
 async def _route_answer(handler: KplugHandlerBase, route: plugin_routes.PluginRoute, body: bytes | None) -> None:
@@ -582,6 +576,16 @@ class PrivateHandler(KplugHandlerBase):
     post = put = delete = patch = head = options = get  # type: ignore[assignment]
 
 
+def _finish_rpc(handler: tornado.web.RequestHandler, text: str | None) -> None:
+    """A JSON-RPC answer over HTTP: 200 with the JSON, or 204 when there is nothing to return (spec §5.3)."""
+    if text is None:
+        handler.set_status(204)
+        handler.finish()
+        return
+    handler.set_header("Content-Type", "application/json; charset=utf-8")
+    handler.finish(text)
+
+
 # ---- admin API -------------------------------------------------------------------------------------------
 
 def _info_dict(info: PluginInfo) -> dict[str, Any]:
@@ -689,13 +693,7 @@ class AdminRPCHandler(BoundedBodyHandler):
         if self.refused():
             return
         api = AdminAPI(self.host, bool(self.settings.get("kplug_dev_mode")))
-        text = await process(self.body, api.call, plugin="kplug", limits=self.limits)
-        if text is None:
-            self.set_status(204)
-            self.finish()
-            return
-        self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(text)
+        _finish_rpc(self, await process(self.body, api.call, plugin="kplug", limits=self.limits))
 
 
 class AdminWebSocketHandler(_BoundedSocket):
