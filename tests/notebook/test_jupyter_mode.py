@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from kplug_testing import free_port
@@ -43,6 +44,19 @@ def jupyter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subproce
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             raise RuntimeError("jupyter server did not start:\n" + proc.communicate()[1].decode()[-3000:])
+        time.sleep(0.1)
+    # the server writes its info file before the extension has started the plugins: wait for hello to run
+    url = json.loads(info.read_text())["url"]
+    while True:
+        try:
+            answer = httpx.get(f"{url}api/plugin/rpc/hello", headers={"Authorization": f"token {TOKEN}"}).json()
+            if answer.get("data", {}).get("stateCode") == 2:
+                break
+        except (httpx.HTTPError, ValueError):
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("hello did not start:\n" + proc.communicate()[1].decode()[-3000:])
         time.sleep(0.1)
     try:
         yield proc, runtime
