@@ -28,6 +28,7 @@ def jupyter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subproce
     root = tmp_path_factory.mktemp("jupyter")
     shutil.copytree(REPO / "plugins" / "hello", root / "plugins" / "hello")
     runtime = root / "runtime"
+    log_file = (root / "server.log").open("wb")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KPLUG_LAB_", "JPY_"))}
     env.update(JUPYTER_RUNTIME_DIR=str(runtime), JUPYTER_SERVER_ALLOW_UNAUTHENTICATED_ACCESS="false")
     proc = subprocess.Popen(
@@ -37,13 +38,14 @@ def jupyter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subproce
          f"--ServerApp.root_dir={root}", "--ServerApp.jpserver_extensions={'kplug_lab': True}",
          f"--KplugLabApp.plugins_dir={root / 'plugins'}", f"--KplugLabApp.data_dir={root / 'data'}",
          "--KplugLabApp.dev_mode=True", "--KplugLabApp.hot_reload=False"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        env=env, stdout=subprocess.DEVNULL, stderr=log_file)  # a file, not a pipe: a full pipe blocks the server
     info = runtime / f"jpserver-{proc.pid}.json"
     deadline = time.monotonic() + 60
     while not info.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            raise RuntimeError("jupyter server did not start:\n" + proc.communicate()[1].decode()[-3000:])
+            proc.wait()
+            raise RuntimeError("jupyter server did not start:\n" + (root / "server.log").read_text()[-3000:])
         time.sleep(0.1)
     # the server writes its info file before the extension has started the plugins: wait for hello to run
     url = json.loads(info.read_text())["url"]
@@ -56,7 +58,8 @@ def jupyter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subproce
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            raise RuntimeError("hello did not start:\n" + proc.communicate()[1].decode()[-3000:])
+            proc.wait()
+            raise RuntimeError("hello did not start:\n" + (root / "server.log").read_text()[-3000:])
         time.sleep(0.1)
     try:
         yield proc, runtime
@@ -67,6 +70,7 @@ def jupyter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subproce
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log_file.close()
 
 
 def test_magics_find_and_use_the_jupyter_server_that_started_the_kernel(
