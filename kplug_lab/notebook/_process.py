@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import queue
 import re
@@ -30,7 +31,7 @@ class ServerProcess:
         self.extra_args = list(extra_args)
         self.env = env
         self.url = ""
-        self.output: list[str] = []
+        self.output: collections.deque[str] = collections.deque(maxlen=2000)  # the server's latest lines
         self._proc: subprocess.Popen[str] | None = None
         self._lines: queue.Queue[str | None] = queue.Queue()
 
