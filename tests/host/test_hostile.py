@@ -209,3 +209,28 @@ async def test_a_flood_of_fetches_is_bounded_and_the_plugin_can_fetch_again(host
         ok, refused = await m.call("fetcher", "flood", [100], timeout=60)
         assert ok == 40 and "too many operations in flight: 40 are waiting" in refused
         assert await m.call("fetcher", "flood", [10], timeout=60) == [10, ""]
+
+
+async def test_binding_methods_and_tools_without_end_is_refused_past_ten_thousand(host: Host) -> None:
+    host.plugin("binder", """
+        siyuan.rpc.bind("bindAll", async () => {
+          for (let i = 0; ; i++) {
+            try { await siyuan.rpc.bind("m" + i, () => i); } catch (e) { return [i, e.message]; }
+          }
+        });
+        siyuan.rpc.bind("toolAll", async () => {
+          for (let i = 0; ; i++) {
+            try {
+              await siyuan.mcp.registerTool("t" + i, { description: "d", inputSchema: { type: "object" } }, () => i);
+            } catch (e) { return [i, e.message]; }
+          }
+        });
+    """)
+    m = await host.start(cpu_limit=20.0)
+    n, message = await m.call("binder", "bindAll", timeout=60)
+    assert n == 10_000 - 2 and "too many methods: 10000 are bound" in message  # bindAll and toolAll count too
+    assert len(m.plugins["binder"].methods) == 10_000
+    assert await m.call("binder", "m5") == 5
+    n, message = await m.call("binder", "toolAll", timeout=60)
+    assert n == 10_000 and "too many tools" in message
+    assert len(m.tools()) == 10_000

@@ -784,12 +784,19 @@
     });
   }
 
+  // Bound methods and tools are mirrored in the host, outside the sandbox's memory limit: a plugin may have this
+  // many of each.
+  const MAX_BOUND = 10000;
+
   function makeRpc() {
     return Object.freeze({
       bind(...args) {
         if (args.length < 2) return reject("method name and function required");
         if (typeof args[0] !== "string") return reject("first argument must be method name string");
         if (typeof args[1] !== "function") return reject("second argument must be a function");
+        if (!rpcMethods.has(args[0]) && rpcMethods.size >= MAX_BOUND) {
+          return reject(`too many methods: ${MAX_BOUND} are bound; unbind some before binding more`);
+        }
         const descriptions = args.slice(2).map((d) => String(d));
         rpcMethods.set(args[0], { fn: args[1], descriptions });
         call("rpc_bind", args[0], descriptions);
@@ -838,6 +845,7 @@
           inputSchema: exportValue(config.inputSchema),
           outputSchema: config.outputSchema === undefined ? null : exportValue(config.outputSchema),
         };
+        if (!tools.has("mcp\0" + name) && tools.size >= MAX_BOUND) return reject(`too many tools: ${MAX_BOUND} are registered`);
         try { tools.set("mcp\0" + name, handler); return Promise.resolve(call("tool_register", "mcp", name, record)); }
         catch (e) { tools.delete("mcp\0" + name); return reject(e.message); }
       },
@@ -865,6 +873,7 @@
         const record = Object.assign({ id }, cfg, {
           name: `plugin__${sanitize(pluginName)}__${sanitize(name)}__${hash12(pluginName + "\0" + name)}`,
         });
+        if (!tools.has("agent\0" + name) && tools.size >= MAX_BOUND) return reject(`too many tools: ${MAX_BOUND} are registered`);
         try { tools.set("agent\0" + name, handler); return Promise.resolve(call("tool_register", "agent", name, record)); }
         catch (e) { tools.delete("agent\0" + name); return reject(e.message); }
       },
