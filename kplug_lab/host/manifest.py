@@ -44,9 +44,13 @@ class PluginSource:
         """kernel.js as text. Bytes that are not UTF-8 (a GBK or Latin-1 file) become U+FFFD, as goja decodes
         them in SiYuan, and a warning naming the first one is added to ``warnings``."""
         try:
-            data = self.kernel_js.read_bytes()
+            with self.kernel_js.open("rb") as f:
+                data = f.read(MAX_KERNEL_JS_BYTES + 1)
         except OSError as exc:
             raise ManifestError(f"{self.kernel_js}: cannot be read: {exc.strerror}") from None
+        if len(data) > MAX_KERNEL_JS_BYTES:
+            raise ManifestError(f"{self.kernel_js}: larger than {MAX_KERNEL_JS_BYTES // (1024 * 1024)} MiB; "
+                                "a kernel.js that big would not fit the plugin's memory limit anyway")
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -114,6 +118,8 @@ def _select_i18n(directory: Path, lang: str, warnings: list[str]) -> dict[str, A
 MAX_MANIFEST_BYTES = 1024 * 1024
 #: the largest i18n file read into ``siyuan.plugin.i18n``
 MAX_I18N_BYTES = 8 * 1024 * 1024
+#: the largest kernel.js read (bundled real-world ones are a few hundred KiB)
+MAX_KERNEL_JS_BYTES = 16 * 1024 * 1024
 _COMMENT_LINE = re.compile(r"^\s*(//|/\*)", re.MULTILINE)
 _JSON_TYPE = {"NoneType": "null", "list": "an array", "str": "a string", "int": "a number", "float": "a number",
               "bool": "a boolean"}

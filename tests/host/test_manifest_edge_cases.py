@@ -130,3 +130,13 @@ async def test_a_nul_byte_inside_kernel_js_does_not_cut_the_source(host: Host) -
     folder(host.root, "nul", kernel=b"siyuan.rpc.bind('s', () => 'a\x00b');")
     m = await host.start()
     assert await m.call("nul", "s") == "a\x00b"
+
+
+async def test_a_kernel_js_past_16_mib_is_refused_with_a_clear_error_and_others_start(host: Host) -> None:
+    folder(host.root, "good")
+    folder(host.root, "huge", kernel=PING + b" " * (16 * 1024 * 1024))
+    m = await host.start()
+    assert await m.call("good", "ping") == "pong"
+    info = m.get_plugin("huge")
+    reported = "\n".join(str(e) for e in m.load_errors) + (info.error or "" if info else "")
+    assert "larger than 16 MiB" in reported and (info is None or info.state == PluginState.ERROR)
