@@ -10,8 +10,9 @@ import secrets
 import shlex
 import signal
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..host.api import HostAPI
@@ -136,13 +137,24 @@ def summary_lines(host: HostAPI, url: str, token: str) -> list[str]:
 SERVE_SWITCH_INTERVAL_S = 0.0002
 
 
+def _run(main: Coroutine[Any, Any, int]) -> int:
+    """Run the server on uvloop where it is installed (Linux and macOS): its cross-thread wake-ups, which every
+    plugin call makes twice (loop -> plugin thread -> loop), cost less than asyncio's self-pipe. Measured in
+    docs/adr/0004-rpc-benchmark.md; plain asyncio elsewhere."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
         sys.setswitchinterval(SERVE_SWITCH_INTERVAL_S)
-        return asyncio.run(_serve(args))
+        return _run(_serve(args))
     return 2
 
 

@@ -3,6 +3,7 @@ stops cleanly (every plugin's onunload) on SIGTERM."""
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import shlex
 import shutil
@@ -168,9 +169,18 @@ def test_serve_hands_the_gil_over_sooner_than_python_s_default(monkeypatch: pyte
         return 0
 
     before = sys.getswitchinterval()
-    monkeypatch.setattr(cli.asyncio, "run", fake_run)
+    monkeypatch.setattr(cli, "_run", fake_run)
     try:
         assert cli.main(["serve", "--port", "0"]) == 0
     finally:
         sys.setswitchinterval(before)
     assert seen == [pytest.approx(cli.SERVE_SWITCH_INTERVAL_S)] and cli.SERVE_SWITCH_INTERVAL_S < 0.005
+
+
+def test_serve_runs_on_uvloop_where_it_is_installed() -> None:
+    from kplug_lab.server import cli
+
+    async def loop_module() -> int:
+        return 1 if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else 0
+
+    assert cli._run(loop_module()) == 1
