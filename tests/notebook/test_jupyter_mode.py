@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
-from kplug_testing import free_port
+from kplug_testing import free_port, write_plugin
 
 from kplug_lab.client import MethodNotFoundError, PluginNotLoadedError
 
@@ -94,6 +94,21 @@ def test_magics_find_and_use_the_jupyter_server_that_started_the_kernel(
         ip.run_line_magic("kplug", "call jx-cell.v")
     with pytest.raises(MethodNotFoundError):
         ip.run_line_magic("kplug", "call hello.nope")
+    # the rest of the magics, through the same Jupyter server
+    tool = ('siyuan.mcp.registerTool("jx_tool", {description: "d", inputSchema: {type: "object"}}, () => 1);'
+            'siyuan.rpc.bind("w", () => "w", "dub");')
+    folder = write_plugin(tmp_path, "jx-load", tool, {"version": "4.5.6"})
+    loaded = ip.run_line_magic("kplug", f"load {folder}")
+    assert loaded.state == "running"
+    state = ip.run_line_magic("kplug", "state jx-load")._repr_mimebundle_()["text/plain"]
+    assert state.startswith("jx-load 4.5.6: running") and "dub" in state
+    assert "jx_tool" in ip.run_line_magic("kplug", "tools")._repr_mimebundle_()["text/plain"]
+    widget = ip.run_line_magic("kplug", "inspect jx-load")
+    try:
+        assert widget.selected == "jx-load"
+    finally:
+        widget.close()
+    ip.run_line_magic("kplug", "unload jx-load")
 
 
 def test_jupyter_server_info_without_matching_pid_is_not_used(
