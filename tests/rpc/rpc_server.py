@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import tornado.httpserver
+import tornado.web
 from kplug_testing import Host, free_port
 
 from kplug_lab.rpc.app import make_standalone_app
@@ -86,3 +87,14 @@ class RawWebSocket:
 
     def close(self) -> None:
         self.writer.close()
+
+
+def html_page(html: str) -> type[tornado.web.RequestHandler]:
+    """A handler that serves ``html``: the test page a browser test loads."""
+
+    class Page(tornado.web.RequestHandler):
+        def get(self) -> None:
+            self.set_header("Content-Type", "text/html; charset=utf-8")
+            self.finish(html)
+
+    return Page

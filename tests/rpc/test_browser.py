@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import tornado.web
 from kplug_testing import Host
-from rpc_server import TOKEN, Server
+from rpc_server import TOKEN, Server, html_page
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -73,10 +73,7 @@ window.finished = true;
 """
 
 
-class PageHandler(tornado.web.RequestHandler):
-    def get(self) -> None:
-        self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.finish(PAGE)
+PageHandler = html_page(PAGE)
 
 
 @pytest.fixture

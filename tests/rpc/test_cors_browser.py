@@ -13,7 +13,7 @@ import pytest
 import tornado.httpserver
 import tornado.web
 from kplug_testing import Host, free_port
-from rpc_server import TOKEN, Server
+from rpc_server import TOKEN, Server, html_page
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -61,10 +61,7 @@ window.finished = true;
 """
 
 
-class PageHandler(tornado.web.RequestHandler):
-    def get(self) -> None:
-        self.set_header("Content-Type", "text/html; charset=utf-8")
-        self.finish(PAGE)
+PageHandler = html_page(PAGE)
 
 
 @pytest.fixture
