@@ -26,7 +26,7 @@ class LocalServer:
         self.plugins_dir = Path(plugins_dir) if plugins_dir else scratch / "plugins"
         self.plugins_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = Path(data_dir) if data_dir else scratch / "data"
-        self.token = secrets.token_urlsafe(16)
+        self.token = secrets.token_hex(16)
         self.url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

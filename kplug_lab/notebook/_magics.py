@@ -232,7 +232,10 @@ class KplugMagics(Magics):
             target, _, args_text = rest.strip().partition(" ")
             return self._call(target, parse_json_args(args_text))
         try:
-            args = self._parser.parse_args(shlex.split(line))
+            argv = shlex.split(line)
+            if argv[:1] == ["connect"] and len(argv) == 3 and not argv[1].startswith("-"):
+                argv.insert(2, "--")  # "connect URL TOKEN": a token may begin with "-"
+            args = self._parser.parse_args(argv)
         except _Help as h:
             return Message(h.text.rstrip())
         except ValueError as exc:  # shlex: unbalanced quotes

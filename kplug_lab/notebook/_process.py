@@ -26,7 +26,7 @@ class ServerProcess:
                  extra_args: Sequence[str] = (), env: dict[str, str] | None = None) -> None:
         self.plugins = Path(plugins)
         self.data = data
-        self.token = token or secrets.token_urlsafe(16)
+        self.token = token or secrets.token_hex(16)
         self.dev = dev
         self.extra_args = list(extra_args)
         self.env = env
@@ -37,7 +37,7 @@ class ServerProcess:
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         cmd = [sys.executable, "-m", "kplug_lab.server.cli", "serve", "--plugins", str(self.plugins),
-               "--host", "127.0.0.1", "--port", "0", "--token", self.token, "--no-reload", *self.extra_args]
+               "--host", "127.0.0.1", "--port", "0", f"--token={self.token}", "--no-reload", *self.extra_args]
         if self.data is not None:
             cmd += ["--data", str(self.data)]
         if self.dev:

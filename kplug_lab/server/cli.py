@@ -79,7 +79,7 @@ async def _serve(args: argparse.Namespace) -> int:
                         hook_timeout=args.hook_timeout, call_timeout=args.call_timeout, siyuan_url=args.siyuan_url,
                         siyuan_token=args.siyuan_token, hot_reload=not args.no_reload, data_dir=args.data)
     manager = PluginManager(config, workspace=args.workspace, plugins_dir=args.plugins)
-    token = args.token or secrets.token_urlsafe(24)
+    token = args.token or secrets.token_hex(24)
     app = make_standalone_app(manager, token, call_token=args.call_token, base_url=args.base_url,
                               dev_mode=args.dev, allow_origins=args.allow_origin,
                               limits=Limits(max_body_bytes=args.max_request_bytes, call_timeout=args.call_timeout))

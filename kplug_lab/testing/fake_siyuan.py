@@ -111,7 +111,7 @@ class FakeSiYuan:
         self.workspace = Path(workspace).resolve()
         for sub in ("conf", "data", "temp"):
             (self.workspace / sub).mkdir(parents=True, exist_ok=True)
-        self.token = secrets.token_urlsafe(16) if token is None else token
+        self.token = secrets.token_hex(16) if token is None else token
         self.version = version
         self.requests: list[RecordedRequest] = []
         self.broadcasts: list[dict[str, Any]] = []

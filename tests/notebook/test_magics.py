@@ -233,3 +233,11 @@ def test_local_mode_runs_every_magic_inside_the_kernel(ip: InteractiveShell, tmp
     local = session.local
     assert text(kplug(ip, "disconnect")) == "disconnected"
     assert not local.running
+
+
+def test_a_token_that_starts_with_a_dash_works_for_the_server_and_connect(ip: InteractiveShell,
+                                                                          tmp_path: Path) -> None:
+    (tmp_path / "plugins").mkdir()
+    with ServerProcess(tmp_path / "plugins", data=tmp_path / "data", token="-dash-token") as proc:
+        assert text(kplug(ip, f"connect {proc.url} -dash-token")).startswith(f"connected to {proc.url}")
+        assert kplug(ip, "list").plugins == []  # type: ignore[attr-defined]
