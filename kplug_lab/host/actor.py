@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ..sandbox._engine import big_stack_thread
+from ._wake import CallerCPU, Doorbell, Inbox
 
 __all__ = ["Actor"]
 
@@ -33,15 +34,25 @@ class Actor:
     """``loop`` is the asyncio loop :meth:`run` answers on (the host's); :meth:`submit` works without one."""
 
     def __init__(self, name: str, on_timer: Callable[[int], None],
-                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+                 loop: asyncio.AbstractEventLoop | None = None, *, follow_caller_cpu: bool = True) -> None:
         self.name = name
         self._on_timer = on_timer
         self._loop = loop
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._queue = Inbox()
         # results bound for the loop: settled there in batches, one wake-up for all that are ready (see _deliver)
         self._outbox: collections.deque[tuple[asyncio.Future[Any], Any, BaseException | None]] = collections.deque()
         self._wake_pending = False
         self._deadlines = _Deadlines(loop) if loop is not None else None
+        self._loop_bell: Doorbell | None = None
+        if loop is not None:
+            self._loop_bell = Doorbell()
+            try:
+                loop.add_reader(self._loop_bell.fd, self._on_loop_bell)
+            except NotImplementedError:  # a loop without readers (Windows' proactor): call_soon_threadsafe
+                self._loop_bell.close()
+                self._loop_bell = None
+        # pin an idle actor to its caller's CPU (see _wake.py); only with a loop: its thread is the caller
+        self._affinity = CallerCPU() if loop is not None and follow_caller_cpu and CallerCPU.supported() else None
         self._timers: list[tuple[float, int, int]] = []  # (due, seq, timer id)
         self._armed: dict[int, int] = {}  # timer id -> seq of its live entry
         self._seq = itertools.count()
@@ -101,7 +112,9 @@ class Actor:
             stopped = RuntimeError(f"plugin [{self.name}] has stopped")
             fut.set_exception(errors(stopped) if errors is not None else stopped)
         else:
-            self._queue.put(_Run(self, fn, fut, errors))
+            if self._affinity is not None and self._queue.waiting:
+                self._affinity.follow()
+            self._queue.put_later(_Run(self, fn, fut, errors), loop)
             if timeout is not None and self._deadlines is not None:
                 self._deadlines.add(fut, timeout, errors)
         return fut
@@ -113,10 +126,25 @@ class Actor:
         self._outbox.append((fut, value, error))
         if not self._wake_pending:
             self._wake_pending = True
+            if self._loop_bell is not None:
+                self._loop_bell.ring()  # without the GIL: the loop can take it at once (see _wake.py)
+                return
             try:
                 self._loop.call_soon_threadsafe(self._settle_outbox)  # type: ignore[union-attr]
             except RuntimeError:  # the loop is closed: nobody is waiting any more
                 self._wake_pending = False
+
+    def _on_loop_bell(self) -> None:
+        self._loop_bell.clear()  # type: ignore[union-attr]
+        self._settle_outbox()
+
+    def _close_loop_bell(self) -> None:
+        """On the loop, once the thread has ended: answer what it delivered last, then drop the doorbell."""
+        bell, self._loop_bell = self._loop_bell, None
+        if bell is not None:
+            self._loop.remove_reader(bell.fd)  # type: ignore[union-attr]
+            bell.close()
+        self._settle_outbox()
 
     def _settle_outbox(self) -> None:
         self._wake_pending = False
@@ -166,28 +194,53 @@ class Actor:
         if self.on_thread():
             return True
         self._thread.join(wait)
-        return not self._thread.is_alive()
+        if self._thread.is_alive():
+            return False
+        loop = self._loop
+        if loop is not None and self._loop_bell is not None:
+            try:
+                if _running_loop() is loop:
+                    self._close_loop_bell()
+                else:
+                    loop.call_soon_threadsafe(self._close_loop_bell)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                self._loop_bell.close()
+        return True
 
     def _run(self) -> None:
+        inbox, affinity = self._queue, self._affinity
+        if affinity is not None:
+            affinity.start()
         while True:
             timeout = None
             if self._timers:
                 timeout = max(0.0, self._timers[0][0] - time.monotonic())
             try:
-                job = self._queue.get(timeout=timeout) if timeout is None or timeout > 0 else self._queue.get_nowait()
+                job = inbox.get_nowait()
             except queue.Empty:
                 job = None
+                if timeout is None or timeout > 0:
+                    if affinity is not None:
+                        affinity.idle()
+                    try:
+                        job = inbox.get(timeout)
+                    except queue.Empty:
+                        pass
+            if affinity is not None:
+                affinity.busy()
             if job is _STOP or self._stopped.is_set():
                 self._abandon(job)
                 break
             if job is not None:
                 self._safe(job)
             self._fire_due()
+        if affinity is not None:
+            affinity.stop()
         while True:
             try:
-                self._abandon(self._queue.get_nowait())
+                self._abandon(inbox.get_nowait())
             except queue.Empty:
-                return
+                break
 
     def _abandon(self, job: Any) -> None:
         """Fail a call still queued when the actor stops, so its caller is answered, not left waiting."""
@@ -208,6 +261,13 @@ class Actor:
             job()
         except BaseException:
             log.exception("plugin [%s]: a job failed", self.name)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 class _Run:

@@ -47,3 +47,6 @@ class HostConfig:
     hot_reload: bool = True
     #: debounce for hot reload, milliseconds
     reload_debounce_ms: int = 200
+    #: wake a plugin's idle thread on the CPU of the thread that calls it (Linux), and let it go once it stays
+    #: busy: a sequential call's two thread wake-ups become local switches (docs/adr/0004-rpc-benchmark.md)
+    follow_caller_cpu: bool = True

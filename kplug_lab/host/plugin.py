@@ -218,7 +218,7 @@ class Plugin:
         for warning in self.source.warnings:
             if "kernel.js: not UTF-8" in warning:
                 self.log("warn", warning)
-        self.actor = Actor(self.name, self._fire_timer, self.loop)
+        self.actor = Actor(self.name, self._fire_timer, self.loop, follow_caller_cpu=self.config.follow_caller_cpu)
         try:
             await asyncio.wrap_future(self.actor.submit(lambda: self._vm_job(lambda: self._boot(code))))
         except JSError as exc:

@@ -148,6 +148,7 @@ class Watchdog:
         self._engine_ptr = engine.ptr()
         self._cond = threading.Condition()
         self._vms: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._tick_hooks: list[Callable[[], None]] = []
         self._thread = threading.Thread(target=self._run, name="kplug-watchdog", daemon=True)
         self._thread.start()
 
@@ -157,12 +158,18 @@ class Watchdog:
             self._vms.add(vm)
             self._cond.notify()
 
+    def on_tick(self, fn: Callable[[], None]) -> None:
+        """Also call ``fn`` on the watchdog's thread at every tick while VMs live (it must be quick)."""
+        with self._cond:
+            self._tick_hooks.append(fn)
+
     def _run(self) -> None:
         while True:
             with self._cond:
                 while not self._vms:
                     self._cond.wait()
                 vms = list(self._vms)
+                hooks = list(self._tick_hooks)
             ffi.wasmtime_engine_increment_epoch(self._engine_ptr)
             now = time.monotonic()
             for vm in vms:
@@ -173,6 +180,11 @@ class Watchdog:
                     except Exception:  # a VM torn down meanwhile: nothing to interrupt
                         pass
             del vms
+            for hook in hooks:
+                try:
+                    hook()
+                except Exception:  # a hook must never stop the epoch
+                    pass
             time.sleep(EPOCH_TICK_S)
 
 

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -30,11 +31,16 @@ def _server_info(runtime: Path, proc: subprocess.Popen[bytes]) -> dict[str, obje
         assert proc.poll() is None, "jupyter server exited early"
         for f in runtime.glob("jpserver-*.json"):
             try:
-                return json.loads(f.read_text())  # type: ignore[no-any-return]
+                info: dict[str, object] = json.loads(f.read_text())
             except ValueError:
-                pass  # being written
-        time.sleep(0.1)
-    raise AssertionError("jupyter server did not write its runtime file")
+                continue  # being written
+            try:  # jupyter_server writes the file a moment before it listens
+                socket.create_connection(("127.0.0.1", int(info["port"])), timeout=5).close()  # type: ignore[call-overload]
+            except OSError:
+                continue
+            return info
+        time.sleep(0.05)
+    raise AssertionError("jupyter server did not write its runtime file and listen")
 
 
 def test_a_real_jupyter_server_starts_plugins_serves_them_and_unloads_them_on_sigterm(tmp_path: Path) -> None:
