@@ -237,9 +237,21 @@ async def test_a_plugin_computing_for_long_is_unpinned_by_the_watchdog(host: Hos
     allowed = os.sched_getaffinity(0)
     assert await m.call("busy", "ping") == "pong"
     await wait_for(lambda: actor._queue.waiting, what="the plugin's thread to sleep")
+    aff = actor._affinity
+    assert aff is not None
+    pins: list[int] = []
+    follow = aff.follow
+
+    def recording_follow() -> None:  # the pin lasts only milliseconds: record it rather than poll for it
+        follow()
+        pins.append(aff.pinned)
+
+    aff.follow = recording_follow  # type: ignore[method-assign]
     call = asyncio.ensure_future(m.call("busy", "spin", [1000]))
-    await wait_for(lambda: actor._affinity is not None and actor._affinity.pinned >= 0, what="the pin")
+    await wait_for(lambda: bool(pins), what="the call to reach the sleeping plugin")
+    assert pins[0] >= 0, "the call did not pin the plugin's thread to the caller's CPU"
     await wait_for(lambda: _thread_cpus(actor) == allowed, timeout=0.5, what="the watchdog to unpin the busy plugin")
+    assert not call.done(), "unpinned only after the call ended, not during it"
     assert await call == 1000
 
 
