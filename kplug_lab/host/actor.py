@@ -296,11 +296,12 @@ class _Run:
             value.add_done_callback(self._forward)
 
     def _forward(self, done: concurrent.futures.Future[Any]) -> None:
-        error = done.exception()
-        if error is not None:
-            self.fail(error)
-        else:
-            self.actor._deliver(self.fut, done.result(), None)
+        try:
+            value = done.result()  # one lock round, where exception() then result() took two
+        except BaseException as exc:
+            self.fail(exc)
+            return
+        self.actor._deliver(self.fut, value, None)
 
     def fail(self, error: BaseException) -> None:
         self.actor._deliver(self.fut, None, self.errors(error) if self.errors is not None else error)

@@ -18,6 +18,7 @@ from typing import Any
 
 import tornado.http1connection
 import tornado.httputil
+import tornado.iostream
 import tornado.web
 import tornado.websocket
 
@@ -386,10 +387,26 @@ class _BoundedSocket(tornado.websocket.WebSocketHandler):
             return
         self._pending += 1
         try:
-            fut = self.write_message(text)
-        except tornado.websocket.WebSocketClosedError:
+            fut = self._write_text(text)
+        except (tornado.websocket.WebSocketClosedError, tornado.iostream.StreamClosedError):
             return
         fut.add_done_callback(self._sent)
+
+    def _write_text(self, text: str) -> asyncio.Future[None]:
+        """``write_message(text)`` without its wrapper task: tornado wraps each frame's write future in a new
+        coroutine and task (to turn StreamClosedError into WebSocketClosedError), two more loop callbacks per
+        message. This writes the frame as ``write_message`` does and returns the stream's own future. Falls back
+        to ``write_message`` where the protocol object is not the one this was written against."""
+        conn = self.ws_connection
+        if type(conn) is not tornado.websocket.WebSocketProtocol13 or not hasattr(conn, "_compressor"):
+            return self.write_message(text)  # type: ignore[return-value]
+        data = text.encode()
+        conn._message_bytes_out += len(data)
+        flags = 0
+        if conn._compressor:
+            data = conn._compressor.compress(data)
+            flags |= conn.RSV1
+        return conn._write_frame(True, 0x1, data, flags=flags)
 
     def _sent(self, fut: asyncio.Future[None]) -> None:
         self._pending -= 1

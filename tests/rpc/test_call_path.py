@@ -165,6 +165,34 @@ async def test_a_broadcast_and_the_answer_after_it_arrive_in_order(host: Host) -
         await server.close()
 
 
+@pytest.mark.parametrize("compress", [False, True])
+async def test_websocket_frames_written_directly_arrive_intact(host: Host, monkeypatch: pytest.MonkeyPatch,
+                                                               compress: bool) -> None:
+    """Answers and broadcasts are written as frames without tornado's per-message wrapper task
+    (``_BoundedSocket._write_text``); with permessage-deflate negotiated they are compressed as write_message
+    would."""
+    if compress:
+        monkeypatch.setattr(PluginRPCWebSocket, "get_compression_options", lambda self: {})
+    host.plugin("p", PLUGIN)
+    await host.start()
+    server = Server(host)
+    big = "ünïcödé " * 20_000 + "🙂"
+    try:
+        async with websockets.connect(server.ws + "/ws/plugin/rpc/p",
+                                      additional_headers={"Authorization": f"Token {TOKEN}"}, max_size=None,
+                                      compression="deflate" if compress else None) as ws:
+            assert (ws.response.headers.get("Sec-WebSocket-Extensions") is not None) == compress
+            for n in range(50):
+                await ws.send(json.dumps({"jsonrpc": "2.0", "id": n, "method": "echo", "params": [f"{n}{big}"]}))
+            answers = {m["id"]: m["result"] for m in [json.loads(await ws.recv()) for _ in range(50)]}
+            assert answers == {n: f"{n}{big}" for n in range(50)}
+            await ws.send(json.dumps({"jsonrpc": "2.0", "id": "b", "method": "bump", "params": [7]}))
+            assert [json.loads(await ws.recv()) for _ in range(2)] == [
+                {"jsonrpc": "2.0", "method": "bumped", "params": [7]}, {"jsonrpc": "2.0", "result": 8, "id": "b"}]
+    finally:
+        await server.close()
+
+
 async def test_server_sent_events_are_sent_without_nagle_delay(host: Host, monkeypatch: pytest.MonkeyPatch) -> None:
     from kplug_lab.rpc.private import EventStream
 
