@@ -193,6 +193,7 @@ class CallerCPU:
         self._cpus: Iterable[int] = ()
         self._pinned = -1  # the CPU the thread is pinned to, or -1
         self._busy_since = 0.0
+        self._off = False  # pinning failed once: not tried again
 
     @property
     def pinned(self) -> int:
@@ -211,10 +212,11 @@ class CallerCPU:
     def follow(self) -> None:
         """On the caller's thread, just before it wakes the idle actor."""
         cpu = _sched_getcpu()  # type: ignore[misc]
-        if cpu != self._pinned and cpu >= 0 and self._tid:
+        if cpu != self._pinned and cpu >= 0 and self._tid and not self._off:
             try:
                 os.sched_setaffinity(self._tid, (cpu,))
-            except OSError:  # the CPU is outside the thread's set (a cpuset changed), or the thread ended
+            except OSError:  # not allowed here (a cpuset, a seccomp filter) or the thread ended: stop trying
+                self._off = True
                 return
             self._pinned = cpu
 

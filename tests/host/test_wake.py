@@ -263,3 +263,26 @@ async def test_follow_caller_cpu_off_never_pins(host: Host) -> None:
     actor = m.plugins["p"].actor
     assert actor is not None and actor._affinity is None
     assert HostConfig().follow_caller_cpu  # on by default
+
+
+@needs_pin
+async def test_pinning_that_is_refused_is_not_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    loop = asyncio.get_running_loop()
+    actor = Actor("t", on_timer=lambda _id: None, loop=loop)
+    tries = 0
+
+    def refuse(pid: int, cpus: Any) -> None:
+        nonlocal tries
+        tries += 1
+        raise PermissionError("sched_setaffinity refused")
+
+    try:
+        await actor.run(lambda: None)
+        monkeypatch.setattr(os, "sched_setaffinity", refuse)
+        for _ in range(5):
+            await wait_for(lambda: actor._queue.waiting, what="the actor to sleep")
+            assert await actor.run(lambda: "answered") == "answered"
+        assert tries <= 1
+    finally:
+        monkeypatch.undo()
+        actor.stop()
