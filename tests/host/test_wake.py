@@ -4,10 +4,12 @@ makes sequential calls cheap never holds on to a plugin that is doing real work.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import queue
 import threading
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -148,6 +150,18 @@ needs_pin = pytest.mark.skipif(not _wake.CallerCPU.supported(),
                                reason="pinning needs Linux's sched_setaffinity and more than one CPU")
 
 
+@contextlib.asynccontextmanager
+async def sleeping_actor() -> AsyncIterator[Actor]:
+    """An actor on this loop that has run a job and gone back to sleep (so the next call pins it)."""
+    actor = Actor("t", on_timer=lambda _id: None, loop=asyncio.get_running_loop())
+    try:
+        await actor.run(lambda: None)
+        await wait_for(lambda: actor._queue.waiting, what="the actor to sleep")
+        yield actor
+    finally:
+        actor.stop()
+
+
 def _thread_cpus(actor: Actor) -> set[int]:
     aff = actor._affinity
     assert aff is not None
@@ -156,52 +170,35 @@ def _thread_cpus(actor: Actor) -> set[int]:
 
 @needs_pin
 async def test_a_call_to_an_idle_actor_runs_on_the_callers_cpu() -> None:
-    loop = asyncio.get_running_loop()
-    actor = Actor("t", on_timer=lambda _id: None, loop=loop)
-    try:
-        await actor.run(lambda: None)
-        await wait_for(lambda: actor._queue.waiting, what="the actor to sleep")
+    async with sleeping_actor() as actor:
         cpus = await actor.run(lambda: os.sched_getaffinity(0))
         assert actor._affinity is not None
         assert cpus == {actor._affinity.pinned}, "the woken actor was not pinned to its caller's CPU"
-        everything = os.sched_getaffinity(0)
+        assert len(os.sched_getaffinity(0)) > 1
         assert actor.stop()
         assert actor._affinity.pinned == -1
-    finally:
-        actor.stop()
-    assert len(everything) > 1
 
 
 @needs_pin
 async def test_a_stream_of_calls_unpins_the_actor() -> None:
-    loop = asyncio.get_running_loop()
-    actor = Actor("t", on_timer=lambda _id: None, loop=loop)
     allowed = os.sched_getaffinity(0)
     gate = threading.Event()
-    try:
-        await actor.run(lambda: None)
-        await wait_for(lambda: actor._queue.waiting, what="the actor to sleep")
-        first = actor.run(gate.wait)  # pins, then holds the actor busy
+    async with sleeping_actor() as actor:
+        first = actor.run(lambda: gate.wait(10))  # pins, then holds the actor busy
         later = [actor.run(lambda: os.sched_getaffinity(0)) for _ in range(3)]
         await asyncio.sleep(3 * _wake.CallerCPU.BUSY_S)
         gate.set()
         await first
         # the actor never slept between the jobs: busy for longer than BUSY_S, so the next job runs unpinned
         assert (await asyncio.gather(*later))[-1] == allowed
-    finally:
-        gate.set()
-        actor.stop()
 
 
 @needs_pin
 async def test_the_watchdog_unpins_a_long_job() -> None:
     loop = asyncio.get_running_loop()
-    actor = Actor("t", on_timer=lambda _id: None, loop=loop)
     allowed = os.sched_getaffinity(0)
     gate = threading.Event()
-    try:
-        await actor.run(lambda: None)
-        await wait_for(lambda: actor._queue.waiting, what="the actor to sleep")
+    async with sleeping_actor() as actor:
         started = threading.Event()
 
         def long_job() -> set[int]:
@@ -217,9 +214,6 @@ async def test_the_watchdog_unpins_a_long_job() -> None:
         assert _thread_cpus(actor) == allowed, "still pinned in the middle of a long job"
         gate.set()
         assert len(await job) == 1, "the job did not start pinned"
-    finally:
-        gate.set()
-        actor.stop()
 
 
 @needs_pin
@@ -267,8 +261,6 @@ async def test_follow_caller_cpu_off_never_pins(host: Host) -> None:
 
 @needs_pin
 async def test_pinning_that_is_refused_is_not_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    loop = asyncio.get_running_loop()
-    actor = Actor("t", on_timer=lambda _id: None, loop=loop)
     tries = 0
 
     def refuse(pid: int, cpus: Any) -> None:
@@ -276,13 +268,10 @@ async def test_pinning_that_is_refused_is_not_tried_again(monkeypatch: pytest.Mo
         tries += 1
         raise PermissionError("sched_setaffinity refused")
 
-    try:
-        await actor.run(lambda: None)
+    async with sleeping_actor() as actor:
         monkeypatch.setattr(os, "sched_setaffinity", refuse)
         for _ in range(5):
             await wait_for(lambda: actor._queue.waiting, what="the actor to sleep")
             assert await actor.run(lambda: "answered") == "answered"
-        assert tries <= 1
-    finally:
         monkeypatch.undo()
-        actor.stop()
+    assert tries <= 1
