@@ -139,7 +139,8 @@ class Actor:
         self._settle_outbox()
 
     def _close_loop_bell(self) -> None:
-        """On the loop, once the thread has ended: answer what it delivered last, then drop the doorbell."""
+        """On the loop, once the thread has ended: answer what it delivered last, then drop the doorbell (its
+        reader first: a closed descriptor's number may be reused)."""
         bell, self._loop_bell = self._loop_bell, None
         if bell is not None:
             self._loop.remove_reader(bell.fd)  # type: ignore[union-attr]
@@ -196,15 +197,8 @@ class Actor:
         self._thread.join(wait)
         if self._thread.is_alive():
             return False
-        loop = self._loop
-        if loop is not None and self._loop_bell is not None:
-            try:
-                if _running_loop() is loop:
-                    self._close_loop_bell()
-                else:
-                    loop.call_soon_threadsafe(self._close_loop_bell)
-            except RuntimeError:  # the loop is closed: nobody is waiting any more
-                self._loop_bell.close()
+        if self._loop is not None and _running_loop() is self._loop:
+            self._close_loop_bell()  # at once (the thread has also asked the loop to, on its way out)
         return True
 
     def _run(self) -> None:
@@ -241,6 +235,11 @@ class Actor:
                 self._abandon(inbox.get_nowait())
             except queue.Empty:
                 break
+        if self._loop_bell is not None:  # everything is delivered: the loop may drop the doorbell
+            try:
+                self._loop.call_soon_threadsafe(self._close_loop_bell)  # type: ignore[union-attr]
+            except RuntimeError:  # the loop is closed: nobody reads the doorbell any more
+                pass
 
     def _abandon(self, job: Any) -> None:
         """Fail a call still queued when the actor stops, so its caller is answered, not left waiting."""

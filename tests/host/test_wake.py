@@ -146,6 +146,20 @@ async def test_results_reach_the_loop_through_its_doorbell_and_stop_closes_it() 
         await actor.run(lambda: 1)
 
 
+async def test_an_actor_stuck_at_stop_drops_its_doorbell_when_its_thread_ends() -> None:
+    actor = Actor("t", on_timer=lambda _id: None, loop=asyncio.get_running_loop())
+    gate = threading.Event()
+    stuck = actor.run(lambda: gate.wait(10))
+    await asyncio.sleep(0.01)
+    assert not await asyncio.get_running_loop().run_in_executor(None, actor.stop, 0.05)  # still in its job
+    bell = actor._loop_bell
+    assert bell is not None and not bell._closed
+    gate.set()
+    await wait_for(lambda: actor._loop_bell is None, what="the doorbell to be dropped")
+    assert bell._closed
+    assert await stuck is True  # the job that was running still got its answer
+
+
 needs_pin = pytest.mark.skipif(not _wake.CallerCPU.supported(),
                                reason="pinning needs Linux's sched_setaffinity and more than one CPU")
 
