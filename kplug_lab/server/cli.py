@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="a browser origin (scheme://host[:port], or *) whose pages may call the plugin routes, "
                         "e.g. SiYuan's http://127.0.0.1:6806; repeatable (default: same origin only)")
     s.add_argument("--no-reload", action="store_true", help="do not watch plugin folders for changes")
+    s.add_argument("--proxy-allow-private", action="store_true",
+                   help="let a private route's proxy body reach loopback and private addresses (refused by default)")
+    s.add_argument("--no-follow-caller-cpu", action="store_true",
+                   help="do not wake an idle plugin's thread on its caller's CPU (see docs/adr/0004-rpc-benchmark.md)")
     s.add_argument("--dev", action="store_true", help="dev mode: enables kplug.eval (run JS inside a plugin)")
     s.add_argument("--log-level", default="INFO")
     return p
@@ -77,12 +81,14 @@ async def _serve(args: argparse.Namespace) -> int:
         return 2
     config = HostConfig(memory_limit=args.memory_mb * 1024 * 1024, cpu_limit=args.cpu_limit,
                         hook_timeout=args.hook_timeout, call_timeout=args.call_timeout, siyuan_url=args.siyuan_url,
-                        siyuan_token=args.siyuan_token, hot_reload=not args.no_reload, data_dir=args.data)
+                        siyuan_token=args.siyuan_token, hot_reload=not args.no_reload, data_dir=args.data,
+                        follow_caller_cpu=not args.no_follow_caller_cpu)
     manager = PluginManager(config, workspace=args.workspace, plugins_dir=args.plugins)
     token = args.token or secrets.token_hex(24)
     app = make_standalone_app(manager, token, call_token=args.call_token, base_url=args.base_url,
                               dev_mode=args.dev, allow_origins=args.allow_origin,
-                              limits=Limits(max_body_bytes=args.max_request_bytes, call_timeout=args.call_timeout))
+                              limits=Limits(max_body_bytes=args.max_request_bytes, call_timeout=args.call_timeout),
+                              kplug_proxy_allow_private=args.proxy_allow_private)
     # installed before the plugins start, so a SIGTERM during startup still runs every onunload
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -51,6 +51,11 @@ class KplugLabApp(ExtensionApp):
     max_request_bytes = Int(8 * 1024 * 1024, min=1, config=True, help="Largest JSON-RPC request accepted, bytes "
                                                                       "(HTTP body or WebSocket message).")
 
+    proxy_allow_private = Bool(False, config=True, help="Let a private route's proxy body reach loopback and "
+                                                        "private addresses (refused by default).")
+    follow_caller_cpu = Bool(True, config=True, help="Wake an idle plugin's thread on the CPU of its caller and let "
+                                                     "it go once it stays busy (Linux; see docs/adr/0004).")
+
     manager: PluginManager | None = None
     _started = False
 
@@ -65,7 +70,7 @@ class KplugLabApp(ExtensionApp):
         return HostConfig(memory_limit=self.memory_limit_mb * 1024 * 1024, cpu_limit=self.cpu_limit,
                           hook_timeout=self.hook_timeout, call_timeout=self.call_timeout,
                           siyuan_url=self.siyuan_url, siyuan_token=self.siyuan_token, hot_reload=self.hot_reload,
-                          data_dir=data_dir)
+                          data_dir=data_dir, follow_caller_cpu=self.follow_caller_cpu)
 
     def _plugin_roots(self) -> tuple[Path | None, Path | None]:
         if self.workspace and self.plugins_dir:
@@ -91,6 +96,7 @@ class KplugLabApp(ExtensionApp):
             kplug_limits=Limits(max_body_bytes=self.max_request_bytes, call_timeout=self.call_timeout),
             kplug_dev_mode=self.dev_mode,
             kplug_call_token=self.call_token or None,
+            kplug_proxy_allow_private=self.proxy_allow_private,
         )
 
     def initialize_handlers(self) -> None:

@@ -153,9 +153,37 @@ def test_bad_arguments_exit_2_with_a_clear_message(tmp_path: Path, args: list[st
 def test_help_lists_the_documented_options() -> None:
     out = subprocess.run([*kplug_command(), "serve", "--help"], capture_output=True, text=True, timeout=60).stdout
     for option in ("--workspace", "--plugins", "--data", "--host", "--port", "--token", "--siyuan-url",
-                   "--siyuan-token", "--call-token", "--base-url", "--dev", "--call-timeout", "--max-request-bytes"):
+                   "--siyuan-token", "--call-token", "--base-url", "--dev", "--call-timeout", "--max-request-bytes",
+                   "--proxy-allow-private", "--no-follow-caller-cpu"):
         assert option in out, option
     assert "default 127.0.0.1" in out
+
+
+PROXY = """
+siyuan.server.private.http.handler = (req) => ({ body: { proxy: { url: (req.url.query.url || [])[0] } } });
+"""
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_proxy_allow_private_lets_a_private_route_reach_loopback(tmp_path: Path, served: list[Served],
+                                                                 allow: bool) -> None:
+    """``--proxy-allow-private`` is the switch the tests' application setting is; the default refuses."""
+    plugins = tmp_path / "plugins"
+    write_plugin(plugins, "px", PROXY)
+    s = Served(["--plugins", str(plugins), "--data", str(tmp_path / "data"), "--port", "0", "--token", "t0ken",
+                "--no-reload", *(["--proxy-allow-private"] if allow else [])])
+    served.append(s)
+    url = s.read_until("URL:").split()[1]
+    s.read_until("Token:")
+    info = httpx.get(f"{url}api/plugin/rpc/px", headers={"Authorization": "Token t0ken"}, trust_env=False)
+    assert info.json()["data"]["state"] == "running"
+    target = f"{url}api/plugin"  # the server itself, on loopback: answers 401 to a request without a token
+    r = httpx.get(f"{url}plugin/private/px/go", params={"url": target}, headers={"Authorization": "Token t0ken"},
+                  trust_env=False, timeout=30)
+    if allow:
+        assert r.status_code == 401, r.text
+    else:
+        assert r.status_code == 502 and "non-public address 127.0.0.1" in r.text, r.text
 
 
 def test_serve_hands_the_gil_over_sooner_than_python_s_default(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -75,7 +75,7 @@ def jp_server_config(plugins_dir: Path, tmp_path: Path, authorizer_class: type[A
         "ServerApp": server,
         "KplugLabApp": {"plugins_dir": str(plugins_dir), "data_dir": str(tmp_path / "kplug-data"),
                         "hot_reload": False, "call_token": CALL_TOKEN, "call_timeout": 5.0,
-                        "max_request_bytes": 4096},
+                        "max_request_bytes": 4096, "proxy_allow_private": True, "follow_caller_cpu": False},
     }
 
 
@@ -126,6 +126,8 @@ def test_the_extension_is_configured_from_traits_and_the_server_refuses_anonymou
     assert kplug.manager is not None
     assert sorted(i.name for i in kplug.manager.list_plugins()) == ["other", "p"]
     assert kplug.manager.config.call_timeout == 5.0 and kplug.manager.config.hot_reload is False
+    assert kplug.manager.config.follow_caller_cpu is False
+    assert jp_serverapp.web_app.settings["kplug_proxy_allow_private"] is True
 
 
 @pytest.mark.parametrize("jp_base_url", ["/", "/a%40b/", "/deep/base/"])
