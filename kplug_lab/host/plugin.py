@@ -288,6 +288,7 @@ class Plugin:
             self.dispatch_event("stop", None)
             self._set_state(PluginState.STOPPING)
             await self._run_hook("onunload")
+            await self.ops.ports.end_event_streams(self.config.hook_timeout)
         self.manager._unbind_all(self)
         self.methods.clear()
         await self._teardown()

@@ -110,6 +110,24 @@ class PrivatePorts:
     def event_stream(self, pid: int) -> EventStreamPort | None:
         return self._ports.get(pid)  # type: ignore[return-value]
 
+    async def end_event_streams(self, timeout: float) -> None:
+        """The plugin is stopping in order: end every SSE stream and let its ``onclose`` run (spec §3.8.4: the
+        stream stays open until ``close()``, the client leaves, or the plugin stops; then ``onclose``), waiting at
+        most ``timeout`` seconds, before the VM goes. Call on the loop."""
+        streams = [pid for pid, port in self._ports.items() if isinstance(port, EventStreamPort)]
+        if not streams:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        for pid in streams:
+            self._ports[pid].end()  # type: ignore[union-attr]
+        # each stream's handler wakes, finishes the response, and delivers {"type": "close"} (which drops it here)
+        while any(pid in self._ports for pid in streams) and loop.time() < deadline:
+            await asyncio.sleep(0.005)
+        waiting = [fut for fut in self._waiting if not fut.done()]
+        if waiting:
+            await asyncio.wait(waiting, timeout=max(0.0, deadline - loop.time()))
+
     def close_all(self) -> None:
         """The plugin is stopping: close every connection (1001 for WebSockets); no events are delivered."""
         ports = list(self._ports.values())

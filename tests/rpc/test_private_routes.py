@@ -308,6 +308,33 @@ async def test_sse_slot_encodes_events_like_gin_and_closes(server: Server) -> No
                    {"type": "close"}]
 
 
+async def test_stopping_the_plugin_ends_its_sse_streams_and_runs_onclose_first(host: Host) -> None:
+    """Spec §3.8.4: a stream stays open until close(), the client leaves, or the plugin stops; then onclose."""
+    host.plugin("sse", """
+        siyuan.server.private.es.handler = (req) => {
+          req.port.onclose = (e) => siyuan.logger.info("onclose " + e.type);
+          req.port.send({ data: "open" });
+        };
+    """)
+    await host.start()
+    server = Server(host)
+    try:
+        async with server.http.stream("GET", "/plugin/private/sse/live",
+                                      headers={"Accept": "text/event-stream"}) as r:
+            assert r.status_code == 200
+            lines = r.aiter_lines()
+            assert await anext(lines) == "data:open"
+            assert host.manager is not None
+            plugin = host.manager.plugins["sse"]
+            await host.manager.unload("sse")
+            rest = [line async for line in lines]  # the response ends: no hanging client
+        assert rest == [""]
+        lines_logged = [record.message for record in plugin.logs]
+        assert "onclose close" in lines_logged, lines_logged
+    finally:
+        await server.close()
+
+
 async def test_sse_stream_stays_open_until_the_client_leaves(server: Server) -> None:
     async with server.http.stream("GET", "/plugin/private/web/long", headers={"Accept": "text/event-stream"}) as r:
         assert r.status_code == 200
