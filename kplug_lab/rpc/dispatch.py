@@ -7,30 +7,7 @@ answers a plugin's own ``siyuan.client.fetch("/api/plugin/rpc/<name>")`` with it
 
 from __future__ import annotations
 
-from ..host.jsonrpc import (
-    INVALID_PARAMS,
-    INVALID_REQUEST,
-    MESSAGES,
-    METHOD_NOT_FOUND,
-    PARSE_ERROR,
-    Caller,
-    Limits,
-    Request,
-    error_response,
-    process,
-    start,
-)
+from ..host import jsonrpc as _jsonrpc
+from ..host.jsonrpc import *  # noqa: F403 - the re-export is the point
 
-__all__ = [
-    "INVALID_PARAMS",
-    "INVALID_REQUEST",
-    "MESSAGES",
-    "METHOD_NOT_FOUND",
-    "PARSE_ERROR",
-    "Caller",
-    "Limits",
-    "Request",
-    "error_response",
-    "process",
-    "start",
-]
+__all__ = list(_jsonrpc.__all__)

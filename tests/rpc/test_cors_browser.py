@@ -4,8 +4,6 @@ in for SiYuan's frontend) imports kplug-client.js from a standalone server on an
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,17 +11,9 @@ import pytest
 import tornado.httpserver
 import tornado.web
 from kplug_testing import Host, free_port
-from rpc_server import TOKEN, Server, html_page
+from rpc_server import CHROMIUM, CHROMIUM_ARGS, TOKEN, Server, html_page, require_chromium
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync", "--disable-quic"]
-
-if not (os.path.exists(CHROMIUM) and shutil.which(CHROMIUM)):
-    if os.environ.get("CI") == "true":  # CI must have the browser: a missing one is a failure, not a skip
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install -y chromium)",
-                    pytrace=False)
-    pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)", allow_module_level=True)
+require_chromium()  # before playwright is imported: a missing browser skips here, fails on CI
 
 from playwright.async_api import async_playwright  # noqa: E402 - after the browser check, on purpose
 
