@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -14,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pytest
 from tornado import httpserver, netutil, web
 
 from kplug_lab.host.api import PluginState
@@ -24,6 +26,22 @@ if TYPE_CHECKING:
     from kplug_lab.notebook._process import ServerProcess
 
 REPO = Path(__file__).resolve().parent.parent
+
+#: Debian's chromium (``make test`` installs it), driven by playwright in the browser tests
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync", "--disable-quic"]
+
+def require_chromium() -> None:
+    """Call at the top of a browser test module: without the browser the module is skipped, or fails on CI
+    (``CI=true``), where a missing browser is a broken setup, not a reason to skip."""
+    if os.path.exists(CHROMIUM) and shutil.which(CHROMIUM):
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install -y chromium)",
+                    pytrace=False)
+    pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)", allow_module_level=True)
+
 
 
 def write_plugin(root: Path, name: str, code: str, manifest: dict[str, Any] | None = None) -> Path:

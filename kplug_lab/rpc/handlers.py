@@ -28,7 +28,15 @@ from ..host.api import NO_PARAMS, HostAPI, LogRecord, PluginInfo, PluginState
 from ..host.plugin_routes import RouteKind
 from .cors import ALLOWED_HEADERS, ALLOWED_METHODS, PREFLIGHT_MAX_AGE, CORSPolicy
 from .dispatch import Limits, error_response, process, start
-from .private import EventStream, PrivateSocket, ResponseError, SocketPort, request_object, write_response
+from .private import (
+    EventStream,
+    PrivateSocket,
+    ResponseError,
+    SocketPort,
+    apply_page_policy,
+    request_object,
+    write_response,
+)
 
 __all__ = [
     "AdminRPCHandler",
@@ -522,6 +530,10 @@ class PrivateHandler(KplugHandlerBase):
     need_admin = True
     _events: EventStream | None = None
 
+    def flush(self, include_footers: bool = False) -> asyncio.Future[None]:
+        apply_page_policy(self)  # whatever the plugin set, the browser gets the host's sandbox (docs/sandbox.md)
+        return super().flush(include_footers)
+
     async def _serve(self, name: str, path: str) -> None:
         info = self.host.get_plugin(name)
         if info is None:
@@ -554,7 +566,10 @@ class PrivateHandler(KplugHandlerBase):
             return
         try:
             await write_response(self, name, res)
-        except ResponseError as exc:
+        except (ResponseError, ValueError, TypeError, AttributeError) as exc:
+            if not isinstance(exc, ResponseError):
+                exc = ResponseError(500, f"[plugin:{name}] Error occurred while handling HTTP request: "
+                                         f"invalid response format ({exc})")
             self.clear()
             self.set_status(exc.status)
             self.set_header("Content-Type", "text/plain; charset=utf-8")

@@ -6,6 +6,13 @@ headers and the server's own session cookies never reach the plugin; urlencoded 
 response headers are appended; ``body.file`` is confined to the plugin's storage or the workspace (404
 outside, no directory listings); ``body.proxy`` refuses private, loopback and link-local targets unless the
 ``kplug_proxy_allow_private`` application setting is true (tests use loopback).
+
+Plugin content is untrusted content served on a privileged origin (Jupyter's, where the user is logged in by
+cookie; or kplug's own). So every private response carries :data:`PAGE_CSP`, a ``sandbox`` policy without
+``allow-same-origin``: the page runs in an opaque origin, with no access to the server's cookies or same-origin
+APIs. The plugin cannot remove, weaken or duplicate it; headers that change how the browser treats the origin
+(:func:`host_owned_header`) are the host's; cookies cannot shadow the server's session cookies and are scoped to
+``/plugin/private/<name>/`` (:func:`plugin_cookie`). See docs/sandbox.md.
 """
 
 from __future__ import annotations
@@ -35,8 +42,8 @@ import tornado.websocket
 
 from ..host.private_ports import Deliver, PortError
 
-__all__ = ["EventStream", "PrivateSocket", "ResponseError", "SocketPort", "go_format", "request_object",
-           "write_response"]
+__all__ = ["PAGE_CSP", "EventStream", "PrivateSocket", "ResponseError", "SocketPort", "apply_page_policy",
+           "cookie_scope", "go_format", "host_owned_header", "plugin_cookie", "request_object", "write_response"]
 
 log = logging.getLogger("kplug_lab.rpc")
 
@@ -45,6 +52,17 @@ _SESSION_COOKIE = re.compile(r"^(siyuan|_xsrf|username-.*)$")
 _CREDENTIAL_HEADERS = frozenset({"cookie", "authorization", "x-auth-token"})
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
                          "transfer-encoding", "upgrade", "proxy-connection", "set-cookie", "content-length"})
+#: what a plugin's page may do in the browser: scripts, forms, popups and downloads, all inside an opaque origin
+#: (never ``allow-same-origin``); jupyter-server serves user files under ``sandbox allow-scripts`` likewise
+PAGE_CSP = "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads"
+#: response headers only the host sets: they decide how the browser treats the server's origin
+_HOST_OWNED = re.compile(
+    r"^(content-security-policy(-report-only)?|set-cookie|set-cookie2|access-control-.*|cross-origin-.*"
+    r"|clear-site-data|service-worker-allowed|strict-transport-security|origin-agent-cluster"
+    r"|public-key-pins(-report-only)?)$", re.IGNORECASE)
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+#: session cookies of the servers kplug_lab runs in (and their prefixed forms): a plugin may not shadow them
+_SERVER_COOKIE = re.compile(r"^(__host-|__secure-)?(siyuan|_xsrf|username-.*|jupyterhub-.*|kplug.*)$", re.IGNORECASE)
 _PROXY_DIAL_TIMEOUT = 30.0
 _PROXY_TOTAL_TIMEOUT = 3600.0
 _SAME_SITE = {2: "Lax", 3: "Strict", 4: "None"}
@@ -107,29 +125,56 @@ def request_object(handler: tornado.web.RequestHandler, name: str, path: str) ->
 
 # ---- HTTP response -----------------------------------------------------------------------------------------
 
-def _cookie_header(record: Any) -> str:
-    """A Go ``http.Cookie`` record (member names case-insensitive) as a ``Set-Cookie`` value."""
+def host_owned_header(name: str) -> bool:
+    """True for a response header only the host may set (CSP, cookies, CORS, cross-origin isolation, ...)."""
+    return bool(_HOST_OWNED.match(name))
+
+
+def apply_page_policy(handler: tornado.web.RequestHandler) -> None:
+    """Put the host's policy on a private response, over whatever was set before: one sandbox CSP, nothing
+    report-only. Called on every flush, so nothing the plugin (or an upstream it proxies) set survives."""
+    handler.clear_header("Content-Security-Policy-Report-Only")
+    handler.set_header("Content-Security-Policy", PAGE_CSP)
+
+
+def cookie_scope(handler: tornado.web.RequestHandler, name: str) -> str:
+    """The path a plugin's cookies are confined to: ``<base>/plugin/private/<name>/`` of this request."""
+    path = handler.request.path
+    marker = f"/plugin/private/{quote(name)}"
+    at = path.find(marker)
+    return (path[:at] if at > 0 else "") + marker + "/"
+
+
+def plugin_cookie(record: Any, scope: str) -> str | None:
+    """A Go ``http.Cookie`` record (member names case-insensitive) as a ``Set-Cookie`` value, confined to
+    ``scope`` ([better]: no ``Domain``; a path outside the plugin's own becomes its own), or None for a cookie
+    that would shadow the server's session cookies."""
     if not isinstance(record, dict):
         raise ResponseError(500, "invalid response format")
     c = {str(k).lower(): v for k, v in record.items()}
     name = str(c.get("name") or "")
     if not name or not re.fullmatch(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+", name):
         raise ResponseError(500, f"invalid cookie name {name!r}")
+    if _SERVER_COOKIE.match(name):
+        return None
     value = str(c.get("value") or "")
-    out = [f'{name}="{value}"' if c.get("quoted") else f"{name}={value}"]
-    if c.get("path"):
-        out.append(f"Path={c['path']}")
-    if c.get("domain"):
-        out.append(f"Domain={c['domain']}")
+    if not re.fullmatch(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*", value):
+        raise ResponseError(500, f"invalid cookie value for {name!r}")
+    path = str(c.get("path") or "")
+    if not (path == scope.rstrip("/") or path.startswith(scope)) or not re.fullmatch(r"[\x21-\x3a\x3c-\x7e]*", path):
+        path = scope
+    out = [f'{name}="{value}"' if c.get("quoted") else f"{name}={value}", f"Path={path}"]
     expires = c.get("expires")
     if isinstance(expires, str) and expires and not expires.startswith("0001-01-01"):
         try:
             when = datetime.datetime.fromisoformat(expires.replace("Z", "+00:00"))
         except ValueError:
             raise ResponseError(500, f"invalid cookie expiry {expires!r}") from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.UTC)
         out.append("Expires=" + email.utils.format_datetime(when.astimezone(datetime.UTC), usegmt=True))
     max_age = c.get("maxage")
-    if isinstance(max_age, (int, float)) and max_age:
+    if isinstance(max_age, (int, float)) and not isinstance(max_age, bool) and max_age:
         out.append(f"Max-Age={int(max_age)}" if max_age > 0 else "Max-Age=0")
     if c.get("httponly"):
         out.append("HttpOnly")
@@ -140,6 +185,23 @@ def _cookie_header(record: Any) -> str:
     if c.get("partitioned"):
         out.append("Partitioned")
     return "; ".join(out)
+
+
+def _plugin_headers(handler: tornado.web.RequestHandler, name: str, headers: dict[str, Any]) -> None:
+    for key, values in headers.items():
+        if not isinstance(key, str) or not _HEADER_NAME.match(key):
+            raise ResponseError(500, f"[plugin:{name}] invalid response header name {key!r}")
+        if host_owned_header(key) or key.lower() in _HOP_BY_HOP:
+            log.info("[plugin:%s] response header %s is the host's: ignored", name, key)
+            continue
+        for v in values:
+            try:
+                if v == "":
+                    handler.clear_header(key)
+                else:
+                    handler.add_header(key, str(v))  # [better] multi-value headers are appended
+            except ValueError:
+                raise ResponseError(500, f"[plugin:{name}] invalid value for response header {key!r}") from None
 
 
 async def write_response(handler: tornado.web.RequestHandler, name: str, res: Any) -> None:
@@ -157,15 +219,14 @@ async def write_response(handler: tornado.web.RequestHandler, name: str, res: An
     cookies = res.get("cookies") or []
     if not isinstance(cookies, list):
         raise ResponseError(500, "invalid response format")
-    set_cookies = [_cookie_header(c) for c in cookies]
-    for key, values in headers.items():
-        for v in values:
-            if v == "":
-                handler.clear_header(key)
-            else:
-                handler.add_header(key, str(v))  # [better] multi-value headers are appended
+    scope = cookie_scope(handler, name)
+    set_cookies = [plugin_cookie(c, scope) for c in cookies]
+    _plugin_headers(handler, name, headers)
     for cookie in set_cookies:
-        handler.add_header("Set-Cookie", cookie)
+        if cookie is None:
+            log.warning("[plugin:%s] a cookie named like the server's session cookies was dropped", name)
+        else:
+            handler.add_header("Set-Cookie", cookie)
     body = res.get("body") or {}
     if not isinstance(body, dict):
         raise ResponseError(500, "invalid response format")
@@ -341,7 +402,8 @@ async def _proxy(handler: tornado.web.RequestHandler, spec: Any) -> None:
             return
         started = True
         handler.set_status(status_line[0].code if status_line else 502)
-        forwarded = [(k, v) for k, v in received.get_all() if k.lower() not in _HOP_BY_HOP]
+        forwarded = [(k, v) for k, v in received.get_all()
+                     if k.lower() not in _HOP_BY_HOP and not host_owned_header(k)]
         for key, _value in forwarded:
             handler.clear_header(key)  # upstream headers override the handler's
         for key, value in forwarded:

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
 import struct
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import pytest
 import tornado.httpserver
 import tornado.web
 from kplug_testing import Host, free_port
@@ -20,23 +17,6 @@ from kplug_lab.rpc.app import make_standalone_app
 from kplug_lab.rpc.dispatch import Limits
 
 TOKEN = "admin-token"
-
-#: Debian's chromium (``make test`` installs it), driven by playwright in the browser tests
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync", "--disable-quic"]
-
-
-def require_chromium() -> None:
-    """Call at the top of a browser test module: without the browser the module is skipped, or fails on CI
-    (``CI=true``), where a missing browser is a broken setup, not a reason to skip."""
-    if os.path.exists(CHROMIUM) and shutil.which(CHROMIUM):
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install -y chromium)",
-                    pytrace=False)
-    pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)", allow_module_level=True)
-
 
 class Server:
     """A running standalone app over ``host.manager`` (or another HostAPI); ``close()`` stops it."""

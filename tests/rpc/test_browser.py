@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 import tornado.web
-from kplug_testing import Host
-from rpc_server import CHROMIUM, CHROMIUM_ARGS, TOKEN, Server, html_page, require_chromium
+from kplug_testing import CHROMIUM, CHROMIUM_ARGS, Host, require_chromium
+from rpc_server import TOKEN, Server, html_page
 
 require_chromium()  # before playwright is imported: a missing browser skips here, fails on CI
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import tornado.httpserver
 import tornado.web
-from kplug_testing import Host, free_port
-from rpc_server import CHROMIUM, CHROMIUM_ARGS, TOKEN, Server, html_page, require_chromium
+from kplug_testing import CHROMIUM, CHROMIUM_ARGS, Host, free_port, require_chromium
+from rpc_server import TOKEN, Server, html_page
 
 require_chromium()  # before playwright is imported: a missing browser skips here, fails on CI
 

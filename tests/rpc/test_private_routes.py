@@ -169,7 +169,8 @@ async def test_data_string_raw_redirect_and_cookie_bodies(server: Server) -> Non
     assert r.status_code == 500 and "invalid redirect status 200" in r.text
     r = await server.http.get("/plugin/private/web/cookie")
     assert r.status_code == 200
-    assert r.headers["Set-Cookie"] == "sid=v1; Path=/; Max-Age=60; HttpOnly; SameSite=Lax"
+    # [better] confined to the plugin's own pages (SiYuan would set Path=/ on its origin)
+    assert r.headers["Set-Cookie"] == "sid=v1; Path=/plugin/private/web/; Max-Age=60; HttpOnly; SameSite=Lax"
 
 
 async def test_bad_results_are_500_with_siyuan_texts(server: Server) -> None:
@@ -349,3 +350,34 @@ async def test_sse_stream_stays_open_until_the_client_leaves(server: Server) -> 
             break
         await asyncio.sleep(0.02)
     assert got[-1] == {"type": "close"}
+
+
+async def test_a_hostile_page_gets_the_host_sandbox_and_cannot_set_the_server_cookies(host: Host) -> None:
+    from hostile_pages import PLUGIN as HOSTILE
+    from hostile_pages import assert_sandboxed
+
+    host.plugin("evil", HOSTILE)
+    await host.start(restart_limit=0)
+    server = Server(host)
+    try:
+        r = await server.http.get("/plugin/private/evil/page")
+        assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")
+        assert_sandboxed(r.headers.get_list("Content-Security-Policy"))
+        assert "Content-Security-Policy-Report-Only" not in r.headers
+        assert "Access-Control-Allow-Origin" not in r.headers and "Access-Control-Allow-Credentials" not in r.headers
+        assert r.headers["X-Plugin"] == "kept"
+        cookies = r.headers.get_list("Set-Cookie")
+        assert not [c for c in cookies if "_xsrf" in c], cookies
+        assert sorted(cookies) == ["deep=2; Path=/plugin/private/evil/sub", "mine=1; Path=/plugin/private/evil/"]
+        r = await server.http.get("/plugin/private/evil/weak")
+        assert r.text == "weak"
+        assert_sandboxed(r.headers.get_list("Content-Security-Policy"))
+        for bad in ("badname", "badvalue"):
+            r = await server.http.get(f"/plugin/private/evil/{bad}")
+            assert r.status_code == 500 and "invalid" in r.text and "Set-Cookie" not in r.headers, bad
+            assert_sandboxed(r.headers.get_list("Content-Security-Policy"))
+        r = await server.http.get("/plugin/private/evil/missing")  # the plugin's error page is sandboxed too
+        assert r.status_code == 500 and "no page /missing" in r.text
+        assert_sandboxed(r.headers.get_list("Content-Security-Policy"))
+    finally:
+        await server.close()
