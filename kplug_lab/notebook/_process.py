@@ -37,12 +37,13 @@ class ServerProcess:
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         cmd = [sys.executable, "-m", "kplug_lab.server.cli", "serve", "--plugins", str(self.plugins),
-               "--host", "127.0.0.1", "--port", "0", f"--token={self.token}", "--no-reload", *self.extra_args]
+               "--host", "127.0.0.1", "--port", "0", "--no-reload", *self.extra_args]
         if self.data is not None:
             cmd += ["--data", str(self.data)]
         if self.dev:
             cmd.append("--dev")
-        env = dict(os.environ if self.env is None else self.env, PYTHONUNBUFFERED="1")
+        # the token goes by environment, not argv, where every user of the machine could read it (ps)
+        env = dict(os.environ if self.env is None else self.env, PYTHONUNBUFFERED="1", KPLUG_TOKEN=self.token)
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         threading.Thread(target=self._pump, daemon=True, name="kplug-serve-output").start()
         while not self.url:

@@ -25,6 +25,7 @@ from .handlers import (
     needs_streaming,
     streamed,
 )
+from .secrets_in_logs import log_request
 
 __all__ = ["ClientScriptHandler", "KplugApplication", "PluginRPCOrInfoHandler", "make_routes", "make_standalone_app"]
 
@@ -93,6 +94,7 @@ def make_standalone_app(
         kplug_limits=limits or Limits(),
         kplug_dev_mode=dev_mode,
         websocket_ping_interval=ping_interval,
+        log_function=log_request,
         websocket_max_message_size=(limits or Limits()).max_body_bytes,
         **settings,
     )

@@ -37,6 +37,7 @@ from .private import (
     request_object,
     write_response,
 )
+from .secrets_in_logs import SUBPROTOCOL, token_from_subprotocols
 
 __all__ = [
     "AdminRPCHandler",
@@ -69,7 +70,9 @@ class Principal:
 class TokenAuth:
     """Standalone auth: an admin token (all routes) and an optional call-only token (plugin calls only).
 
-    Accepted as ``Authorization: Token|token|Bearer|bearer <t>`` or ``?token=<t>``; compared in constant time.
+    Accepted as ``Authorization: Token|token|Bearer|bearer <t>``, a WebSocket's ``kplug.token.<base64url>``
+    subprotocol (:mod:`kplug_lab.rpc.secrets_in_logs`), ``?token=<t>`` (redacted in the access log) or
+    ``X-Auth-Token``; compared in constant time.
     """
 
     def __init__(self, admin_token: str, call_token: str | None = None) -> None:
@@ -82,6 +85,8 @@ class TokenAuth:
         scheme, _, value = header.partition(" ")
         if scheme in ("Token", "token", "Bearer", "bearer") and value:
             given = value.strip()
+        if not given:
+            given = token_from_subprotocols(handler.request.headers.get("Sec-WebSocket-Protocol", "")) or ""
         if not given:
             given = handler.get_query_argument("token", "") or ""
         if not given:
@@ -423,6 +428,10 @@ class _BoundedSocket(tornado.websocket.WebSocketHandler):
 
     def check_xsrf_cookie(self) -> None:
         pass
+
+    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+        """``kplug`` when the client offered it (with its token as ``kplug.token.<base64url>``)."""
+        return SUBPROTOCOL if SUBPROTOCOL in subprotocols else None
 
     def kplug_principal(self) -> Principal | None:
         return _standalone_principal(self)

@@ -41,6 +41,7 @@ import tornado.web
 import tornado.websocket
 
 from ..host.private_ports import Deliver, PortError
+from .secrets_in_logs import SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX
 
 __all__ = ["PAGE_CSP", "EventStream", "PrivateSocket", "ResponseError", "SocketPort", "apply_page_policy",
            "cookie_scope", "go_format", "host_owned_header", "plugin_cookie", "request_object", "write_response"]
@@ -89,6 +90,10 @@ def request_object(handler: tornado.web.RequestHandler, name: str, path: str) ->
     parts = urlsplit(req.uri or "")
     headers: dict[str, list[str]] = {}
     for key, value in req.headers.get_all():
+        if key.lower() == "sec-websocket-protocol":  # a kplug client's token rides here: not the plugin's
+            value = ", ".join(v.strip() for v in value.split(",") if not v.strip().startswith(TOKEN_SUBPROTOCOL_PREFIX))
+            if not value:
+                continue
         if key.lower() not in _CREDENTIAL_HEADERS:
             headers.setdefault(key, []).append(value)
     cookies: dict[str, list[str]] = {}
@@ -468,6 +473,10 @@ class PrivateSocket(tornado.websocket.WebSocketHandler):
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         log.info("siyuan.server.private.ws handler failed: %s", value)
+
+    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+        """``kplug`` when a kplug client offered it (its token rides in ``kplug.token.<base64url>``)."""
+        return SUBPROTOCOL if SUBPROTOCOL in subprotocols else None
 
     def on_message(self, message: str | bytes) -> Awaitable[None] | None:
         if isinstance(message, bytes):

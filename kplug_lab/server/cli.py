@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import secrets
 import shlex
 import signal
@@ -30,11 +31,17 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--data", type=Path, help="where plugin storage and durable data live")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
-    s.add_argument("--token", help="admin token (generated and printed when not given)")
-    s.add_argument("--call-token", help="an optional token that may call plugin methods but not the admin API")
+    s.add_argument("--token", help="admin token (generated and printed when not given); a command line is visible "
+                                   "to every user of the machine: prefer --token-file or $KPLUG_TOKEN")
+    s.add_argument("--token-file", type=Path, help="read the admin token from this file")
+    s.add_argument("--call-token", help="an optional token that may call plugin methods but not the admin API "
+                                        "(or --call-token-file, $KPLUG_CALL_TOKEN)")
+    s.add_argument("--call-token-file", type=Path, help="read the call-only token from this file")
     s.add_argument("--base-url", default="/", help="serve every route under this prefix")
     s.add_argument("--siyuan-url", default="http://127.0.0.1:6806", help="the SiYuan kernel siyuan.client reaches")
-    s.add_argument("--siyuan-token", default="", help="API token for the SiYuan kernel")
+    s.add_argument("--siyuan-token", help="API token for the SiYuan kernel (or --siyuan-token-file, "
+                                          "$KPLUG_SIYUAN_TOKEN)")
+    s.add_argument("--siyuan-token-file", type=Path, help="read the SiYuan kernel's API token from this file")
     s.add_argument("--memory-mb", type=int, default=64, help="JS heap limit per plugin, MiB")
     s.add_argument("--cpu-limit", type=float, default=2.0, help="CPU seconds one job may take")
     s.add_argument("--hook-timeout", type=float, default=10.0, help="seconds a lifecycle hook may take")
@@ -67,6 +74,14 @@ async def _serve(args: argparse.Namespace) -> int:
     root = args.workspace or args.plugins
     if not root.is_dir():
         print(f"kplug serve: {root} is not a directory", file=sys.stderr)
+        return 2
+    try:
+        args.token = _secret(args.token, args.token_file, "KPLUG_TOKEN", "--token")
+        args.call_token = _secret(args.call_token, args.call_token_file, "KPLUG_CALL_TOKEN", "--call-token")
+        args.siyuan_token = _secret(args.siyuan_token, args.siyuan_token_file, "KPLUG_SIYUAN_TOKEN",
+                                    "--siyuan-token") or ""
+    except ValueError as exc:
+        print(f"kplug serve: {exc}", file=sys.stderr)
         return 2
     if args.token is not None and not args.token:
         print("kplug serve: --token must not be empty", file=sys.stderr)
@@ -117,6 +132,22 @@ async def _serve(args: argparse.Namespace) -> int:
     server.stop()
     await manager.close()
     return 0
+
+
+def _secret(given: str | None, file: Path | None, env: str, option: str) -> str | None:
+    """A secret from its option, else its file (one line; surrounding whitespace dropped), else the environment
+    variable ``env``; None when none is set. ValueError names the option when the file cannot be used."""
+    if given is not None:
+        return given
+    if file is not None:
+        try:
+            value = file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{option}-file {file}: cannot read it ({exc})") from None
+        if not value:
+            raise ValueError(f"{option}-file {file} is empty")
+        return value
+    return os.environ.get(env) or None
 
 
 def summary_lines(host: HostAPI, url: str, token: str) -> list[str]:

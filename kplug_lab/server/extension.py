@@ -8,12 +8,13 @@ authorization are the server's (:mod:`kplug_lab.server.handlers`).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Float, Int, Unicode
+from traitlets import Bool, Float, Int, Unicode, default
 
 from ..host.api import PluginState
 from ..host.config import HostConfig
@@ -39,15 +40,25 @@ class KplugLabApp(ExtensionApp):
     data_dir = Unicode("", config=True, help="Where plugin storage and durable data live (default: next to "
                                              "the plugins, or in the workspace's data/storage).")
     siyuan_url = Unicode("http://127.0.0.1:6806", config=True, help="The SiYuan kernel siyuan.client talks to.")
-    siyuan_token = Unicode("", config=True, help="The API token of that SiYuan kernel.")
+    siyuan_token = Unicode(config=True, help="The API token of that SiYuan kernel (default: $KPLUG_SIYUAN_TOKEN, "
+                                             "so it need not be on a command line).")
     memory_limit_mb = Int(64, min=1, config=True, help="JS heap limit per plugin, MiB.")
     cpu_limit = Float(2.0, min=0.001, config=True, help="CPU seconds one job (call, timer callback) may take.")
     hook_timeout = Float(10.0, min=0.001, config=True, help="Seconds a lifecycle hook may take to settle.")
     call_timeout = Float(30.0, min=0.001, config=True, help="Seconds an RPC call may take to settle.")
     hot_reload = Bool(True, config=True, help="Reload a plugin when its kernel.js or plugin.json changes.")
     dev_mode = Bool(False, config=True, help="Enable kplug.eval (run JavaScript inside a plugin) on the admin API.")
-    call_token = Unicode("", config=True, help="An extra token that may call plugin methods and read plugin "
-                                               "info, but not use the admin API or private routes. Empty: none.")
+    call_token = Unicode(config=True, help="An extra token that may call plugin methods and read plugin info, but "
+                                           "not use the admin API or private routes. Empty: none. Default: "
+                                           "$KPLUG_CALL_TOKEN.")
+
+    @default("siyuan_token")
+    def _siyuan_token_from_env(self) -> str:
+        return os.environ.get("KPLUG_SIYUAN_TOKEN", "")
+
+    @default("call_token")
+    def _call_token_from_env(self) -> str:
+        return os.environ.get("KPLUG_CALL_TOKEN", "")
     max_request_bytes = Int(8 * 1024 * 1024, min=1, config=True, help="Largest JSON-RPC request accepted, bytes "
                                                                       "(HTTP body or WebSocket message).")
 

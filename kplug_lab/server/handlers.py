@@ -50,6 +50,7 @@ from ..rpc.handlers import (
     PrivateHandler,
     TokenAuth,
 )
+from ..rpc.secrets_in_logs import token_from_subprotocols
 
 __all__ = ["ACTIONS", "CALL_ONLY_USER", "KPLUG_RESOURCE", "PUBLIC", "jupyter_handler", "jupyter_routes"]
 
@@ -162,6 +163,16 @@ class _JupyterHTTP(_JupyterAuth):
 
 
 class _JupyterSocket(_JupyterAuth):
+    async def prepare(self, *args: Any, **kwargs: Any) -> None:
+        """A browser client's token arrives as the ``kplug.token.<base64url>`` subprotocol (a WebSocket cannot
+        carry headers, and a token in the URL ends up in logs): the server's identity provider reads it as the
+        ``Authorization`` header it already understands."""
+        request = cast(tornado.web.RequestHandler, self).request
+        token = token_from_subprotocols(request.headers.get("Sec-WebSocket-Protocol", ""))
+        if token and not request.headers.get("Authorization"):
+            request.headers["Authorization"] = f"token {token}"
+        await super().prepare(*args, **kwargs)  # type: ignore[misc]
+
     def set_default_headers(self) -> None:
         """The server's default HTTP headers (CSP...) do not apply to a WebSocket upgrade."""
 

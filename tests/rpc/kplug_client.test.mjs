@@ -25,7 +25,10 @@ test("call posts SiYuan's request shape with the token and resolves the result",
   assert.equal(sent[0].init.headers.Authorization, "Token T");
   assert.equal(sent[0].body.jsonrpc, "2.0");
   assert.equal(typeof sent[0].body.id, "string");
-  assert.equal(c.socketUrl, "ws://h:1/base/ws/plugin/rpc/my%20plugin?token=T");
+  assert.equal(c.socketUrl, "ws://h:1/base/ws/plugin/rpc/my%20plugin"); // never the token in a URL
+  assert.deepEqual(c.socketProtocols, ["kplug", "kplug.token.VA"]);
+  const unicode = new KplugClient({ plugin: "p", baseUrl: "http://h", token: "tök/+?", fetch });
+  assert.deepEqual(unicode.socketProtocols, ["kplug", "kplug.token.dMO2ay8rPw"]);
 });
 
 test("-32001/-32002 are retried every interval up to maxRetries, then the last answer is returned", async () => {

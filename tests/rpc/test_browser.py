@@ -5,6 +5,7 @@ and rides out a plugin that is not loaded yet (SiYuan's -32001 retry)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -75,8 +76,9 @@ async def server(host: Host) -> AsyncIterator[Server]:
     await s.close()
 
 
-async def test_page_calls_a_plugin_and_receives_broadcasts_through_kplug_client_js(server: Server,
-                                                                                   host: Host) -> None:
+async def test_page_calls_a_plugin_and_receives_broadcasts_through_kplug_client_js(
+        server: Server, host: Host, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="tornado.access")
     app = server._server.request_callback
     assert isinstance(app, tornado.web.Application)
     app.add_handlers(r".*", [(r"/test-page", PageHandler)])
@@ -115,6 +117,10 @@ async def test_page_calls_a_plugin_and_receives_broadcasts_through_kplug_client_
     assert results["batchOfNotifications"] is None  # undefined on 204
     assert results["late"] == "pong, finally"
     assert results["unauthenticated"] == ["HttpError", 401]
+    # the client's WebSocket carried its token as a subprotocol, never in the URL the access log writes
+    access = [r.getMessage() for r in caplog.records if r.name == "tornado.access"]
+    sockets = [line for line in access if "/ws/plugin/rpc/" in line]
+    assert sockets and not [line for line in sockets if "token" in line], sockets
     # the browser logs the favicon 404 and the deliberate 401 itself; nothing else may go wrong
     assert not [c for c in console if c.startswith(("error", "pageerror")) and "Failed to load resource" not in c], \
         console

@@ -4,6 +4,7 @@ stops cleanly (every plugin's onunload) on SIGTERM."""
 from __future__ import annotations
 
 import asyncio
+import os
 import queue
 import shlex
 import shutil
@@ -36,11 +37,11 @@ def kplug_command() -> list[str]:
 class Served:
     """A running ``kplug serve``; its stdout lines are read by a thread so a test never blocks on a pipe."""
 
-    def __init__(self, args: list[str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
         # a file, not a pipe nobody reads (a full pipe blocks the server); closed in stop()
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115
         self.proc = subprocess.Popen([*kplug_command(), "serve", *args], stdout=subprocess.PIPE,
-                                     stderr=self.stderr, text=True)
+                                     stderr=self.stderr, text=True, env={**os.environ, **(env or {})})
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.seen: list[str] = []
         threading.Thread(target=self._pump, daemon=True).start()
@@ -136,7 +137,33 @@ def test_serve_a_workspace_with_a_given_token(tmp_path: Path, served: list[Serve
     assert (workspace / "data" / "storage" / "petal" / "hello" / "unloaded.txt").read_text() == "bye"
 
 
+@pytest.mark.parametrize("source", ["file", "env"])
+def test_secrets_come_from_a_file_or_the_environment_not_only_the_command_line(
+        tmp_path: Path, served: list[Served], source: str) -> None:
+    write_plugin(tmp_path / "plugins", "hello", HELLO)
+    args = ["--plugins", str(tmp_path / "plugins"), "--port", "0", "--no-reload"]
+    env = {}
+    if source == "file":
+        (tmp_path / "token").write_text("token-from-file\n")
+        (tmp_path / "call").write_text("call-from-file")
+        args += ["--token-file", str(tmp_path / "token"), "--call-token-file", str(tmp_path / "call")]
+        token, call = "token-from-file", "call-from-file"
+    else:
+        env = {"KPLUG_TOKEN": "token-from-env", "KPLUG_CALL_TOKEN": "call-from-env"}
+        token, call = "token-from-env", "call-from-env"
+    s = Served(args, env)
+    served.append(s)
+    url = s.read_until("URL:").split()[1]
+    assert s.read_until("Token:") == f"Token: {token}"
+    assert token not in " ".join(s.proc.args)  # type: ignore[arg-type]
+    r = httpx.post(f"{url}api/plugin/rpc/hello", headers={"Authorization": f"Token {call}"}, trust_env=False,
+                   content='{"jsonrpc":"2.0","id":1,"method":"echo","params":["hi"]}')
+    assert r.json()["result"] == "hi"
+
+
 @pytest.mark.parametrize(("args", "message"), [
+    (["--plugins", ".", "--token-file", "/nonexistent/token"], "--token-file /nonexistent/token: cannot read it"),
+    (["--plugins", ".", "--siyuan-token-file", "/dev/null"], "--siyuan-token-file /dev/null is empty"),
     ([], "give --workspace DIR or --plugins DIR"),
     (["--plugins", "/nonexistent/kplug"], "/nonexistent/kplug is not a directory"),
     (["--plugins", ".", "--workspace", "."], "not allowed with argument"),
@@ -154,7 +181,7 @@ def test_help_lists_the_documented_options() -> None:
     out = subprocess.run([*kplug_command(), "serve", "--help"], capture_output=True, text=True, timeout=60).stdout
     for option in ("--workspace", "--plugins", "--data", "--host", "--port", "--token", "--siyuan-url",
                    "--siyuan-token", "--call-token", "--base-url", "--dev", "--call-timeout", "--max-request-bytes",
-                   "--proxy-allow-private", "--no-follow-caller-cpu"):
+                   "--proxy-allow-private", "--token-file", "--call-token-file", "--siyuan-token-file"):
         assert option in out, option
     assert "default 127.0.0.1" in out
 

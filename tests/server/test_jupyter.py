@@ -365,3 +365,20 @@ def test_every_standalone_route_has_a_declared_jupyter_permission() -> None:
 
     unclassified = sorted({cls.__name__ for _, cls, *_ in make_routes("/") if cls not in ACTIONS})
     assert unclassified == [], f"add these handlers to kplug_lab.server.handlers.ACTIONS: {unclassified}"
+
+
+def test_websocket_token_as_a_subprotocol_as_kplug_client_js_sends_it(
+        fetch: Callable[..., Any], jp_http_port: int, jp_base_url: str, jp_serverapp: Any,
+        run: Callable[[Awaitable[Any]], Any]) -> None:
+    import base64
+
+    url = _ws_url(jp_http_port, jp_base_url, "ws/plugin/rpc/p")
+    encoded = base64.urlsafe_b64encode(jp_serverapp.identity_provider.token.encode()).decode().rstrip("=")
+    request = tornado.httpclient.HTTPRequest(url, request_timeout=10)
+    ws = run(tornado.websocket.websocket_connect(request, subprotocols=["kplug", f"kplug.token.{encoded}"]))
+    assert ws.selected_subprotocol == "kplug"
+    ws.write_message(rpc("echo", "sub"))
+    assert json.loads(run(ws.read_message()))["result"] == "sub"
+    ws.close()
+    with pytest.raises(tornado.httpclient.HTTPClientError):
+        run(tornado.websocket.websocket_connect(request, subprotocols=["kplug", "kplug.token.d3Jvbmc"]))

@@ -50,7 +50,7 @@ export class KplugClient {
    * @param {object} options
    * @param {string} options.plugin                 the plugin's name
    * @param {string} [options.baseUrl]              server URL incl. any base path; default: this page's origin
-   * @param {string} [options.token]                API token (sent as `Authorization: Token`; `?token=` on the WS)
+   * @param {string} [options.token]                API token (sent as `Authorization: Token`; as a subprotocol on the WS)
    * @param {number} [options.retryInterval=100]    ms between retries of -32001/-32002
    * @param {number} [options.maxRetries=50]        retries before the last response is returned
    * @param {number} [options.reconnectInitial=250] first WebSocket reconnect delay, ms
@@ -90,8 +90,18 @@ export class KplugClient {
   get socketUrl() {
     const url = new URL(`${this.baseUrl}/ws/plugin/rpc/${encodeURIComponent(this.plugin)}`);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-    if (this.token) url.searchParams.set("token", this.token); // browsers cannot set headers on a WebSocket
     return url.toString();
+  }
+
+  /** The WebSocket subprotocols offered: a browser cannot set headers on a WebSocket, and a token in the URL
+   * ends up in access logs, so the token rides as `kplug.token.<base64url of its UTF-8>` beside `kplug`. */
+  get socketProtocols() {
+    if (!this.token) return [];
+    const bytes = new TextEncoder().encode(this.token);
+    let binary = "";
+    for (const b of bytes) binary += String.fromCharCode(b);
+    const encoded = btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+    return ["kplug", `kplug.token.${encoded}`];
   }
 
   /** Call `method(...args)`; resolves its result, rejects a JsonRpcError. */
@@ -193,7 +203,7 @@ export class KplugClient {
     if (this._closed || this._ws || this._reconnectTimer) return;
     let ws;
     try {
-      ws = new this._WebSocket(this.socketUrl);
+      ws = new this._WebSocket(this.socketUrl, this.socketProtocols);
     } catch (e) {
       this._scheduleReconnect();
       return;
