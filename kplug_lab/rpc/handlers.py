@@ -103,6 +103,15 @@ def _standalone_principal(handler: tornado.web.RequestHandler) -> Principal | No
     return auth.authenticate(handler) if auth is not None else None
 
 
+def write_envelope_error(handler: tornado.web.RequestHandler, status_code: int, **kwargs: Any) -> None:
+    """An error tornado raises before or around a handler (a URL that is not UTF-8, an unknown method...) as
+    SiYuan's ``{code, msg, data}`` envelope, never tornado's HTML page; the exception's text stays in the log."""
+    exc = kwargs.get("exc_info", (None, None, None))[1]
+    msg = exc.log_message if isinstance(exc, tornado.web.HTTPError) and exc.log_message else handler._reason
+    handler.set_header("Content-Type", "application/json; charset=utf-8")
+    handler.finish(json.dumps({"code": -1, "msg": msg, "data": None}))
+
+
 def _json(handler: tornado.web.RequestHandler, obj: Any, status: int = 200) -> None:
     handler.set_status(status)
     handler.set_header("Content-Type", "application/json; charset=utf-8")
@@ -120,6 +129,9 @@ class KplugHandlerBase(tornado.web.RequestHandler):
     """
 
     need_admin = False
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        write_envelope_error(self, status_code, **kwargs)
 
     @property
     def host(self) -> HostAPI:
@@ -428,6 +440,9 @@ class _BoundedSocket(tornado.websocket.WebSocketHandler):
 
     def check_xsrf_cookie(self) -> None:
         pass
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        write_envelope_error(self, status_code, **kwargs)
 
     def select_subprotocol(self, subprotocols: list[str]) -> str | None:
         """``kplug`` when the client offered it (with its token as ``kplug.token.<base64url>``)."""

@@ -94,10 +94,15 @@ async def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"kplug serve: --allow-origin: {exc}", file=sys.stderr)
         return 2
-    config = HostConfig(memory_limit=args.memory_mb * 1024 * 1024, cpu_limit=args.cpu_limit,
-                        hook_timeout=args.hook_timeout, call_timeout=args.call_timeout, siyuan_url=args.siyuan_url,
-                        siyuan_token=args.siyuan_token, hot_reload=not args.no_reload, data_dir=args.data,
-                        follow_caller_cpu=not args.no_follow_caller_cpu)
+    try:
+        config = HostConfig(memory_limit=args.memory_mb * 1024 * 1024, cpu_limit=args.cpu_limit,
+                            hook_timeout=args.hook_timeout, call_timeout=args.call_timeout,
+                            siyuan_url=args.siyuan_url, siyuan_token=args.siyuan_token,
+                            hot_reload=not args.no_reload, data_dir=args.data,
+                            follow_caller_cpu=not args.no_follow_caller_cpu)
+    except ValueError as exc:  # a limit the sandbox cannot honour (e.g. --memory-mb past wasm32's 4 GiB)
+        print(f"kplug serve: {exc}", file=sys.stderr)
+        return 2
     manager = PluginManager(config, workspace=args.workspace, plugins_dir=args.plugins)
     token = args.token or secrets.token_hex(24)
     app = make_standalone_app(manager, token, call_token=args.call_token, base_url=args.base_url,

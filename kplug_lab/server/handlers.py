@@ -23,7 +23,6 @@ rest of the server: a request bearing it is the user ``kplug-call-only`` and may
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from functools import cache
 from typing import Any, cast
@@ -49,6 +48,7 @@ from ..rpc.handlers import (
     Principal,
     PrivateHandler,
     TokenAuth,
+    write_envelope_error,
 )
 from ..rpc.secrets_in_logs import token_from_subprotocols
 
@@ -145,11 +145,7 @@ class _JupyterAuth:
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Refusals and errors as SiYuan's ``{code, msg, data}`` envelope, not the server's HTML page."""
-        handler = cast(tornado.web.RequestHandler, self)
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        msg = exc.log_message if isinstance(exc, tornado.web.HTTPError) and exc.log_message else handler._reason
-        handler.set_header("Content-Type", "application/json; charset=utf-8")
-        handler.finish(json.dumps({"code": -1, "msg": msg, "data": None}))
+        write_envelope_error(cast(tornado.web.RequestHandler, self), status_code, **kwargs)
 
 
 class _JupyterHTTP(_JupyterAuth):
