@@ -4,7 +4,6 @@ function makeServer() {
   return Object.freeze({ private: Object.freeze({ http: slot(), ws: slot(), es: slot() }) });
 }
 
-
 // server.private ws slot (§3.8.3): request.port over the accepted connection (host half: private_ports.py).
 // Frames that arrive before the read loop starts wait here; [better] close semantics as siyuan.client.socket.
 const serverPorts = new Map();  // port id -> event sink

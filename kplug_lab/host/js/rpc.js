@@ -1,4 +1,5 @@
 // siyuan.rpc (spec §3.5): bind / unbind / broadcast (ops rpc_*); the host calls a bound method through __kplug.rpc.
+
 // Bound methods and tools are mirrored in the host, outside the sandbox's memory limit: a plugin may have this
 // many of each.
 const MAX_BOUND = 10000;

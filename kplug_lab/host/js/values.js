@@ -1,5 +1,6 @@
 // Values between the plugin and the host: data objects (the .text() / .json() / .buffer() / .arrayBuffer()
 // bodies of storage, fetch and private requests) and exportValue, JS -> JSON the way SiYuan's host exports.
+
 // Over bytes, or over text the host already decoded (valid UTF-8 crosses the boundary as a string, which
 // is much cheaper than base64); the other form is derived on first use.
 function dataObject(bytes, text) {
