@@ -1,5 +1,5 @@
 """One running plugin: its VM on its actor thread, its lifecycle (spec §2), and the host operations its
-``siyuan`` global reaches (the JS side is ``host/js/siyuan.js``; the op contract is ``host/js/PROTOCOL.md``).
+``siyuan`` global reaches (the JS side is ``host/js/``, one file per capability, joined by ``host/js/__init__.py``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from ..errors import (
@@ -28,6 +27,7 @@ from ..errors import (
     VMCrashed,
 )
 from ..sandbox import VM
+from . import js
 from .actor import Actor
 from .api import NO_PARAMS, LogRecord, MethodInfo, PluginInfo, PluginState
 from .config import HostConfig
@@ -45,10 +45,6 @@ log = logging.getLogger("kplug_lab.host")
 
 _LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
            "error": logging.ERROR}
-
-
-def _prelude(name: str) -> str:
-    return resources.files("kplug_lab.host.js").joinpath(name).read_text(encoding="utf-8")
 
 
 _NATIVE_BRIDGE = """
@@ -247,8 +243,8 @@ class Plugin:
         vm.register("__kplug_native_call_async", self.ops.call_async, is_async=True)
         vm.eval(_NATIVE_BRIDGE, "<kplug native>", want_result=False)
         # before the prelude, which takes the native bridge away: the `kplug` global (durable queues, kv, schedules)
-        vm.eval(_prelude("durable.js"), "<kplug durable.js>", want_result=False)
-        vm.eval(_prelude("prelude.js"), "<kplug prelude.js>", want_result=False)
+        vm.eval(js.durable(), "<kplug durable.js>", want_result=False)
+        vm.eval(js.prelude(), js.PRELUDE_FILENAME, want_result=False)
         vm.call("__kplug.init", {
             "name": self.name,
             "version": self.source.version,

@@ -1,9 +1,9 @@
 // kplug_lab's `kplug` global: durable queues, schedules and key-value state (docs/guarantees.md).
 //
 // Present only in kplug_lab, so a plugin feature-detects it: `if (typeof kplug !== "undefined") ...`.
-// Evaluated before prelude.js, so it captures the host primitives in `__kplug_native` before the prelude
-// removes them. Every Promise that writes resolves only once the write is committed to disk (the host op
-// returns after the SQLite commit; the settlement comes in a later job).
+// Evaluated before the prelude (the other files here, joined by __init__.py), so it captures the host primitives
+// in `__kplug_native` before the prelude's core.js removes them. Every Promise that writes resolves only once the
+// write is committed to disk (the host op returns after the SQLite commit; the settlement comes in a later job).
 (function (G) {
   "use strict";
   const native = G.__kplug_native;
