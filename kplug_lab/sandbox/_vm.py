@@ -74,7 +74,8 @@ _LINEAR_OVERHEAD = 16 * 1024 * 1024
 WASM32_MAX_MEMORY = 1 << 32
 MAX_MEMORY_LIMIT = (WASM32_MAX_MEMORY - _LINEAR_OVERHEAD) // 2
 # QuickJS's stack limit must stay well inside the guest's 4 MiB C stack and wasmtime's native stack (some C
-# recursions use 10-15x more native than C stack, see _engine.MAX_WASM_STACK).
+# recursions use 10-15x more native than C stack, see _engine.MAX_WASM_STACK). Measured: at 1.5 MiB deep
+# recursion, JSON.parse, eval and String of nested arrays all end in RangeError; at 2 MiB some trap the VM.
 MAX_STACK_LIMIT = 1536 * 1024
 _MIN_STACK_LIMIT = 64 * 1024
 
@@ -221,6 +222,8 @@ class VM:
         self._set_epoch_deadline(self.hard_cpu_limit)
         self._callbacks: list[Any] = []  # keep ctypes callbacks alive as long as the store
         imports = [self._make_import(imp) for imp in module.imports]
+        # the functions the guest imports, by "module.name": tests call them with hostile arguments
+        self._imports = {f"{imp.module}.{imp.name}": f for imp, f in zip(module.imports, imports, strict=True)}
         with _VMS_LOCK:
             _VMS[self._id] = self
         self._instance = wasmtime.Instance(self._store, module, imports)
@@ -389,9 +392,10 @@ class VM:
         except OutOfMemory:  # the value (or message) does not fit into the VM: reject with the reason instead
             reason = _too_large(len(payload)) if error is None else str(error)
             error = OutOfMemory(reason)
-            payload = self._fit_message(reason)
-            if payload is None:
+            fitted = self._fit_message(reason)
+            if fitted is None:
                 raise
+            payload = fitted
             self._write_scratch(payload)
         status = self._invoke("kp_settle", promise_id, int(error is not None), len(payload))
         if status == KP_ERROR:
