@@ -141,10 +141,12 @@ def get_watchdog() -> Watchdog:
 
 class Watchdog:
     """One thread for all VMs: advances the wasmtime epoch (the hard backstop) and raises the soft CPU flag
-    of any VM whose current call passed its deadline.
+    of any VM whose current call used up its CPU limit.
 
-    A call costs the VM one attribute write (its deadline); the thread scans the live VMs each tick and
-    sleeps when there are none.
+    A VM's running call keeps its budget in one attribute (``_budget``: the clock to read, the VM thread's CPU
+    clock where the platform has one, and where the count started; ``None`` while idle or inside a host
+    function); the thread scans the live VMs each tick, reads the clock of those running, and sleeps when there
+    are no VMs.
     """
 
     def __init__(self, engine: wasmtime.Engine) -> None:
@@ -156,7 +158,8 @@ class Watchdog:
         self._thread.start()
 
     def watch(self, vm: Any) -> None:
-        """``vm`` must have ``_deadline`` (monotonic seconds, 0 when idle) and ``_raise_flag()``."""
+        """``vm`` must have ``_budget`` (``None`` when nothing counts) and ``_watchdog_tick()``, which raises
+        its soft flag once the running call used its CPU limit."""
         with self._cond:
             self._vms.add(vm)
             self._cond.notify()
@@ -174,13 +177,11 @@ class Watchdog:
                 vms = list(self._vms)
                 hooks = list(self._tick_hooks)
             ffi.wasmtime_engine_increment_epoch(self._engine_ptr)
-            now = time.monotonic()
             for vm in vms:
-                deadline = vm._deadline
-                if deadline and deadline <= now:
+                if vm._budget is not None:
                     try:
-                        vm._raise_flag()
-                    except Exception:  # a VM torn down meanwhile: nothing to interrupt
+                        vm._watchdog_tick()
+                    except Exception:  # a VM torn down meanwhile (or its thread gone): nothing to interrupt
                         pass
             del vms
             for hook in hooks:

@@ -29,7 +29,16 @@ from ..errors import (
 )
 from ._engine import EPOCH_TICK_S, address_of, get_engine, get_module, get_watchdog, on_big_stack
 
-__all__ = ["MAX_MEMORY_LIMIT", "MAX_STACK_LIMIT", "VM", "ConsoleCallback", "HostFunction", "check_limits"]
+__all__ = [
+    "CPU_CLOCK",
+    "EPOCH_CALLBACK",
+    "MAX_MEMORY_LIMIT",
+    "MAX_STACK_LIMIT",
+    "VM",
+    "ConsoleCallback",
+    "HostFunction",
+    "check_limits",
+]
 
 log = logging.getLogger("kplug_lab.sandbox")
 
@@ -88,6 +97,65 @@ _set_epoch_deadline = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64)(
     ("wasmtime_context_set_epoch_deadline", ffi.dll)
 )
 _UNSIGNED_RESULTS = frozenset({"kp_out", "kp_flag", "kp_buf", "kp_memory"})
+
+# ---- what the CPU limits count ---------------------------------------------------------------------------
+#
+# A call's budget is the VM thread's CPU time from the start of the call, minus the time spent inside host
+# functions (storage, SQLite, fetch set-up, console output: the host's work and waits, not the plugin's). Where
+# threads have no CPU clock that another thread can read (pthread_getcpuclockid: Linux and most Unixes; not
+# macOS or Windows), the budget is wall time instead, still minus host time. The soft limit is checked by the
+# watchdog thread (_engine.Watchdog), which reads the VM thread's clock; the hard limit by wasmtime's
+# epoch-deadline callback, which runs on the VM's own thread whenever the epoch deadline passes and extends the
+# deadline while the budget allows (without the callback, the epochs count wall time outside host calls).
+
+
+def _probe_thread_clock() -> str:
+    try:
+        time.clock_gettime(time.pthread_getcpuclockid(threading.get_ident()))
+    except (AttributeError, OSError):
+        return "wall"
+    return "thread"
+
+
+#: ``"thread"``: the limits count the VM thread's CPU time; ``"wall"``: wall time (no per-thread CPU clock).
+CPU_CLOCK = _probe_thread_clock()
+_WALL = -1  # the budget's clock id for wall time
+_clock_tls = threading.local()
+
+
+def _thread_clock() -> int:
+    """The calling thread's CPU clock id (or _WALL), cached per thread."""
+    clock: int | None = getattr(_clock_tls, "clock", None)
+    if clock is None:
+        clock = _WALL
+        if CPU_CLOCK == "thread":
+            try:
+                clock = time.pthread_getcpuclockid(threading.get_ident())
+            except OSError:
+                pass
+        _clock_tls.clock = clock
+    return clock
+
+
+def _now(clock: int) -> float:
+    return time.monotonic() if clock == _WALL else time.clock_gettime(clock)
+
+
+_EPOCH_CALLBACK_TYPE = ctypes.CFUNCTYPE(
+    ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_uint8)
+)
+_UPDATE_DEADLINE_CONTINUE = 0
+try:
+    _store_epoch_deadline_callback = ctypes.CFUNCTYPE(
+        None, ctypes.c_void_p, _EPOCH_CALLBACK_TYPE, ctypes.c_void_p, ctypes.c_void_p
+    )(("wasmtime_store_epoch_deadline_callback", ffi.dll))
+except AttributeError:  # pragma: no cover - a wasmtime without the C API entry point
+    _store_epoch_deadline_callback = None
+#: True when the hard limit is checked by wasmtime's epoch-deadline callback (it then counts the same budget as
+#: the soft limit); False: plain epoch interruption, counting wall time outside host calls.
+EPOCH_CALLBACK = _store_epoch_deadline_callback is not None and os.environ.get("KPLUG_EPOCH_CALLBACK") != "0"
+# a deadline far enough away never to pass while the host works inside a host call (about 3 years of ticks)
+_FAR = 1e7
 
 _VM_IDS = itertools.count(1)
 _VMS: dict[int, VM] = {}
@@ -204,7 +272,10 @@ class VM:
         self._console = console
         self._dead: str | None = None
         self._fault: str | None = None  # why an import trapped the guest (the reason its trap reports)
-        self._deadline = 0.0
+        # the running call's CPU budget: (clock id, base), the time used being _now(clock) - base; None while
+        # the VM is idle or inside a host function (the budget is paused and the host's time credited after)
+        self._budget: tuple[int, float] | None = None
+        self._running = 0  # outer calls under way (a host function may call into its VM again)
         self._functions: list[tuple[HostFunction, bool]] = []
         self._pending_async: dict[int, Any] = {}
         self._calls: dict[int, _Outcome | concurrent.futures.Future[Any]] = {}
@@ -221,6 +292,10 @@ class VM:
         self._ctx_addr = address_of(self._ctx)
         self._set_epoch_deadline(self.hard_cpu_limit)
         self._callbacks: list[Any] = []  # keep ctypes callbacks alive as long as the store
+        if EPOCH_CALLBACK:
+            on_deadline = _EPOCH_CALLBACK_TYPE(self._on_epoch_deadline)
+            self._callbacks.append(on_deadline)
+            _store_epoch_deadline_callback(address_of(self._store.ptr()), on_deadline, None, None)
         imports = [self._make_import(imp) for imp in module.imports]
         # the functions the guest imports, by "module.name": tests call them with hostile arguments
         self._imports = {f"{imp.module}.{imp.name}": f for imp, f in zip(module.imports, imports, strict=True)}
@@ -367,7 +442,7 @@ class VM:
     def interrupt(self) -> None:
         """Stop the operation running now as if its CPU limit had passed: it raises :class:`CPUTimeout` and
         the VM stays usable. Safe to call from any thread; does nothing while the VM is idle."""
-        if self._deadline:
+        if self._running:
             self._raise_flag()
 
     def take_pending(self) -> dict[int, Any]:
@@ -440,8 +515,45 @@ class VM:
     # ---- invoking exports ---------------------------------------------------------------------------
 
     def _set_epoch_deadline(self, seconds: float, ctx: Any = None) -> None:
-        ticks = min(max(2, int(seconds / EPOCH_TICK_S) + 1), 1 << 62)  # a huge limit must not wrap to a tiny one
-        _set_epoch_deadline(address_of(ctx) if ctx is not None else self._ctx_addr, ticks)
+        if isinstance(ctx, wasmtime.Caller):
+            ctx = ctx._context()  # type: ignore[attr-defined]
+        _set_epoch_deadline(address_of(ctx) if ctx is not None else self._ctx_addr, _ticks(seconds))
+
+    def _used(self) -> float | None:
+        """CPU seconds the running call has used so far (host time excluded), or None if it is paused or idle."""
+        budget = self._budget
+        if budget is None:
+            return None
+        clock, base = budget
+        return _now(clock) - base
+
+    def _watchdog_tick(self) -> None:
+        """On the watchdog's thread: raise the soft interrupt flag once the running call used its CPU limit."""
+        used = self._used()
+        if used is not None and used >= self._cpu_limit:
+            self._raise_flag()
+
+    def _on_epoch_deadline(self, ctx: Any, data: Any, delta: Any, kind: Any) -> int:
+        """wasmtime's epoch-deadline callback, on the VM's own thread: extend the deadline while the call's CPU
+        time (host time excluded) is under the hard limit; otherwise fail the call, which kills the VM."""
+        try:
+            used = self._used()
+            remaining = self._hard_cpu_limit - (used or 0.0)
+            if remaining > 0:
+                delta[0] = _ticks(remaining)
+                kind[0] = _UPDATE_DEADLINE_CONTINUE
+                return 0
+            reason = self._hard_limit_reason()
+        except BaseException as exc:  # never unwind through wasm: stop the call instead
+            reason = f"the hard CPU limit's check failed: {str(exc) or type(exc).__name__}"
+        self._fault = self._fault or reason
+        message = reason.encode()
+        error = ffi.wasmtime_error_new(ctypes.create_string_buffer(message))
+        return ctypes.cast(error, ctypes.c_void_p).value or 0
+
+    def _hard_limit_reason(self) -> str:
+        return (f"stopped by the hard CPU limit of {self.hard_cpu_limit:g} s: one operation never reached a "
+                "point where the soft limit could interrupt it (a long builtin call)")
 
     def _invoke(self, name: str, *args: int, ctx: Any = None) -> int:
         if ctx is None:
@@ -453,8 +565,11 @@ class VM:
             raise VMCrashed(f"VM is dead: {self._dead}")
         outer = ctx is None
         if outer:
+            outer_budget = self._budget  # not None only if a host function calls into its VM
             self._set_epoch_deadline(self.hard_cpu_limit)
-            self._deadline = time.monotonic() + self.cpu_limit
+            clock = _thread_clock()
+            self._budget = (clock, _now(clock))
+            self._running += 1
         try:
             if self.fast:
                 return self._invoke_fast(name, args, ctx if ctx is not None else self._ctx)
@@ -471,7 +586,8 @@ class VM:
             raise VMCrashed(f"the VM crashed: {self._dead}") from None
         finally:
             if outer:
-                self._deadline = 0.0
+                self._running -= 1
+                self._budget = outer_budget
                 if self._unhandled:
                     self._report_unhandled()
 
@@ -492,8 +608,7 @@ class VM:
     def _trap_reason(self, trap: wasmtime.Trap) -> str:
         code = trap.trap_code
         if code == wasmtime.TrapCode.INTERRUPT:
-            return (f"stopped by the hard CPU limit of {self.hard_cpu_limit:g} s: one operation never reached a "
-                    "point where the soft limit could interrupt it (a long builtin call)")
+            return self._hard_limit_reason()
         if code == wasmtime.TrapCode.STACK_OVERFLOW:
             return "the native wasm stack overflowed"
         return f"wasm trap: {_trap_text(trap)}"
@@ -697,9 +812,28 @@ class VM:
         return wasmtime.Func._from_raw(func)
 
     def _host_call(self, ctx: Any, fn_id: int, ptr: int, n: int, token: int) -> int:
-        """kplug.host_call. Answers (see kplug.c): ``n >= 0``, a JSON result of ``n`` bytes in scratch;
-        ``-n - 1`` bytes of a JSON error message; :data:`KP_HOST_NO_ROOM`. Any failure of the host function,
-        including a result too large to write into the VM, is answered as an error the script sees."""
+        """kplug.host_call. The time it takes is the host's, not the plugin's: the call's CPU budget is paused
+        meanwhile and the epoch deadline moved out of reach (so that neither limit can fire, also in a nested
+        call such as kp_buf for a large result), then both resume from where the call had got to."""
+        budget = self._budget
+        if budget is None:  # paused already (a host function's own call into its VM), or no call running
+            return self._host_call_here(ctx, fn_id, ptr, n, token)
+        clock, base = budget
+        self._budget = None
+        start = _now(clock)
+        used = start - base
+        self._set_epoch_deadline(_FAR, ctx)
+        try:
+            return self._host_call_here(ctx, fn_id, ptr, n, token)
+        finally:
+            if self._dead is None:
+                self._set_epoch_deadline(max(self._hard_cpu_limit - used, EPOCH_TICK_S), ctx)
+            self._budget = (clock, _now(clock) - used)
+
+    def _host_call_here(self, ctx: Any, fn_id: int, ptr: int, n: int, token: int) -> int:
+        """Answers (see kplug.c): ``n >= 0``, a JSON result of ``n`` bytes in scratch; ``-n - 1`` bytes of a
+        JSON error message; :data:`KP_HOST_NO_ROOM`. Any failure of the host function, including a result too
+        large to write into the VM, is answered as an error the script sees."""
         ptr &= 0xFFFFFFFF
         if fn_id < 0:
             if fn_id < OP_REJECTION_HANDLED:
@@ -805,6 +939,11 @@ class VM:
             self._emit_console("error" if fd == 2 else "info", text)
         ctypes.c_uint32.from_address(out).value = total
         return 0
+
+
+def _ticks(seconds: float) -> int:
+    """Epoch ticks for ``seconds`` (at least 2: the next tick may come at once); a huge value must not wrap."""
+    return min(max(2, int(seconds / EPOCH_TICK_S) + 1), 1 << 62)
 
 
 def _too_large(n: int) -> str:
