@@ -145,6 +145,7 @@ _EPOCH_CALLBACK_TYPE = ctypes.CFUNCTYPE(
     ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_uint8)
 )
 _UPDATE_DEADLINE_CONTINUE = 0
+_store_epoch_deadline_callback: Any
 try:
     _store_epoch_deadline_callback = ctypes.CFUNCTYPE(
         None, ctypes.c_void_p, _EPOCH_CALLBACK_TYPE, ctypes.c_void_p, ctypes.c_void_p
