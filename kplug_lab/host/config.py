@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..sandbox import check_limits
+
 __all__ = ["HostConfig"]
 
 
@@ -50,3 +52,6 @@ class HostConfig:
     #: wake a plugin's idle thread on the CPU of the thread that calls it (Linux), and let it go once it stays
     #: busy: a sequential call's two thread wake-ups become local switches (docs/adr/0004-rpc-benchmark.md)
     follow_caller_cpu: bool = True
+
+    def __post_init__(self) -> None:  # refuse a wrapping memory limit or a NaN CPU limit here, not at plugin start
+        check_limits(memory_limit=self.memory_limit, cpu_limit=self.cpu_limit)

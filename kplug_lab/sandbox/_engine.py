@@ -76,6 +76,9 @@ def get_engine() -> wasmtime.Engine:
             config.epoch_interruption = True
             _set_async_stack_size(config, MAX_WASM_STACK + 1024 * 1024)
             config.max_wasm_stack = MAX_WASM_STACK
+            # a VM's linear memory never moves: the host keeps its base address for the VM's life (_vm.VM._span)
+            config.memory_reservation = 1 << 32
+            config.memory_may_move = False
             config.cranelift_opt_level = "speed"
             _engine = wasmtime.Engine(config)
         return _engine

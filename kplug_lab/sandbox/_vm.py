@@ -9,6 +9,7 @@ import inspect
 import itertools
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -28,7 +29,7 @@ from ..errors import (
 )
 from ._engine import EPOCH_TICK_S, address_of, get_engine, get_module, get_watchdog, on_big_stack
 
-__all__ = ["VM", "ConsoleCallback", "HostFunction"]
+__all__ = ["MAX_MEMORY_LIMIT", "MAX_STACK_LIMIT", "VM", "ConsoleCallback", "HostFunction", "check_limits"]
 
 log = logging.getLogger("kplug_lab.sandbox")
 
@@ -41,6 +42,11 @@ OP_SETTLED_OK, OP_SETTLED_ERR, OP_UNHANDLED_REJECTION, OP_REJECTION_HANDLED = -1
 
 WASI_EBADF = 8
 WASI_ENOSYS = 52
+# host_call's answer when the call failed and not even its error message fitted into the guest (kplug.c)
+KP_HOST_NO_ROOM = -0x80000000
+# the most fd_write takes in one call (libc writes the rest in later calls): the guest cannot make the host
+# hold more than this for one console line, whatever iovecs it passes
+_FD_WRITE_MAX = 64 * 1024
 
 _BOOTSTRAP = r"""
 (function () {
@@ -62,6 +68,16 @@ _DEFAULT_STACK = 1024 * 1024
 # Linear memory beyond the JS heap limit: C stack, static data and allocator slack. QuickJS must hit its own
 # limit first: when the linear memory runs out instead, its arenas can stay fragmented and the VM unusable.
 _LINEAR_OVERHEAD = 16 * 1024 * 1024
+# wasm32 addresses 4 GiB of linear memory at most. The linear memory gets twice the JS heap limit plus the
+# overhead above, so the largest heap limit for which QuickJS still reaches its own limit first is 2040 MiB.
+# Larger values (4096 MiB would wrap to 0 in the guest's 32-bit size_t: no limit at all) are refused.
+WASM32_MAX_MEMORY = 1 << 32
+MAX_MEMORY_LIMIT = (WASM32_MAX_MEMORY - _LINEAR_OVERHEAD) // 2
+# QuickJS's stack limit must stay well inside the guest's 4 MiB C stack and wasmtime's native stack (some C
+# recursions use 10-15x more native than C stack, see _engine.MAX_WASM_STACK). Measured: at 1.5 MiB deep
+# recursion, JSON.parse, eval and String of nested arrays all end in RangeError; at 2 MiB some trap the VM.
+MAX_STACK_LIMIT = 1536 * 1024
+_MIN_STACK_LIMIT = 64 * 1024
 
 # wasmtime_func_call_unchecked with plain addresses: wasmtime-py's binding converts and checks every argument,
 # which costs more than the crossing itself. A CFUNCTYPE call releases the GIL like any ctypes call.
@@ -94,6 +110,53 @@ def _dumps(value: Any) -> bytes:
         return text.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates: let JSON escape them
         return json.dumps(value, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):.1f} MiB"
+
+
+def _positive_seconds(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number of seconds, not {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive, finite number of seconds, not {value!r}")
+    return float(value)
+
+
+def check_limits(*, memory_limit: Any = None, cpu_limit: Any = None, hard_cpu_limit: Any = None,
+                 stack_limit: Any = None) -> None:
+    """Refuse limits a VM cannot honour, with a clear :class:`ValueError` (``None``: not checked).
+
+    ``memory_limit``: whole bytes, more than 0 and at most :data:`MAX_MEMORY_LIMIT` (2040 MiB: wasm32 memory
+    is at most 4 GiB and the VM's linear memory is twice the heap limit plus 16 MiB). ``cpu_limit`` and
+    ``hard_cpu_limit``: positive, finite seconds. ``stack_limit``: 64 KiB to :data:`MAX_STACK_LIMIT` bytes.
+    Call it where limits are configured, so a bad value is refused there rather than when a plugin starts.
+    """
+    if memory_limit is not None:
+        if isinstance(memory_limit, bool) or not isinstance(memory_limit, int):
+            raise ValueError(f"memory limit must be a whole number of bytes, not {memory_limit!r}")
+        if memory_limit <= 0:
+            raise ValueError(f"memory limit must be more than 0 bytes, not {memory_limit}")
+        if memory_limit > MAX_MEMORY_LIMIT:
+            raise ValueError(
+                f"memory limit of {_mib(memory_limit)} is too large: a plugin's wasm32 memory is at most 4 GiB, "
+                f"which allows a JS heap limit of at most {MAX_MEMORY_LIMIT >> 20} MiB")
+    if cpu_limit is not None:
+        _positive_seconds("CPU limit", cpu_limit)
+    if hard_cpu_limit is not None:
+        _positive_seconds("hard CPU limit", hard_cpu_limit)
+    if stack_limit is not None:
+        if isinstance(stack_limit, bool) or not isinstance(stack_limit, int):
+            raise ValueError(f"stack limit must be a whole number of bytes, not {stack_limit!r}")
+        if not _MIN_STACK_LIMIT <= stack_limit <= MAX_STACK_LIMIT:
+            raise ValueError(f"stack limit must be between {_MIN_STACK_LIMIT >> 10} KiB and "
+                             f"{MAX_STACK_LIMIT >> 10} KiB, not {stack_limit} bytes")
+
+
+class _GuestFault(VMCrashed):
+    """The guest handed the host a pointer or length outside its memory, or otherwise broke the boundary
+    protocol. The VM is dead (a memory-safety bug inside it is the likely cause); the host is untouched."""
 
 
 def _loads(data: bytes) -> Any:
@@ -132,12 +195,15 @@ class VM:
         console: ConsoleCallback | None = None,
         fast: bool | None = None,
     ) -> None:
+        check_limits(memory_limit=memory_limit, cpu_limit=cpu_limit, hard_cpu_limit=hard_cpu_limit,
+                     stack_limit=stack_limit)
         self.memory_limit = memory_limit
         self.cpu_limit = cpu_limit
         self.hard_cpu_limit = hard_cpu_limit if hard_cpu_limit is not None else 2 * cpu_limit
         self.fast = fast if fast is not None else os.environ.get("KPLUG_SANDBOX_PLAIN") != "1"
         self._console = console
         self._dead: str | None = None
+        self._fault: str | None = None  # why an import trapped the guest (the reason its trap reports)
         self._deadline = 0.0
         self._functions: list[tuple[HostFunction, bool]] = []
         self._pending_async: dict[int, Any] = {}
@@ -150,12 +216,14 @@ class VM:
         engine = get_engine()
         module = get_module()
         self._store = wasmtime.Store(engine)
-        self._store.set_limits(memory_size=2 * memory_limit + _LINEAR_OVERHEAD)
+        self._store.set_limits(memory_size=min(2 * memory_limit + _LINEAR_OVERHEAD, WASM32_MAX_MEMORY))
         self._ctx = self._store._context()
         self._ctx_addr = address_of(self._ctx)
         self._set_epoch_deadline(self.hard_cpu_limit)
         self._callbacks: list[Any] = []  # keep ctypes callbacks alive as long as the store
         imports = [self._make_import(imp) for imp in module.imports]
+        # the functions the guest imports, by "module.name": tests call them with hostile arguments
+        self._imports = {f"{imp.module}.{imp.name}": f for imp, f in zip(module.imports, imports, strict=True)}
         with _VMS_LOCK:
             _VMS[self._id] = self
         self._instance = wasmtime.Instance(self._store, module, imports)
@@ -170,6 +238,8 @@ class VM:
         self._trap = ctypes.c_void_p()
         self._trap_addr = ctypes.addressof(self._trap)
         self._base = 0
+        self._size = 0  # bytes of linear memory the host knows of: it only grows
+        self._scratch_ptr = self._scratch_cap = 0
         self._refresh_base()
         self._invoke("_initialize")
         seed = int.from_bytes(os.urandom(8), "little")
@@ -178,12 +248,30 @@ class VM:
             raise SandboxError(f"could not create the QuickJS runtime (status {status})")
         self._out_addr = self._invoke("kp_out")
         self._flag_addr = self._invoke("kp_flag")
+        self._span(self._out_addr, 20, "the OUT record")
+        self._span(self._flag_addr, 4, "the interrupt flag")
         self._read_out_scratch()
         get_watchdog().watch(self)
         self.register("__kplug_console", self._on_console)
         self.eval(_BOOTSTRAP, "<kplug bootstrap>")
 
     # ---- public API ---------------------------------------------------------------------------------
+
+    @property
+    def cpu_limit(self) -> float:
+        return self._cpu_limit
+
+    @cpu_limit.setter
+    def cpu_limit(self, seconds: float) -> None:
+        self._cpu_limit = _positive_seconds("CPU limit", seconds)
+
+    @property
+    def hard_cpu_limit(self) -> float:
+        return self._hard_cpu_limit
+
+    @hard_cpu_limit.setter
+    def hard_cpu_limit(self, seconds: float) -> None:
+        self._hard_cpu_limit = _positive_seconds("hard CPU limit", seconds)
 
     @property
     def crashed(self) -> str | None:
@@ -299,7 +387,16 @@ class VM:
                 payload = _dumps(value)
             except ValueConversionError as exc:
                 payload, error = _dumps(str(exc)), exc
-        self._write_scratch(payload)
+        try:
+            self._write_scratch(payload)
+        except OutOfMemory:  # the value (or message) does not fit into the VM: reject with the reason instead
+            reason = _too_large(len(payload)) if error is None else str(error)
+            error = OutOfMemory(reason)
+            fitted = self._fit_message(reason)
+            if fitted is None:
+                raise
+            payload = fitted
+            self._write_scratch(payload)
         status = self._invoke("kp_settle", promise_id, int(error is not None), len(payload))
         if status == KP_ERROR:
             raise SandboxError(f"no pending host call with id {promise_id}")
@@ -343,7 +440,7 @@ class VM:
     # ---- invoking exports ---------------------------------------------------------------------------
 
     def _set_epoch_deadline(self, seconds: float, ctx: Any = None) -> None:
-        ticks = max(2, int(seconds / EPOCH_TICK_S) + 1)
+        ticks = min(max(2, int(seconds / EPOCH_TICK_S) + 1), 1 << 62)  # a huge limit must not wrap to a tiny one
         _set_epoch_deadline(address_of(ctx) if ctx is not None else self._ctx_addr, ticks)
 
     def _invoke(self, name: str, *args: int, ctx: Any = None) -> int:
@@ -363,12 +460,14 @@ class VM:
                 return self._invoke_fast(name, args, ctx if ctx is not None else self._ctx)
             store = ctx if ctx is not None else self._store
             result = self._exports[name](store, *args)
-            return 0 if result is None else int(result)
+            if result is None:
+                return 0
+            return int(result) & 0xFFFFFFFF if name in _UNSIGNED_RESULTS else int(result)
         except wasmtime.Trap as trap:
-            self._die(self._trap_reason(trap))
+            self._die(self._fault or self._trap_reason(trap))
             raise VMCrashed(f"the VM crashed: {self._dead}") from None
         except wasmtime.WasmtimeError as err:
-            self._die(f"wasmtime error: {err}")
+            self._die(self._fault or f"wasmtime error: {err}")
             raise VMCrashed(f"the VM crashed: {self._dead}") from None
         finally:
             if outer:
@@ -411,38 +510,81 @@ class VM:
             ctypes.c_int32.from_address(self._base + self._flag_addr).value = 1
 
     # ---- linear memory ------------------------------------------------------------------------------
+    #
+    # Every pointer and length the guest hands over (export results, the OUT record, host_call and WASI
+    # arguments) is checked by _span before the host touches the bytes. The memory's base address is fixed for
+    # the VM's life (the engine reserves the whole 4 GiB and never moves a memory: _engine.get_engine), and
+    # wasm memory never shrinks, so a range inside the size last seen stays valid; a range past it makes the
+    # host look at the size again before it is refused.
 
     def _refresh_base(self, ctx: Any = None) -> None:
         if isinstance(ctx, wasmtime.Caller):
             ctx = ctx._context()  # type: ignore[attr-defined]
+        ctx = ctx if ctx is not None else self._ctx
         mem = ctypes.byref(self._memory._memory)  # type: ignore[attr-defined]
-        self._base = address_of(ffi.wasmtime_memory_data(ctx if ctx is not None else self._ctx, mem))
+        self._base = address_of(ffi.wasmtime_memory_data(ctx, mem))
+        self._size = int(ffi.wasmtime_memory_data_size(ctx, mem))
 
-    def _read_out_scratch(self) -> None:
-        out = (ctypes.c_uint32 * 5).from_address(self._base + self._out_addr)
-        self._scratch_ptr, self._scratch_cap = out[3], out[4]
+    def _span(self, ptr: int, n: int, what: str, ctx: Any = None) -> int:
+        """The host address of guest bytes ``[ptr, ptr + n)``, or :class:`_GuestFault` (the VM dies) if any of
+        them lies outside the guest's memory."""
+        end = ptr + n
+        if ptr < 0 or n < 0 or end > self._size:
+            if ptr >= 0 and n >= 0:
+                self._refresh_base(ctx)
+            if ptr < 0 or n < 0 or end > self._size:
+                self._guest_fault(f"{what} is out of bounds: {n} bytes at {ptr:#x}, in {self._size} bytes of "
+                                  "linear memory")
+        return self._base + ptr
+
+    def _guest_fault(self, reason: str) -> None:
+        reason = f"the guest broke the host boundary: {reason}"
+        self._fault = self._fault or reason
+        self._die(self._fault)
+        raise _GuestFault(f"the VM crashed: {self._fault}")
+
+    def _read_out_scratch(self, ctx: Any = None) -> None:
+        out = (ctypes.c_uint32 * 5).from_address(self._span(self._out_addr, 20, "the OUT record", ctx))
+        ptr, cap = int(out[3]), int(out[4])
+        self._span(ptr, cap, "the scratch buffer", ctx)
+        self._scratch_ptr, self._scratch_cap = ptr, cap
 
     def _write_scratch(self, data: bytes, ctx: Any = None) -> None:
         if self._dead is not None:
             raise VMCrashed(f"VM is dead: {self._dead}")
         n = len(data)
         if n + 1 > self._scratch_cap:
-            ptr = self._invoke("kp_buf", n + 1, ctx=ctx)
+            # kp_buf takes a 32-bit size and rounds up to a power of two: refuse what no wasm32 VM can hold
+            ptr = self._invoke("kp_buf", n + 1, ctx=ctx) if n + 1 < WASM32_MAX_MEMORY // 2 else 0
             if not ptr:
-                raise OutOfMemory(f"cannot pass {n} bytes into the VM: its memory limit is reached")
+                raise OutOfMemory(f"cannot pass {_mib(n)} into the VM: its memory limit is reached")
             self._refresh_base(ctx)
-            self._read_out_scratch()
-        ctypes.memmove(self._base + self._scratch_ptr, data, n)
+            self._read_out_scratch(ctx)
+            if self._scratch_ptr != ptr or n + 1 > self._scratch_cap:
+                self._guest_fault(f"kp_buf({n + 1}) gave {self._scratch_cap} bytes at {ptr:#x}")
+        ctypes.memmove(self._span(self._scratch_ptr, n + 1, "the scratch buffer", ctx), data, n)
 
-    def _read(self, ptr: int, n: int) -> bytes:
-        return ctypes.string_at(self._base + ptr, n)
+    def _fit_message(self, message: str) -> bytes | None:
+        """``message`` as JSON that fits into the scratch buffer as it is (no allocation in the guest, so this
+        cannot fail for lack of memory), shortened with a marker if need be; ``None`` if not even that fits."""
+        payload = _dumps(message)
+        keep = len(message)
+        while len(payload) + 1 > self._scratch_cap:
+            if keep == 0:
+                return None
+            keep //= 2
+            payload = _dumps(message[:keep] + "... (truncated)")
+        return payload
+
+    def _read(self, ptr: int, n: int, what: str = "a guest buffer", ctx: Any = None) -> bytes:
+        return ctypes.string_at(self._span(ptr, n, what, ctx), n) if n else b""
 
     def _read_out(self) -> tuple[int, bytes]:
-        out = (ctypes.c_uint32 * 5).from_address(self._base + self._out_addr)
+        out = (ctypes.c_uint32 * 5).from_address(self._span(self._out_addr, 20, "the OUT record"))
         kind = out[2]
         if kind != KIND_JSON:
             return kind, b""
-        return kind, self._read(out[0], out[1])
+        return kind, self._read(int(out[0]), int(out[1]), "the OUT value")
 
     def _check(self, status: int) -> Any:
         if status == KP_OK:
@@ -508,29 +650,44 @@ class VM:
             def handler(ctx: Any, *args: int) -> int:
                 return WASI_EBADF if imp.module == "wasi_snapshot_preview1" else WASI_ENOSYS
         nparams = len(ty.params)
+        name = f"{imp.module}.{imp.name}"
         if self.fast:
-            return self._fast_import(ty, handler, nparams)
+            return self._fast_import(ty, handler, nparams, name)
 
         def plain(caller: wasmtime.Caller, *args: int) -> int:
             try:
                 return handler(caller, *args)
-            except BaseException:  # never unwind through wasm
-                log.exception("host import failed")
-                return WASI_ENOSYS
+            except BaseException as exc:  # never unwind through wasm: trap the guest instead
+                raise wasmtime.Trap(self._import_failed(name, exc)) from None
 
         return wasmtime.Func(self._store, ty, plain, access_caller=True)
 
-    def _fast_import(self, ty: wasmtime.FuncType, handler: Callable[..., int], nparams: int) -> wasmtime.Func:
+    def _import_failed(self, name: str, exc: BaseException) -> str:
+        """An import could not complete (the guest broke the protocol, the VM died under it, or a host bug):
+        the guest is trapped with this reason, and the VM is dead. Nothing unwinds through wasm."""
+        if not isinstance(exc, VMCrashed):
+            log.error("host import %s failed", name, exc_info=exc)
+        if self._fault is None:
+            self._fault = self._dead or f"host import {name} failed: {str(exc) or type(exc).__name__}"
+        return self._fault
+
+    def _fast_import(self, ty: wasmtime.FuncType, handler: Callable[..., int], nparams: int,
+                     name: str) -> wasmtime.Func:
         caller_context = ffi.wasmtime_caller_context
 
         def callback(env: Any, caller: Any, raw: Any, nraw: int) -> int:
             try:
                 ctx = caller_context(caller)
                 raw[0].i32 = handler(ctx, *[raw[i].i32 for i in range(nparams)])
-            except BaseException:  # never unwind through wasm
-                log.exception("host import failed")
-                raw[0].i32 = WASI_ENOSYS
-            return 0
+                return 0
+            except BaseException as exc:  # never unwind through wasm: trap the guest instead
+                try:
+                    message = self._import_failed(name, exc).encode()
+                    trap = ffi.wasmtime_trap_new(ctypes.create_string_buffer(message, len(message)), len(message))
+                    return ctypes.cast(trap, ctypes.c_void_p).value or 0
+                except BaseException:  # pragma: no cover - out of memory while building the trap
+                    raw[0].i32 = WASI_ENOSYS
+                    return 0
 
         cb = ffi.wasmtime_func_unchecked_callback_t(callback)
         fin = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(0)
@@ -540,14 +697,26 @@ class VM:
         return wasmtime.Func._from_raw(func)
 
     def _host_call(self, ctx: Any, fn_id: int, ptr: int, n: int, token: int) -> int:
+        """kplug.host_call. Answers (see kplug.c): ``n >= 0``, a JSON result of ``n`` bytes in scratch;
+        ``-n - 1`` bytes of a JSON error message; :data:`KP_HOST_NO_ROOM`. Any failure of the host function,
+        including a result too large to write into the VM, is answered as an error the script sees."""
         ptr &= 0xFFFFFFFF
         if fn_id < 0:
-            data = self._read(ptr, n) if n > 0 else b""
+            if fn_id < OP_REJECTION_HANDLED:
+                self._guest_fault(f"host_call with unknown notification {fn_id}")
+            if n < 0 and not (fn_id == OP_SETTLED_OK and n == -1):  # -1: the call settled with undefined
+                self._guest_fault(f"host_call notification {fn_id} with length {n}")
+            data = self._read(ptr, max(n, 0), "a host_call notification", ctx)
             self._on_notification(fn_id, data, token, n)
             return 0
+        if fn_id >= len(self._functions):
+            self._guest_fault(f"host_call to host function {fn_id}, of {len(self._functions)}")
+        data = self._read(ptr, n, "host_call arguments", ctx)
         func, is_async = self._functions[fn_id]
         try:
-            args = _loads(self._read(ptr, n))
+            args = _loads(data)
+            if not isinstance(args, list):
+                raise ValueConversionError("host call arguments are not an array")
             result = func(*args)
             if is_async:
                 if result is not None and (inspect.isawaitable(result)
@@ -559,12 +728,24 @@ class VM:
                 return 0
             payload = _dumps(result)
         except BaseException as exc:
-            message = str(exc) or type(exc).__name__
-            payload = _dumps(message)
+            return self._answer_error(str(exc) or type(exc).__name__, ctx)
+        try:
             self._write_scratch(payload, ctx=ctx)
-            return -len(payload) - 1
-        self._write_scratch(payload, ctx=ctx)
+        except OutOfMemory:
+            return self._answer_error(_too_large(len(payload)), ctx)
         return len(payload)
+
+    def _answer_error(self, message: str, ctx: Any) -> int:
+        payload = _dumps(message)
+        try:
+            self._write_scratch(payload, ctx=ctx)
+        except OutOfMemory:  # a long message into a full VM: as much as fits without allocating
+            fitted = self._fit_message(message)
+            if fitted is None:
+                return KP_HOST_NO_ROOM
+            payload = fitted
+            self._write_scratch(payload, ctx=ctx)
+        return -len(payload) - 1
 
     def _on_notification(self, op: int, data: bytes, token: int, n: int) -> None:
         if op == OP_UNHANDLED_REJECTION:
@@ -600,21 +781,34 @@ class VM:
 
     def _wasi_clock_time_get(self, ctx: Any, clock_id: int, precision: int, out_ptr: int) -> int:
         now = time.time_ns() if clock_id == 0 else time.monotonic_ns()
-        ctypes.c_uint64.from_address(self._base + (out_ptr & 0xFFFFFFFF)).value = now
+        ctypes.c_uint64.from_address(self._span(out_ptr & 0xFFFFFFFF, 8, "clock_time_get's result", ctx)).value = now
         return 0
 
     def _wasi_fd_write(self, ctx: Any, fd: int, iovs: int, iovs_len: int, nwritten: int) -> int:
+        iovs &= 0xFFFFFFFF
+        out = self._span(nwritten & 0xFFFFFFFF, 4, "fd_write's nwritten", ctx)
+        if iovs_len < 0:
+            self._guest_fault(f"fd_write with {iovs_len} iovecs")
+        vecs = (ctypes.c_uint32 * (2 * iovs_len)).from_address(self._span(iovs, 8 * iovs_len, "fd_write's iovecs", ctx))
         total = 0
         chunks = []
         for i in range(iovs_len):
-            vec = (ctypes.c_uint32 * 2).from_address(self._base + (iovs & 0xFFFFFFFF) + 8 * i)
-            chunks.append(self._read(vec[0], vec[1]))
-            total += vec[1]
+            base, length = int(vecs[2 * i]), int(vecs[2 * i + 1])
+            self._span(base, length, f"fd_write's buffer {i}", ctx)
+            take = min(length, _FD_WRITE_MAX - total)
+            chunks.append(self._read(base, take, f"fd_write's buffer {i}", ctx))
+            total += take
+            if total >= _FD_WRITE_MAX:
+                break
         text = b"".join(chunks).decode("utf-8", "replace").rstrip("\n")
         if text:
             self._emit_console("error" if fd == 2 else "info", text)
-        ctypes.c_uint32.from_address(self._base + (nwritten & 0xFFFFFFFF)).value = total
+        ctypes.c_uint32.from_address(out).value = total
         return 0
+
+
+def _too_large(n: int) -> str:
+    return f"host result too large for the plugin's memory ({_mib(n)})"
 
 
 class _Outcome:

@@ -29,6 +29,11 @@ static int kp_oom_hits; /* counted by the one-line patch build.py applies to JS_
 #define KP_KIND_JSON 0
 #define KP_KIND_UNDEFINED 1
 
+/* host_call's answer: n >= 0, a JSON result of n bytes in scratch; -n - 1 bytes of a JSON error message
+ * (the host call failed, or its result could not be written into this VM); KP_HOST_NO_ROOM: failed, and not
+ * even a message fitted. */
+#define KP_HOST_NO_ROOM INT32_MIN
+
 /* host_call "function ids" below zero are notifications from the guest, not host functions. */
 #define KP_OP_SETTLED_OK -1
 #define KP_OP_SETTLED_ERR -2
@@ -93,6 +98,8 @@ static int interrupt_handler(JSRuntime *r, void *opaque)
 __attribute__((export_name("kp_buf")))
 uint32_t kp_buf(uint32_t size)
 {
+    if (size >= 0x7FFFFFFFu) /* no wasm32 heap holds it; and the doubling below would wrap to 0 */
+        return 0;
     if (size + 1 > scratch_cap) {
         uint32_t cap = scratch_cap ? scratch_cap : 4096;
         while (cap < size + 1)
@@ -352,12 +359,18 @@ static JSValue parse_scratch(int32_t n)
 {
     if (n <= 0)
         return JS_UNDEFINED;
+    if ((uint32_t)n >= scratch_cap)
+        return JS_ThrowInternalError(ctx, "the host answered with %d bytes, more than its buffer holds", n);
     scratch[n] = 0;
     return JS_ParseJSON(ctx, scratch, (size_t)n, "<host>");
 }
 
+/* The error of a failed host call (answer n < 0): an Error with the host's message, or JS_EXCEPTION. */
 static JSValue error_from_scratch(int32_t n)
 {
+    if (n == KP_HOST_NO_ROOM)
+        return JS_ThrowInternalError(ctx, "the host call failed and its error did not fit into the plugin's memory");
+    n = -n - 1;
     JSValue msg = parse_scratch(n);
     if (JS_IsException(msg))
         return msg;
@@ -542,7 +555,10 @@ static JSValue host_trampoline(JSContext *c, JSValueConst this_val, int argc, JS
         dbuf_free(&args);
         if (n >= 0)
             return parse_scratch(n);
-        return JS_Throw(c, error_from_scratch(-n - 1));
+        JSValue err = error_from_scratch(n);
+        if (JS_IsException(err)) /* thrown already (out of memory) */
+            return err;
+        return JS_Throw(c, err);
     }
 
     JSValue funcs[2];
@@ -562,7 +578,7 @@ static JSValue host_trampoline(JSContext *c, JSValueConst this_val, int argc, JS
     int32_t n = kp_host_call(fn_id, (const char *)args.buf, (int32_t)args.size, (int32_t)pid);
     dbuf_free(&args);
     if (n < 0) { /* refused at once: reject (asynchronously, as any rejection) */
-        JSValue err = error_from_scratch(-n - 1);
+        JSValue err = error_from_scratch(n);
         if (JS_IsException(err))
             err = JS_GetException(c);
         JSValue r = JS_Call(c, pending_funcs[2 * pid + 1], JS_UNDEFINED, 1, (JSValueConst *)&err);
@@ -595,7 +611,7 @@ int32_t kp_settle(int32_t pid, int32_t is_error, int32_t len)
     begin_entry();
     if (pid <= 0 || (uint32_t)pid >= next_pending || JS_IsNumber(pending_funcs[2 * pid]))
         return KP_ERROR;
-    JSValue v = is_error ? error_from_scratch(len) : parse_scratch(len);
+    JSValue v = is_error ? error_from_scratch(-len - 1) : parse_scratch(len);
     int which = is_error ? 1 : 0;
     if (JS_IsException(v)) {
         v = JS_GetException(ctx);
