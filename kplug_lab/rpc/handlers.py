@@ -418,12 +418,13 @@ class _BoundedSocket(tornado.websocket.WebSocketHandler):
         fut.add_done_callback(self._sent)
 
     def _write_text(self, text: str) -> asyncio.Future[None]:
-        """``write_message(text)`` without its wrapper task: tornado wraps each frame's write future in a new
-        coroutine and task (to turn StreamClosedError into WebSocketClosedError), two more loop callbacks per
-        message. This writes the frame as ``write_message`` does and returns the stream's own future. Falls back
-        to ``write_message`` where the protocol object is not the one this was written against."""
+        """``write_message(text)``, or with the ``kplug_ws_direct_frames`` setting (an opt-in tuning switch, ADR
+        0004) the same frame written without ``write_message``'s wrapper coroutine and task (two loop callbacks per
+        message) through tornado's private ``_write_frame``; that falls back to ``write_message`` where the
+        protocol object is not the one it was written against."""
         conn = self.ws_connection
-        if type(conn) is not tornado.websocket.WebSocketProtocol13 or not hasattr(conn, "_compressor"):
+        if (not self.settings.get("kplug_ws_direct_frames", False)
+                or type(conn) is not tornado.websocket.WebSocketProtocol13 or not hasattr(conn, "_compressor")):
             return self.write_message(text)  # type: ignore[return-value]
         data = text.encode()
         conn._message_bytes_out += len(data)
@@ -431,7 +432,7 @@ class _BoundedSocket(tornado.websocket.WebSocketHandler):
         if conn._compressor:
             data = conn._compressor.compress(data)
             flags |= conn.RSV1
-        return conn._write_frame(True, 0x1, data, flags=flags)
+        return conn._write_frame(True, 0x1, data, flags=flags)  # type: ignore[no-any-return]
 
     def _sent(self, fut: asyncio.Future[None]) -> None:
         self._pending -= 1
