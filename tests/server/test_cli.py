@@ -164,6 +164,8 @@ def test_secrets_come_from_a_file_or_the_environment_not_only_the_command_line(
 @pytest.mark.parametrize(("args", "message"), [
     (["--plugins", ".", "--token-file", "/nonexistent/token"], "--token-file /nonexistent/token: cannot read it"),
     (["--plugins", ".", "--siyuan-token-file", "/dev/null"], "--siyuan-token-file /dev/null is empty"),
+    (["--plugins", ".", "--memory-mb", "4096"], "allows a JS heap limit of at most 2040 MiB"),
+    (["--plugins", ".", "--cpu-limit", "nan"], "kplug serve: "),
     ([], "give --workspace DIR or --plugins DIR"),
     (["--plugins", "/nonexistent/kplug"], "/nonexistent/kplug is not a directory"),
     (["--plugins", ".", "--workspace", "."], "not allowed with argument"),
