@@ -16,12 +16,13 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ..protocol.routes import RouteMatch
+from ..protocol.sse import encode_event
 from . import route_answers
 from .api import NO_PARAMS
 from .client_events import ClientEvents, EventStreamError
 from .client_socket import ClientSockets
 from .durable_ops import DurableOps
-from .private_ports import PortError, PrivatePorts, WebSocketPort, encode_sse
+from .private_ports import PortError, PrivatePorts, WebSocketPort
 from .siyuan_kernel import kernel_headers, kernel_url
 from .storage import StorageError
 
@@ -345,7 +346,7 @@ class HostOps:
     def port_sse_send(self, pid: int, event: dict[str, Any]) -> None:
         port = self.ports.event_stream(int(pid))
         if port is not None:  # after the stream ended, events go nowhere (as in SiYuan)
-            self.plugin.loop.call_soon_threadsafe(port.send_event, encode_sse(event))
+            self.plugin.loop.call_soon_threadsafe(port.send_event, encode_event(event))
 
     def port_sse_close(self, pid: int) -> None:
         port = self.ports.event_stream(int(pid))
