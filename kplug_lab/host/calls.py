@@ -3,7 +3,7 @@
 All parsing and encoding is :mod:`kplug_lab.protocol.jsonrpc`; this module only runs what it parsed: one call, or
 a batch's calls concurrently, answering in request order. Two callers use it: the wire (``rpc/handlers.py``, for
 HTTP and WebSocket) and the host's answering of a plugin's own ``siyuan.client.fetch("/api/plugin/rpc/<name>")``
-(``own_routes.py``), which involves no HTTP at all.
+(``route_answers.py``), which involves no HTTP at all.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Two users read this table: ``rpc/app.py`` builds the tornado routes from it (one handler class per set of route
 kinds), and the host answers a plugin's own ``siyuan.client.fetch`` to a plugin route by :func:`match`-ing the same
-table (``host/own_routes.py``), because under kplug_lab the plugins live here, not in the kernel at ``siyuan_url``.
+table (``host/route_answers.py``), because under kplug_lab the plugins live here, not in the kernel at ``siyuan_url``.
 
 A route's path is written as gin writes it: ``:name`` is one path segment, ``*path`` the rest of the path.
 """
