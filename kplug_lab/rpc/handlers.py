@@ -23,11 +23,12 @@ import tornado.web
 import tornado.websocket
 
 from ..errors import PluginNotLoaded
-from ..host import plugin_routes
+from ..host import route_answers
 from ..host.api import NO_PARAMS, HostAPI, LogRecord, PluginInfo, PluginState
-from ..host.plugin_routes import RouteKind
+from ..host.calls import process, start
+from ..protocol.jsonrpc import Limits, error_response
+from ..protocol.routes import RouteKind, RouteMatch
 from .cors import ALLOWED_HEADERS, ALLOWED_METHODS, PREFLIGHT_MAX_AGE, CORSPolicy
-from .dispatch import Limits, error_response, process, start
 from .private import (
     EventStream,
     PrivateSocket,
@@ -350,9 +351,9 @@ class PluginRPCHandler(CrossOriginHandler):
         _finish_rpc(self, await process(body, caller, plugin=name or "", limits=self.limits))
 
 
-async def _route_answer(handler: KplugHandlerBase, route: plugin_routes.PluginRoute, body: bytes | None) -> None:
+async def _route_answer(handler: KplugHandlerBase, route: RouteMatch, body: bytes | None) -> None:
     """Answer with what the host answers to ``route`` (the same answer ``siyuan.client.fetch`` gets)."""
-    answer = await plugin_routes.answer(handler.host, route, body)
+    answer = await route_answers.answer(handler.host, route, body)
     handler.set_status(answer.status)
     for header, value in answer.headers.items():
         handler.set_header(header, value)
@@ -366,12 +367,12 @@ class PluginInfoHandler(CrossOriginHandler):
     async def get(self, name: str | None = None) -> None:
         if self.refused():  # an oversized body was already answered with 413
             return
-        await _route_answer(self, plugin_routes.PluginRoute(RouteKind.INFO, self.plugin_name(name)), None)
+        await _route_answer(self, RouteMatch(RouteKind.INFO, self.plugin_name(name)), None)
 
     async def post(self, name: str | None = None) -> None:
         if self.refused():
             return
-        await _route_answer(self, plugin_routes.PluginRoute(RouteKind.INFO, self.plugin_name(name)), self.body)
+        await _route_answer(self, RouteMatch(RouteKind.INFO, self.plugin_name(name)), self.body)
 
     def too_large_answer(self, size: str) -> tuple[int, dict[str, Any]]:
         return 413, {"code": -1, "msg": f"request body is too large: {size}, the limit is "
@@ -384,7 +385,7 @@ class PluginListHandler(CrossOriginHandler):
     async def get(self) -> None:
         if self.refused():
             return
-        await _route_answer(self, plugin_routes.PluginRoute(RouteKind.LIST), None)
+        await _route_answer(self, RouteMatch(RouteKind.LIST), None)
 
     post = get
     too_large_answer = PluginInfoHandler.too_large_answer

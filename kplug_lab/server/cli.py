@@ -73,9 +73,9 @@ def _parser() -> argparse.ArgumentParser:
 async def _serve(args: argparse.Namespace) -> int:
     from ..host.config import HostConfig
     from ..host.manager import PluginManager
+    from ..protocol.jsonrpc import Limits
     from ..rpc.app import make_standalone_app
     from ..rpc.cors import CORSPolicy
-    from ..rpc.dispatch import Limits
 
     if args.workspace is None and args.plugins is None:
         print("kplug serve: give --workspace DIR or --plugins DIR", file=sys.stderr)

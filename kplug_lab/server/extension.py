@@ -19,7 +19,7 @@ from traitlets import Bool, Float, Int, Unicode, default
 from ..host.api import PluginState
 from ..host.config import HostConfig
 from ..host.manager import PluginManager
-from ..rpc.dispatch import Limits
+from ..protocol.jsonrpc import Limits
 from .cli import summary_lines
 from .handlers import jupyter_routes
 

@@ -303,7 +303,7 @@ WIRE_NOTIFICATIONS = [
 
 
 async def test_websocket_answers_exactly_as_http(host: Host) -> None:
-    from kplug_lab.rpc.dispatch import Limits
+    from kplug_lab.protocol.jsonrpc import Limits
 
     host.plugin("p", WIRE_PLUGIN)
     await host.start()

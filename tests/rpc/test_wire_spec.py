@@ -14,7 +14,7 @@ from kplug_testing import Host, wait_for
 from rpc_server import TOKEN, RawWebSocket, Server
 
 from kplug_lab.host.api import PluginState
-from kplug_lab.rpc.dispatch import Limits
+from kplug_lab.protocol.jsonrpc import Limits
 
 PLUGIN = """
 siyuan.rpc.bind("echo", (...a) => (a.length === 1 ? a[0] : a));
