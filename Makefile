@@ -71,6 +71,7 @@ bench: guest
 	$(BIN)/python bench/engine.py $(BENCH_FLAGS) --json bench/out/engine.json
 	$(BIN)/python bench/host.py $(BENCH_FLAGS) --json bench/out/host.json
 	$(BIN)/python bench/rpc.py $(BENCH_FLAGS) --json bench/out/rpc.json
+	$(BIN)/python bench/scale.py $(BENCH_FLAGS) --json bench/out/scale.json
 	$(BIN)/python bench/durability.py $(BENCH_FLAGS) --json bench/out/durability.json
 
 # Two clean builds of the guest must give the same bytes.

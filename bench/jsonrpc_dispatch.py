@@ -1,4 +1,5 @@
-"""JSON-RPC dispatch: pjrpc vs kplug_lab's own ``rpc/dispatch.py`` vs bare ``json``, in one run.
+"""JSON-RPC dispatch: pjrpc vs kplug_lab's own (``protocol/jsonrpc.py``, run by ``host/calls.py``) vs bare
+``json``, in one run.
 
 Two questions, answered on the same requests:
 
@@ -32,7 +33,7 @@ from pjrpc.server.dispatcher import ParallelAsyncExecutor
 
 from kplug_lab.errors import MethodNotFound
 from kplug_lab.host.api import NO_PARAMS
-from kplug_lab.rpc.dispatch import process
+from kplug_lab.host.calls import process
 
 PLUGIN = "p"
 NO_PARAMS_RESULT = "<called without params>"

@@ -1,17 +1,20 @@
-"""How the IO loop and a plugin's actor thread wake each other, cheaply.
+"""How the IO loop and a plugin's actor thread wake each other.
 
-Measured on the 2-vCPU virtual machines this project runs on (docs/adr/0004-rpc-benchmark.md, fifth round):
-waking a thread that sleeps on another, idle CPU costs the waker ~30 us (an inter-processor interrupt, which is
-expensive under virtualization), and a sequential RPC call pays two wake-ups (loop -> actor -> loop). Three
-things make them cheap:
+The default is the plain path: :class:`Inbox` sleeps on a :class:`threading.Event` (:class:`EventBell`) and the
+actor wakes the loop with ``call_soon_threadsafe``. :class:`Inbox` rings only when its consumer sleeps, and
+:meth:`Inbox.put_later` rings once per loop iteration, after everything read in that iteration was queued
+(pipelined calls reach the actor in batches); both are plain ``threading``/``asyncio`` and cost nothing anywhere.
+
+The opt-in fast path (``HostConfig.follow_caller_cpu``, docs/adr/0004-rpc-benchmark.md, fifth round and addendum)
+was measured on the 2-vCPU virtual machines this project runs on, where waking a thread that sleeps on another,
+idle CPU costs the waker ~30 us (an inter-processor interrupt under nested virtualization). It is off by default
+because it serialises CPU-bound plugins onto the loop's CPU for a while (issue 11, item 7):
 
 * :class:`Doorbell` rings from a system call made *without* the GIL (``os.eventfd_write``), so the woken thread
-  can take the GIL at once instead of sleeping again until the ringer releases it (a ``threading`` lock or
-  ``call_soon_threadsafe`` wakes it while the GIL is held).
-* :class:`Inbox` rings only when its consumer sleeps, and :meth:`Inbox.put_later` rings once per loop
-  iteration, after everything read in that iteration was queued (pipelined calls reach the actor in batches).
+  can take the GIL at once instead of sleeping again until the ringer releases it.
 * :class:`CallerCPU` wakes an idle actor on the caller's CPU, so a sequential call's two wake-ups are local
-  context switches, and lets it go as soon as the actor stays busy, so plugins doing real work run in parallel.
+  context switches, and lets it go once the actor stays busy. The doorbells alone gained nothing; the pin alone
+  made calls slower; only the pair is offered.
 """
 
 from __future__ import annotations
@@ -22,24 +25,55 @@ import ctypes
 import os
 import queue
 import select
+import selectors
 import socket
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from ..sandbox._engine import get_watchdog
 
-__all__ = ["CallerCPU", "Doorbell", "Inbox"]
+__all__ = ["Bell", "CallerCPU", "Doorbell", "EventBell", "Inbox"]
+
+
+class Bell(Protocol):
+    """What :class:`Inbox` sleeps on: ``ring`` from any thread wakes a ``wait``; rings pile up into one."""
+
+    def ring(self) -> None: ...
+
+    def wait(self, timeout: float | None) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class EventBell:
+    """The plain bell: a :class:`threading.Event`. No descriptor, nothing to close."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def ring(self) -> None:
+        self._event.set()
+
+    def wait(self, timeout: float | None) -> None:
+        """Block until rung (or ``timeout`` seconds), then clear. A ring between the two is not lost for the
+        :class:`Inbox`: its job was queued before the ring, and the consumer looks at the queue next."""
+        self._event.wait(timeout)
+        self._event.clear()
+
+    def close(self) -> None:
+        pass
 
 
 class Doorbell:
-    """Wakes a thread blocked in :meth:`wait`, or a loop reader on :attr:`fd`, from any thread.
+    """Wakes a thread blocked in :meth:`wait`, or a loop reader on :attr:`fd`, from any thread (the fast path).
 
-    An eventfd on Linux, a socket pair elsewhere. :meth:`ring` never blocks. The descriptors are closed by
-    :meth:`close` (only once no thread can ring any more: a closed number may be reused) or when the doorbell
-    is garbage.
+    An eventfd on Linux, a socket pair elsewhere. :meth:`ring` never blocks. :meth:`wait` polls the descriptor
+    (``poll``, not ``select``, which fails once a descriptor number passes ``FD_SETSIZE``, 1024). The
+    descriptors are closed by :meth:`close` (only once no thread can ring any more: a closed number may be
+    reused) or when the doorbell is garbage.
     """
 
     def __init__(self) -> None:
@@ -55,6 +89,15 @@ class Doorbell:
             self._peer.setblocking(False)
             self.fd = self._sock.fileno()
             self._finalizer = weakref.finalize(self, _close_all, (self._sock, self._peer))
+        self._poll: Callable[[float | None], object]
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(self.fd, select.POLLIN)
+            self._poll = lambda timeout: poller.poll(None if timeout is None else timeout * 1000.0)
+        else:  # Windows: no poll(), but its select() takes any socket (no FD_SETSIZE bit set)
+            selector = selectors.DefaultSelector()
+            selector.register(self.fd, selectors.EVENT_READ)
+            self._poll = selector.select
 
     def ring(self) -> None:
         if self._closed:
@@ -79,7 +122,7 @@ class Doorbell:
 
     def wait(self, timeout: float | None) -> None:
         """Block until rung (or ``timeout`` seconds), then clear. The GIL is released while blocked."""
-        select.select((self.fd,), (), (), timeout)
+        self._poll(timeout)
         self.clear()
 
     def close(self) -> None:
@@ -95,14 +138,15 @@ def _close_all(socks: tuple[socket.socket, socket.socket]) -> None:
 class Inbox:
     """A job queue for one consumer thread (the actor): ``put`` from any thread, ``get`` on the consumer.
 
-    The doorbell is rung only while the consumer sleeps in :meth:`get`. The flags are read and written under the
+    ``bell`` is what the consumer sleeps on (default :class:`EventBell`; the fast path passes a :class:`Doorbell`).
+    The bell is rung only while the consumer sleeps in :meth:`get`. The flags are read and written under the
     GIL without a lock: the producer appends before it reads ``_waiting``, the consumer sets ``_waiting`` before
     it looks at the jobs, so a job is never left behind a sleeping consumer (at worst it wakes once for nothing).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, bell: Bell | None = None) -> None:
         self._jobs: collections.deque[Any] = collections.deque()
-        self._bell = Doorbell()
+        self._bell: Bell = bell if bell is not None else EventBell()
         self._waiting = False
         self._ring_due = False
 

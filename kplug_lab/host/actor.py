@@ -31,28 +31,33 @@ _STOP = object()
 
 
 class Actor:
-    """``loop`` is the asyncio loop :meth:`run` answers on (the host's); :meth:`submit` works without one."""
+    """``loop`` is the asyncio loop :meth:`run` answers on (the host's); :meth:`submit` works without one.
+
+    ``follow_caller_cpu`` turns on the opt-in fast wake-up path of ``_wake.py`` (eventfd doorbells both ways and
+    the CPU pin); the default is the plain path (a ``threading.Event`` and ``call_soon_threadsafe``).
+    """
 
     def __init__(self, name: str, on_timer: Callable[[int], None],
-                 loop: asyncio.AbstractEventLoop | None = None, *, follow_caller_cpu: bool = True) -> None:
+                 loop: asyncio.AbstractEventLoop | None = None, *, follow_caller_cpu: bool = False) -> None:
         self.name = name
         self._on_timer = on_timer
         self._loop = loop
-        self._queue = Inbox()
+        fast = loop is not None and follow_caller_cpu
+        self._queue = Inbox(Doorbell() if fast else None)
         # results bound for the loop: settled there in batches, one wake-up for all that are ready (see _deliver)
         self._outbox: collections.deque[tuple[asyncio.Future[Any], Any, BaseException | None]] = collections.deque()
         self._wake_pending = False
         self._deadlines = _Deadlines(loop) if loop is not None else None
         self._loop_bell: Doorbell | None = None
-        if loop is not None:
+        if fast:
             self._loop_bell = Doorbell()
             try:
-                loop.add_reader(self._loop_bell.fd, self._on_loop_bell)
+                loop.add_reader(self._loop_bell.fd, self._on_loop_bell)  # type: ignore[union-attr]
             except NotImplementedError:  # a loop without readers (Windows' proactor): call_soon_threadsafe
                 self._loop_bell.close()
                 self._loop_bell = None
         # pin an idle actor to its caller's CPU (see _wake.py); only with a loop: its thread is the caller
-        self._affinity = CallerCPU() if loop is not None and follow_caller_cpu and CallerCPU.supported() else None
+        self._affinity = CallerCPU() if fast and CallerCPU.supported() else None
         self._timers: list[tuple[float, int, int]] = []  # (due, seq, timer id)
         self._armed: dict[int, int] = {}  # timer id -> seq of its live entry
         self._seq = itertools.count()

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..protocol.jsonrpc import NO_PARAMS
 from .private_ports import EventStreamPort, WebSocketPort
 
 __all__ = [
@@ -40,19 +41,6 @@ class PluginState(enum.IntEnum):
     @property
     def label(self) -> str:
         return self.name.lower()
-
-
-class _NoParams:
-    """Sentinel for a JSON-RPC request without a ``params`` member.
-
-    ``None`` is not enough: ``"params": null`` is a different (invalid) request from an absent ``params``.
-    """
-
-    def __repr__(self) -> str:
-        return "NO_PARAMS"
-
-
-NO_PARAMS: Any = _NoParams()
 
 
 @dataclass(frozen=True)

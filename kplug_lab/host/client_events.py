@@ -1,7 +1,8 @@
 """``siyuan.client.event``: Server-Sent Events subscriptions from a plugin to the SiYuan kernel (spec §3.7).
 
 The JS object lives in the prelude; this is its host half. Each subscription is one task on the host's asyncio
-loop (``httpx`` streaming); every event is posted to the plugin's actor as ``__kplug.eventSourceEvent(id, ev)``.
+loop (``httpx`` streaming, the stream read by :class:`kplug_lab.protocol.sse.EventStreamParser`); every event is
+posted to the plugin's actor as ``__kplug.eventSourceEvent(id, ev)``.
 
 Semantics are the spec's [better] ones, and differ from SiYuan on purpose:
 
@@ -22,12 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from ..protocol.sse import EventStreamParser
 from .siyuan_kernel import kernel_headers, kernel_url, post_to_js
 
 if TYPE_CHECKING:
     from .plugin import Plugin
 
-__all__ = ["MAX_RETRIES", "RETRY_FACTOR", "RETRY_INITIAL", "ClientEvents", "EventStreamError", "SSEParser"]
+__all__ = ["MAX_RETRIES", "RETRY_FACTOR", "RETRY_INITIAL", "ClientEvents", "EventStreamError"]
 
 #: consecutive failed (re)connection attempts before the subscription gives up
 MAX_RETRIES = 3
@@ -39,39 +41,6 @@ _CONNECT_TIMEOUT = 5.0
 
 class EventStreamError(Exception):
     """A subscription could not be made; the message is what the plugin sees."""
-
-
-class SSEParser:
-    """The WHATWG ``text/event-stream`` interpretation, one line at a time."""
-
-    def __init__(self) -> None:
-        self.last_event_id = ""
-        self.retry_ms: int | None = None
-        self._data: list[str] = []
-        self._event = ""
-
-    def feed(self, line: str) -> dict[str, str] | None:
-        """One line without its terminator; returns an event when the line dispatches one."""
-        if line == "":
-            data, event = self._data, self._event
-            self._data, self._event = [], ""
-            if not data:
-                return None
-            return {"event": event or "message", "data": "\n".join(data), "lastEventId": self.last_event_id}
-        if line.startswith(":"):
-            return None
-        name, colon, value = line.partition(":")
-        if colon and value.startswith(" "):
-            value = value[1:]
-        if name == "data":
-            self._data.append(value)
-        elif name == "event":
-            self._event = value
-        elif name == "id" and "\0" not in value:
-            self.last_event_id = value
-        elif name == "retry" and value.isdigit():
-            self.retry_ms = int(value)
-        return None
 
 
 class ClientEvents:
@@ -102,7 +71,7 @@ class ClientEvents:
             self.close(sid)
 
     async def _run(self, sid: int, url: str) -> None:
-        parser = SSEParser()
+        parser = EventStreamParser()
         failures = 0
         delay = RETRY_INITIAL
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache", **kernel_headers(self.plugin.config)}
@@ -118,13 +87,14 @@ class ClientEvents:
                             return
                         failures, delay = 0, RETRY_INITIAL
                         self._post(sid, {"type": "open"})
-                        async for line in resp.aiter_lines():
-                            event = parser.feed(line.rstrip("\r\n"))
-                            if event is not None:
-                                self._post(sid, {"type": "message", **event})
+                        async for chunk in resp.aiter_bytes():
+                            for event in parser.feed(chunk):
+                                self._post(sid, {"type": "message", "event": event.event, "data": event.data,
+                                                 "lastEventId": event.last_event_id})
                     self._post(sid, {"type": "close"})  # the kernel ended the stream cleanly
                     return
                 except httpx.HTTPError as exc:
+                    parser.end_of_stream()
                     failures += 1
                     if failures > MAX_RETRIES:
                         self._fail(sid, f"GET {url}: {exc or type(exc).__name__}")

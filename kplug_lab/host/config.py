@@ -49,9 +49,10 @@ class HostConfig:
     hot_reload: bool = True
     #: debounce for hot reload, milliseconds
     reload_debounce_ms: int = 200
-    #: wake a plugin's idle thread on the CPU of the thread that calls it (Linux), and let it go once it stays
-    #: busy: a sequential call's two thread wake-ups become local switches (docs/adr/0004-rpc-benchmark.md)
-    follow_caller_cpu: bool = True
+    #: opt-in tuning: wake a plugin's idle thread through eventfd doorbells on the CPU of the thread that calls it
+    #: (Linux), and let it go once it stays busy. Faster sequential calls on a 2-vCPU VM, but CPU-bound plugins
+    #: share the loop's CPU for a while, so off by default (docs/adr/0004-rpc-benchmark.md, addendum)
+    follow_caller_cpu: bool = False
 
     def __post_init__(self) -> None:  # refuse a wrapping memory limit or a NaN CPU limit here, not at plugin start
         check_limits(memory_limit=self.memory_limit, cpu_limit=self.cpu_limit)

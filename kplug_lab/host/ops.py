@@ -15,12 +15,14 @@ import re
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from . import plugin_routes
+from ..protocol.routes import RouteMatch
+from ..protocol.sse import encode_event
+from . import route_answers
 from .api import NO_PARAMS
 from .client_events import ClientEvents, EventStreamError
 from .client_socket import ClientSockets
 from .durable_ops import DurableOps
-from .private_ports import PortError, PrivatePorts, WebSocketPort, encode_sse
+from .private_ports import PortError, PrivatePorts, WebSocketPort
 from .siyuan_kernel import kernel_headers, kernel_url
 from .storage import StorageError
 
@@ -276,16 +278,16 @@ class HostOps:
             body.encode("utf-8") if isinstance(body, str) else None)
         if method in ("GET", "HEAD", "OPTIONS"):
             content = None
-        route = plugin_routes.match(method, path)
+        route = route_answers.match(method, path)
         if route is not None:  # the kernel plugins live here, not in the kernel at siyuan_url
             return self._answer_plugin_route(route, path, content)
         headers.update(kernel_headers(self.plugin.config))
         return _IO_POOL.submit(_do_fetch, url, path, method, headers, content)
 
-    async def _answer_plugin_route(self, route: plugin_routes.PluginRoute, path: str,
+    async def _answer_plugin_route(self, route: RouteMatch, path: str,
                                    content: bytes | None) -> dict[str, Any]:
         # runs on the asyncio loop, not on this plugin's actor: calling its own methods queues a job there
-        answer = await plugin_routes.answer(self.plugin.manager, route, content)
+        answer = await route_answers.answer(self.plugin.manager, route, content)
         return {"url": path, "status": answer.status, "statusText": answer.status_text, "headers": answer.headers,
                 "body": _payload(answer.body)}
 
@@ -344,7 +346,7 @@ class HostOps:
     def port_sse_send(self, pid: int, event: dict[str, Any]) -> None:
         port = self.ports.event_stream(int(pid))
         if port is not None:  # after the stream ended, events go nowhere (as in SiYuan)
-            self.plugin.loop.call_soon_threadsafe(port.send_event, encode_sse(event))
+            self.plugin.loop.call_soon_threadsafe(port.send_event, encode_event(event))
 
     def port_sse_close(self, pid: int) -> None:
         port = self.ports.event_stream(int(pid))

@@ -10,7 +10,6 @@ wait for the plugin to take a message before it reads the next one (SiYuan's ``R
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -19,7 +18,7 @@ from ..errors import CPUTimeout, JSError, OutOfMemory
 if TYPE_CHECKING:
     from .plugin import Plugin
 
-__all__ = ["Deliver", "EventStreamPort", "PortError", "PrivatePorts", "WebSocketPort", "encode_sse"]
+__all__ = ["Deliver", "EventStreamPort", "PortError", "PrivatePorts", "WebSocketPort"]
 
 Deliver = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -51,38 +50,10 @@ class EventStreamPort(Protocol):
         """From now on, hand the end of the stream (``{"type": "close"}``) to ``deliver``."""
 
     def send_event(self, text: str) -> None:
-        """Write one encoded event (see :func:`encode_sse`) and flush it."""
+        """Write one encoded event (see :func:`kplug_lab.protocol.sse.encode_event`) and flush it."""
 
     def end(self) -> None:
         """Finish the response."""
-
-
-def _go_json(value: Any) -> str:
-    """One line of JSON as Go's ``json.Encoder`` writes it (HTML characters escaped)."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    for char, escape in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"),
-                         ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
-        text = text.replace(char, escape)
-    return text
-
-
-def encode_sse(event: dict[str, Any]) -> str:
-    """One event in gin-contrib/sse's encoding. ``event["data"]`` is ``{"json": value}`` (objects and arrays)
-    or ``{"text": str}`` (everything else, already stringified by the plugin side)."""
-    out = []
-    if event.get("id"):
-        out.append("id:" + str(event["id"]).replace("\n", "\\n").replace("\r", "\\r") + "\n")
-    if event.get("event"):
-        out.append("event:" + str(event["event"]).replace("\n", "\\n").replace("\r", "\\r") + "\n")
-    retry = event.get("retry")
-    if isinstance(retry, (int, float)) and not isinstance(retry, bool) and retry >= 1:
-        out.append(f"retry:{int(retry)}\n")
-    data = event.get("data") or {}
-    if "json" in data:
-        out.append("data:" + _go_json(data["json"]) + "\n\n")
-    else:
-        out.append("data:" + str(data.get("text", "")).replace("\n", "\ndata:").replace("\r", "\\r") + "\n\n")
-    return "".join(out)
 
 
 class PrivatePorts:

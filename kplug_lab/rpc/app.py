@@ -10,8 +10,9 @@ import tornado.httputil
 import tornado.web
 
 from ..host.api import HostAPI
+from ..protocol.jsonrpc import Limits
+from ..protocol.routes import ROUTES, RouteKind, tornado_pattern
 from .cors import CORSPolicy
-from .dispatch import Limits
 from .handlers import (
     AdminRPCHandler,
     AdminWebSocketHandler,
@@ -29,22 +30,15 @@ from .secrets_in_logs import log_request
 
 __all__ = ["ClientScriptHandler", "KplugApplication", "PluginRPCOrInfoHandler", "make_routes", "make_standalone_app"]
 
-_NAME = r"([^/?]+)"
 STATIC_DIR = Path(__file__).with_name("static")
 
 
 def make_routes(base_url: str = "/") -> list[tuple[Any, ...]]:
-    """SiYuan's plugin routes (spec §5.1) and the admin API, under ``base_url``."""
+    """SiYuan's plugin routes (spec §5.1; the table is :data:`kplug_lab.protocol.routes.ROUTES`) and the admin
+    API, under ``base_url``."""
     b = "/" + base_url.strip("/") + "/" if base_url.strip("/") else "/"
     return [
-        (rf"{b}api/plugin/rpc/{_NAME}", PluginRPCOrInfoHandler),
-        (rf"{b}api/plugin/rpc/?", PluginRPCOrInfoHandler),
-        (rf"{b}ws/plugin/rpc/{_NAME}", PluginRPCWebSocket),
-        (rf"{b}ws/plugin/rpc/?", PluginRPCWebSocket),
-        (rf"{b}api/plugin/getLoadedPlugin", PluginInfoHandler),
-        (rf"{b}api/plugin/listLoadedPlugins", PluginListHandler),
-        (rf"{b}api/plugin/?", PluginListHandler),
-        (rf"{b}plugin/private/{_NAME}/?(.*)", PrivateHandler),
+        *((tornado_pattern(route, base_url), _HANDLERS[route.kinds]) for route in ROUTES),
         (rf"{b}kplug/api/rpc", AdminRPCHandler),
         (rf"{b}kplug/api/ws", AdminWebSocketHandler),
         (rf"{b}kplug/static/(.*)", ClientScriptHandler, {"path": str(STATIC_DIR)}),
@@ -64,6 +58,16 @@ class PluginRPCOrInfoHandler(PluginRPCHandler, PluginInfoHandler):
 
     post = PluginRPCHandler.post  # type: ignore[assignment]
     get = PluginInfoHandler.get  # type: ignore[assignment]
+
+
+#: the handler class that serves a route, by the kinds of its methods
+_HANDLERS: dict[frozenset[RouteKind], type[tornado.web.RequestHandler]] = {
+    frozenset({RouteKind.RPC, RouteKind.INFO}): PluginRPCOrInfoHandler,
+    frozenset({RouteKind.RPC_SOCKET}): PluginRPCWebSocket,
+    frozenset({RouteKind.INFO}): PluginInfoHandler,
+    frozenset({RouteKind.LIST}): PluginListHandler,
+    frozenset({RouteKind.PRIVATE}): PrivateHandler,
+}
 
 
 class KplugApplication(tornado.web.Application):

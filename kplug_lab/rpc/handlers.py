@@ -23,11 +23,12 @@ import tornado.web
 import tornado.websocket
 
 from ..errors import PluginNotLoaded
-from ..host import plugin_routes
+from ..host import route_answers
 from ..host.api import NO_PARAMS, HostAPI, LogRecord, PluginInfo, PluginState
-from ..host.plugin_routes import RouteKind
+from ..host.calls import process, start
+from ..protocol.jsonrpc import Limits, error_response
+from ..protocol.routes import RouteKind, RouteMatch
 from .cors import ALLOWED_HEADERS, ALLOWED_METHODS, PREFLIGHT_MAX_AGE, CORSPolicy
-from .dispatch import Limits, error_response, process, start
 from .private import (
     EventStream,
     PrivateSocket,
@@ -350,9 +351,9 @@ class PluginRPCHandler(CrossOriginHandler):
         _finish_rpc(self, await process(body, caller, plugin=name or "", limits=self.limits))
 
 
-async def _route_answer(handler: KplugHandlerBase, route: plugin_routes.PluginRoute, body: bytes | None) -> None:
+async def _route_answer(handler: KplugHandlerBase, route: RouteMatch, body: bytes | None) -> None:
     """Answer with what the host answers to ``route`` (the same answer ``siyuan.client.fetch`` gets)."""
-    answer = await plugin_routes.answer(handler.host, route, body)
+    answer = await route_answers.answer(handler.host, route, body)
     handler.set_status(answer.status)
     for header, value in answer.headers.items():
         handler.set_header(header, value)
@@ -366,12 +367,12 @@ class PluginInfoHandler(CrossOriginHandler):
     async def get(self, name: str | None = None) -> None:
         if self.refused():  # an oversized body was already answered with 413
             return
-        await _route_answer(self, plugin_routes.PluginRoute(RouteKind.INFO, self.plugin_name(name)), None)
+        await _route_answer(self, RouteMatch(RouteKind.INFO, self.plugin_name(name)), None)
 
     async def post(self, name: str | None = None) -> None:
         if self.refused():
             return
-        await _route_answer(self, plugin_routes.PluginRoute(RouteKind.INFO, self.plugin_name(name)), self.body)
+        await _route_answer(self, RouteMatch(RouteKind.INFO, self.plugin_name(name)), self.body)
 
     def too_large_answer(self, size: str) -> tuple[int, dict[str, Any]]:
         return 413, {"code": -1, "msg": f"request body is too large: {size}, the limit is "
@@ -384,7 +385,7 @@ class PluginListHandler(CrossOriginHandler):
     async def get(self) -> None:
         if self.refused():
             return
-        await _route_answer(self, plugin_routes.PluginRoute(RouteKind.LIST), None)
+        await _route_answer(self, RouteMatch(RouteKind.LIST), None)
 
     post = get
     too_large_answer = PluginInfoHandler.too_large_answer
@@ -418,12 +419,13 @@ class _BoundedSocket(tornado.websocket.WebSocketHandler):
         fut.add_done_callback(self._sent)
 
     def _write_text(self, text: str) -> asyncio.Future[None]:
-        """``write_message(text)`` without its wrapper task: tornado wraps each frame's write future in a new
-        coroutine and task (to turn StreamClosedError into WebSocketClosedError), two more loop callbacks per
-        message. This writes the frame as ``write_message`` does and returns the stream's own future. Falls back
-        to ``write_message`` where the protocol object is not the one this was written against."""
+        """``write_message(text)``, or with the ``kplug_ws_direct_frames`` setting (an opt-in tuning switch, ADR
+        0004) the same frame written without ``write_message``'s wrapper coroutine and task (two loop callbacks per
+        message) through tornado's private ``_write_frame``; that falls back to ``write_message`` where the
+        protocol object is not the one it was written against."""
         conn = self.ws_connection
-        if type(conn) is not tornado.websocket.WebSocketProtocol13 or not hasattr(conn, "_compressor"):
+        if (not self.settings.get("kplug_ws_direct_frames", False)
+                or type(conn) is not tornado.websocket.WebSocketProtocol13 or not hasattr(conn, "_compressor")):
             return self.write_message(text)  # type: ignore[return-value]
         data = text.encode()
         conn._message_bytes_out += len(data)
@@ -431,7 +433,7 @@ class _BoundedSocket(tornado.websocket.WebSocketHandler):
         if conn._compressor:
             data = conn._compressor.compress(data)
             flags |= conn.RSV1
-        return conn._write_frame(True, 0x1, data, flags=flags)
+        return conn._write_frame(True, 0x1, data, flags=flags)  # type: ignore[no-any-return]
 
     def _sent(self, fut: asyncio.Future[None]) -> None:
         self._pending -= 1

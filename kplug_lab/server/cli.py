@@ -54,8 +54,17 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--no-reload", action="store_true", help="do not watch plugin folders for changes")
     s.add_argument("--proxy-allow-private", action="store_true",
                    help="let a private route's proxy body reach loopback and private addresses (refused by default)")
-    s.add_argument("--no-follow-caller-cpu", action="store_true",
-                   help="do not wake an idle plugin's thread on its caller's CPU (see docs/adr/0004-rpc-benchmark.md)")
+    tuning = s.add_argument_group("tuning switches (off by default; measured in docs/adr/0004-rpc-benchmark.md)")
+    tuning.add_argument("--follow-caller-cpu", action=argparse.BooleanOptionalAction, default=False,
+                        help="wake an idle plugin's thread through eventfd doorbells on its caller's CPU (Linux): "
+                             "faster sequential calls on small VMs, but CPU-bound plugins share the loop's CPU "
+                             "for a while")
+    tuning.add_argument("--switch-interval", type=float, metavar="SECONDS",
+                        help="set the process's GIL switch interval (sys.setswitchinterval; Python's default is "
+                             "0.005, 0.0002 measured faster for pipelined WebSocket calls)")
+    tuning.add_argument("--ws-direct-frames", action=argparse.BooleanOptionalAction, default=False,
+                        help="write WebSocket answers through tornado's private frame writer, without "
+                             "write_message's wrapper task (more calls/s; may break with a tornado upgrade)")
     s.add_argument("--dev", action="store_true", help="dev mode: enables kplug.eval (run JS inside a plugin)")
     s.add_argument("--log-level", default="INFO")
     return p
@@ -64,9 +73,9 @@ def _parser() -> argparse.ArgumentParser:
 async def _serve(args: argparse.Namespace) -> int:
     from ..host.config import HostConfig
     from ..host.manager import PluginManager
+    from ..protocol.jsonrpc import Limits
     from ..rpc.app import make_standalone_app
     from ..rpc.cors import CORSPolicy
-    from ..rpc.dispatch import Limits
 
     if args.workspace is None and args.plugins is None:
         print("kplug serve: give --workspace DIR or --plugins DIR", file=sys.stderr)
@@ -99,7 +108,7 @@ async def _serve(args: argparse.Namespace) -> int:
                             hook_timeout=args.hook_timeout, call_timeout=args.call_timeout,
                             siyuan_url=args.siyuan_url, siyuan_token=args.siyuan_token,
                             hot_reload=not args.no_reload, data_dir=args.data,
-                            follow_caller_cpu=not args.no_follow_caller_cpu)
+                            follow_caller_cpu=args.follow_caller_cpu)
     except ValueError as exc:  # a limit the sandbox cannot honour (e.g. --memory-mb past wasm32's 4 GiB)
         print(f"kplug serve: {exc}", file=sys.stderr)
         return 2
@@ -108,7 +117,8 @@ async def _serve(args: argparse.Namespace) -> int:
     app = make_standalone_app(manager, token, call_token=args.call_token, base_url=args.base_url,
                               dev_mode=args.dev, allow_origins=args.allow_origin,
                               limits=Limits(max_body_bytes=args.max_request_bytes, call_timeout=args.call_timeout),
-                              kplug_proxy_allow_private=args.proxy_allow_private)
+                              kplug_proxy_allow_private=args.proxy_allow_private,
+                              kplug_ws_direct_frames=args.ws_direct_frames)
     # installed before the plugins start, so a SIGTERM during startup still runs every onunload
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -172,13 +182,6 @@ def summary_lines(host: HostAPI, url: str, token: str) -> list[str]:
     return lines
 
 
-#: how long a thread may hold the GIL while another waits (Python's default: 5 ms). Each plugin call crosses from
-#: the loop thread to the plugin's actor thread and back; with the default, a thread woken for its part often
-#: waits for the other to reach a blocking call. 0.2 ms: +20 % pipelined WebSocket calls/s (ADR 0004). Set for
-#: ``kplug serve`` only; in Jupyter mode the server process is Jupyter's.
-SERVE_SWITCH_INTERVAL_S = 0.0002
-
-
 def _run(main: Coroutine[Any, Any, int]) -> int:
     """Run the server on uvloop where it is installed (Linux and macOS): its cross-thread wake-ups, which every
     plugin call makes twice (loop -> plugin thread -> loop), cost less than asyncio's self-pipe. Measured in
@@ -195,7 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
-        sys.setswitchinterval(SERVE_SWITCH_INTERVAL_S)
+        if args.switch_interval is not None:
+            if not args.switch_interval > 0:
+                print(f"kplug serve: --switch-interval must be a positive number of seconds, got "
+                      f"{args.switch_interval}", file=sys.stderr)
+                return 2
+            sys.setswitchinterval(args.switch_interval)  # the whole process's: an opt-in (ADR 0004 addendum)
         return _run(_serve(args))
     return 2
 

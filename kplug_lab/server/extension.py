@@ -19,7 +19,7 @@ from traitlets import Bool, Float, Int, Unicode, default
 from ..host.api import PluginState
 from ..host.config import HostConfig
 from ..host.manager import PluginManager
-from ..rpc.dispatch import Limits
+from ..protocol.jsonrpc import Limits
 from .cli import summary_lines
 from .handlers import jupyter_routes
 
@@ -64,8 +64,13 @@ class KplugLabApp(ExtensionApp):
 
     proxy_allow_private = Bool(False, config=True, help="Let a private route's proxy body reach loopback and "
                                                         "private addresses (refused by default).")
-    follow_caller_cpu = Bool(True, config=True, help="Wake an idle plugin's thread on the CPU of its caller and let "
-                                                     "it go once it stays busy (Linux; see docs/adr/0004).")
+    follow_caller_cpu = Bool(False, config=True, help=(
+        "Tuning, off by default: wake an idle plugin's thread through eventfd doorbells on the CPU of its caller, "
+        "and let it go once it stays busy (Linux). Faster sequential calls on small VMs; CPU-bound plugins share "
+        "the loop's CPU meanwhile (docs/adr/0004)."))
+    ws_direct_frames = Bool(False, config=True, help="Tuning, off by default: write WebSocket answers through "
+                                                     "tornado's private frame writer, without write_message's wrapper "
+                                                     "task (more calls/s; may break with a tornado upgrade).")
 
     manager: PluginManager | None = None
     _started = False
@@ -108,6 +113,7 @@ class KplugLabApp(ExtensionApp):
             kplug_dev_mode=self.dev_mode,
             kplug_call_token=self.call_token or None,
             kplug_proxy_allow_private=self.proxy_allow_private,
+            kplug_ws_direct_frames=self.ws_direct_frames,
         )
 
     def initialize_handlers(self) -> None:

@@ -36,8 +36,8 @@ from jupyter_server.auth.identity import IdentityProvider, User
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.base.websocket import WebSocketMixin
 
+from ..protocol.jsonrpc import Limits
 from ..rpc.app import ClientScriptHandler, PluginRPCOrInfoHandler, make_routes
-from ..rpc.dispatch import Limits
 from ..rpc.handlers import (
     AdminRPCHandler,
     AdminWebSocketHandler,

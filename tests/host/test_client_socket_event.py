@@ -139,8 +139,9 @@ siyuan.rpc.bind("socket", async (path) => {
   const ws = await siyuan.client.socket(path);
   ws.onclose = record; ws.onerror = record;
   await ws.open();
+  const opened = ws.readyState;  // after send() it may already be CLOSED: /ws/drop drops on the first message
   await ws.send("hi");
-  return ws.readyState;
+  return opened;
 });
 """
 
@@ -158,7 +159,7 @@ async def events_until(manager: PluginManager, last: str, count: int = 1) -> lis
         got: list[Any] = await manager.call("sub", "events")
         if sum(1 for e in got if e["type"] == last) >= count:
             return got
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)  # polling interval of a wait for a condition
     raise AssertionError(f"no {last!r} event; got {got}")
 
 
@@ -186,7 +187,7 @@ async def test_close_stops_the_subscription_at_once_with_one_close_event(host: H
     assert await manager.call("sub", "closeIt") == 2
     await wait_for(lambda: SEEN.disconnects == 1, what="the kernel sees the subscription end")
     events = await events_until(manager, "close")
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # a deliberate duration, not synchronisation: a late second close would come within it
     assert await manager.call("sub", "events") == events
     assert [e["type"] for e in events] == ["open", "message", "close"]
 
@@ -240,8 +241,8 @@ async def test_stopping_the_plugin_ends_its_subscriptions_and_sockets(host: Host
 async def test_socket_dropped_without_close_frame_gives_error_then_one_close_1006(host: Host, kernel: str) -> None:
     manager = await started(host, kernel)
     assert await manager.call("sub", "socket", ["/ws/drop"]) == 1
-    events = await events_until(manager, "close")
-    await asyncio.sleep(0.05)
+    await events_until(manager, "close")
+    await asyncio.sleep(0.05)  # a deliberate duration, not synchronisation: a second close would come within it
     events = await manager.call("sub", "events")
     assert [e["type"] for e in events] == ["error", "close"]
     assert events[1] == {"type": "close", "code": 1006, "reason": "", "wasClean": False}

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+import pytest
 from kplug_testing import Host, wait_for
 
 from kplug_lab.host.api import PluginState
+from kplug_lab.host.manager import PluginManager
 
 ORDER = """
 const seen = [];
@@ -23,15 +27,39 @@ siyuan.rpc.bind("seen", () => seen);
 """
 
 
+async def until(get: Callable[[], Awaitable[Any]], check: Callable[[Any], bool], what: str,
+                timeout: float = 10.0) -> Any:
+    """Call ``get`` until ``check`` holds for its value (``what``: the condition, for the failure message)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await get()
+        if check(value):
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}; last value: {value!r}")
+        await asyncio.sleep(0.02)  # polling interval of a wait for a condition
+
+
+async def watcher_running(host: Host, m: PluginManager) -> None:
+    """Hot reload gives no "watching now" signal: write a probe plugin until the watcher loads it (the watcher
+    covers the whole plugins folder, so it is then watching every plugin). Reloads of the probe that come late
+    do not touch the plugin under test."""
+    for attempt in range(40):
+        host.plugin("probe", f"siyuan.rpc.bind('attempt', () => {attempt});")
+        try:
+            await wait_for(lambda: "probe" in m.plugins, timeout=0.5, what="the watcher to load the probe")
+            return
+        except AssertionError:
+            continue
+    raise AssertionError("the plugin folder watcher never reported a change")
+
+
 async def test_hooks_run_in_order_and_are_awaited(host: Host) -> None:
     host.plugin("order", ORDER)
     m = await host.start()
     assert host.state("order") == PluginState.RUNNING
-    await wait_for(lambda: True)
-    seen = await m.call("order", "seen")
-    assert seen[:4] == ["onload", "onload-done", "onloaded", "onrunning"]
-    await asyncio.sleep(0.05)
-    assert (await m.call("order", "seen"))[-1] == "event:start"
+    # the start event is queued on the plugin's thread before start() returns, so before this call
+    assert await m.call("order", "seen") == ["onload", "onload-done", "onloaded", "onrunning", "event:start"]
 
 
 async def test_stop_sends_stop_event_then_onunload(host: Host) -> None:
@@ -54,8 +82,7 @@ async def test_top_level_timers_do_not_block_start(host: Host) -> None:
     """)
     m = await host.start()
     assert host.state("ticker") == PluginState.RUNNING
-    await asyncio.sleep(0.2)
-    assert await m.call("ticker", "ticks") >= 3
+    await until(lambda: m.call("ticker", "ticks"), lambda ticks: ticks >= 3, what="three ticks")
 
 
 async def test_throwing_onload_goes_to_error_with_its_message(host: Host) -> None:
@@ -93,14 +120,12 @@ async def test_a_crashed_vm_is_restarted_with_backoff(host: Host) -> None:
           return JSON.stringify(o).length;
         });
     """)
-    m = await host.start(cpu_limit=0.2, restart_initial=0.2)
+    m = await host.start(restart_initial=0.2)  # no short CPU limit: see the backoff test below
     first = await m.call("crashy", "boot")
     states: list[PluginState] = []
     m.subscribe_states(lambda name, s: states.append(s))
-    try:
+    with pytest.raises(Exception, match="crashed"):
         await m.call("crashy", "crash")
-    except Exception as exc:
-        assert "crashed" in str(exc)
     await wait_for(lambda: PluginState.ERROR in states, what="error state")
     await wait_for(lambda: host.state("crashy") == PluginState.RUNNING and m.plugins["crashy"].vm is not None
                    and states[-1] == PluginState.RUNNING, what="restart")
@@ -112,20 +137,16 @@ async def test_hot_reload_picks_up_an_edited_kernel_js(host: Host) -> None:
     d = host.plugin("live", "siyuan.rpc.bind('version', () => 1);")
     m = await host.start(hot_reload=True, reload_debounce_ms=50)
     assert await m.call("live", "version") == 1
-    await asyncio.sleep(0.3)  # let the watcher start
+    await watcher_running(host, m)
     (d / "kernel.js").write_text("siyuan.rpc.bind('version', () => 2);")
 
     async def version() -> int | None:
         try:
             return await m.call("live", "version")  # type: ignore[no-any-return]
-        except Exception:
+        except Exception:  # reloading at this moment
             return None
 
-    for _ in range(100):
-        if await version() == 2:
-            break
-        await asyncio.sleep(0.05)
-    assert await version() == 2
+    await until(version, lambda v: v == 2, what="version 2 to be served")
 
 
 async def test_a_broken_manifest_is_reported_and_others_still_load(host: Host) -> None:
@@ -200,22 +221,22 @@ async def test_crash_restarts_back_off_and_stop_at_the_limit(host: Host) -> None
         return JSON.stringify(o).length;
       });
     """)
-    m = await host.start(cpu_limit=0.2, restart_initial=0.05, restart_factor=2.0, restart_limit=3)
+    # the crash is a trap in JSON.stringify; a short CPU limit would turn the slow build-up on a loaded machine into
+    # a soft timeout instead (the limit counts wall time: issue 11, item 3)
+    m = await host.start(restart_initial=0.05, restart_factor=2.0, restart_limit=3)
     delays: list[str] = []
     for crash in range(1, 5):
         await wait_for(lambda: host.state("dies") == PluginState.RUNNING, what=f"running before crash {crash}")
         plugin = m.plugins["dies"]
-        try:
+        with pytest.raises(Exception, match="crashed"):
             await m.call("dies", "crash")
-        except Exception as exc:
-            assert "crashed" in str(exc) or "not running" in str(exc), exc
         await wait_for(lambda p=plugin: p.state == PluginState.ERROR, what=f"crash {crash}")  # type: ignore[misc]
         await wait_for(lambda p=plugin: any(("restarting in" in r.message or "not restarting" in r.message)  # type: ignore[misc]
                                             for r in p.logs), what="restart decision")
         delays += [r.message for r in plugin.logs if "restarting in" in r.message or "not restarting" in r.message]
     assert delays == ["restarting in 0.05 s (crash #1)", "restarting in 0.1 s (crash #2)",
                       "restarting in 0.2 s (crash #3)", "not restarting: 3 crashes in a row"]
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # a deliberate duration, not synchronisation: longer than any restart delay above
     assert host.state("dies") == PluginState.ERROR
 
 
@@ -223,14 +244,13 @@ async def test_hot_reload_is_debounced_and_revives_a_broken_plugin(host: Host) -
     d = host.plugin("live", "this is not javascript")
     m = await host.start(hot_reload=True, reload_debounce_ms=150)
     assert host.state("live") == PluginState.ERROR
-    await asyncio.sleep(0.3)  # let the watcher start
+    await watcher_running(host, m)
     starts: list[PluginState] = []
-    m.subscribe_states(lambda name, s: starts.append(s) if s == PluginState.LOADING else None)
-    for version in range(5):  # an editor saving several times in a row
+    m.subscribe_states(lambda name, s: starts.append(s) if s == PluginState.LOADING and name == "live" else None)
+    for version in range(5):  # an editor saving several times in a row (well inside the 150 ms debounce)
         (d / "kernel.js").write_text(f"siyuan.rpc.bind('version', () => {version});")
-        await asyncio.sleep(0.01)
     await wait_for(lambda: host.state("live") == PluginState.RUNNING, what="reload")
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(0.4)  # a deliberate duration, not synchronisation: a second reload would come within it
     assert await m.call("live", "version") == 4
     assert len(starts) == 1  # one restart for the burst
 
@@ -238,6 +258,6 @@ async def test_hot_reload_is_debounced_and_revives_a_broken_plugin(host: Host) -
 async def test_deleting_kernel_js_stops_the_plugin(host: Host) -> None:
     d = host.plugin("gone", "siyuan.rpc.bind('x', () => 1);")
     m = await host.start(hot_reload=True, reload_debounce_ms=50)
-    await asyncio.sleep(0.3)
+    await watcher_running(host, m)
     (d / "kernel.js").unlink()
     await wait_for(lambda: m.get_plugin("gone") is None, what="stop after deletion")

@@ -13,10 +13,10 @@ import pytest
 from kplug_testing import Host
 from tornado import httpserver, netutil
 
-from kplug_lab.host import plugin_routes
+from kplug_lab.host import route_answers
 from kplug_lab.host.api import PluginState
 from kplug_lab.host.manager import PluginManager
-from kplug_lab.host.plugin_routes import PluginRoute, RouteKind
+from kplug_lab.protocol.routes import RouteKind, RouteMatch
 from kplug_lab.rpc.app import make_standalone_app
 from kplug_lab.testing.fake_siyuan import FakeSiYuan
 
@@ -241,22 +241,22 @@ async def test_answers_are_the_same_as_the_wires(manager: PluginManager) -> None
 
 
 @pytest.mark.parametrize(("method", "path", "expected"), [
-    ("GET", "/api/plugin", PluginRoute(RouteKind.LIST)),
-    ("GET", "/api/plugin/", PluginRoute(RouteKind.LIST)),
-    ("POST", "/api/plugin/listLoadedPlugins", PluginRoute(RouteKind.LIST)),
-    ("POST", "/api/plugin/getLoadedPlugin?name=a", PluginRoute(RouteKind.INFO, "a")),
-    ("POST", "/api/plugin/rpc/a?name=b", PluginRoute(RouteKind.RPC, "a")),  # the path wins over ?name=
-    ("POST", "/api/plugin/rpc?name=b&appId=1", PluginRoute(RouteKind.RPC, "b")),
-    ("POST", "/api/plugin/rpc/my%20plugin", PluginRoute(RouteKind.RPC, "my plugin")),
-    ("POST", "/api/plugin/rpc?name=", PluginRoute(RouteKind.RPC, None)),
-    ("GET", "/api/plugin/rpc/a", PluginRoute(RouteKind.INFO, "a")),
-    ("DELETE", "/api/plugin/rpc/a", PluginRoute(RouteKind.NOT_FOUND, "a")),
-    ("POST", "/api/plugin", PluginRoute(RouteKind.NOT_FOUND)),
+    ("GET", "/api/plugin", RouteMatch(RouteKind.LIST)),
+    ("GET", "/api/plugin/", RouteMatch(RouteKind.LIST)),
+    ("POST", "/api/plugin/listLoadedPlugins", RouteMatch(RouteKind.LIST)),
+    ("POST", "/api/plugin/getLoadedPlugin?name=a", RouteMatch(RouteKind.INFO, "a")),
+    ("POST", "/api/plugin/rpc/a?name=b", RouteMatch(RouteKind.RPC, "a")),  # the path wins over ?name=
+    ("POST", "/api/plugin/rpc?name=b&appId=1", RouteMatch(RouteKind.RPC, "b")),
+    ("POST", "/api/plugin/rpc/my%20plugin", RouteMatch(RouteKind.RPC, "my plugin")),
+    ("POST", "/api/plugin/rpc?name=", RouteMatch(RouteKind.RPC, None)),
+    ("GET", "/api/plugin/rpc/a", RouteMatch(RouteKind.INFO, "a")),
+    ("DELETE", "/api/plugin/rpc/a", RouteMatch(RouteKind.NOT_FOUND, "a")),
+    ("POST", "/api/plugin", RouteMatch(RouteKind.NOT_FOUND)),
     ("POST", "/api/plugin/rpc/a/b", None),
     ("POST", "/api/plugins", None),
     ("POST", "/api/plugin/other", None),
     ("ANY", "/plugin/private/a/x", None),
     ("POST", "/api/system/version", None),
 ])
-def test_route_matching(method: str, path: str, expected: PluginRoute | None) -> None:
-    assert plugin_routes.match(method, path) == expected
+def test_route_matching(method: str, path: str, expected: RouteMatch | None) -> None:
+    assert route_answers.match(method, path) == expected

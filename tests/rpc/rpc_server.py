@@ -13,8 +13,8 @@ import tornado.httpserver
 import tornado.web
 from kplug_testing import Host, free_port
 
+from kplug_lab.protocol.jsonrpc import Limits
 from kplug_lab.rpc.app import make_standalone_app
-from kplug_lab.rpc.dispatch import Limits
 
 TOKEN = "admin-token"
 

@@ -1,5 +1,6 @@
-"""Smoke tests of bench/rpc.py and bench/jsonrpc_dispatch.py: they run and report every metric and target
-(no timing assertions), and the dispatch comparison still finds what ADR 0001 records."""
+"""Smoke tests of bench/rpc.py, bench/scale.py and bench/jsonrpc_dispatch.py in quick mode: they run, report every
+metric with a sane value and a verdict per target (no timing thresholds: the verdicts are the benchmarks'
+business), and the dispatch comparison still finds what ADR 0001 records."""
 
 from __future__ import annotations
 
@@ -11,15 +12,34 @@ from kplug_testing import run_benchmark
 def test_rpc_benchmark_reports_every_metric_and_target(tmp_path: Path) -> None:
     table, result = run_benchmark("rpc.py", tmp_path / "rpc.json", timeout=240)
     metrics = result["metrics"]
-    for name in ("http_call_p50_ms", "http_call_p99_ms", "http_baseline_p50_ms", "ws_calls_per_s",
-                 "ws_baseline_per_s", "ws_calls_per_s_8conn", "ws_roundtrip_p50_ms", "ws_baseline_roundtrip_p50_ms",
+    for name in ("http_call_p50_ms", "http_baseline_p50_ms", "ws_roundtrip_p50_ms", "ws_baseline_roundtrip_p50_ms",
                  "ws_broadcast_then_answer_p50_ms"):
-        assert metrics[name] > 0, name
+        assert 0.005 < metrics[name] < 1000, (name, metrics[name])  # a loopback call: microseconds to a second
+    assert metrics["http_call_p99_ms"] >= metrics["http_call_p50_ms"]
+    assert metrics["http_baseline_p99_ms"] >= metrics["http_baseline_p50_ms"]
+    for name in ("ws_calls_per_s", "ws_baseline_per_s", "ws_calls_per_s_8conn", "ws_baseline_per_s_8conn"):
+        assert 10 < metrics[name] < 10_000_000, (name, metrics[name])
+    assert metrics["http_p50_ratio"] == round(metrics["http_call_p50_ms"] / metrics["http_baseline_p50_ms"], 3)
+    assert metrics["ws_ratio"] == round(metrics["ws_calls_per_s"] / metrics["ws_baseline_per_s"], 3)
+    assert result["calls"]["http"] > 0 and result["calls"]["ws"] > 0
     assert set(result["targets"]) == {"http_call_p50_ms", "ws_calls_per_s", "ws_broadcast_then_answer_p50_ms"}
     assert result["targets"]["ws_broadcast_then_answer_p50_ms"]["max"] == 10
     assert all(isinstance(t["pass"], bool) for t in result["targets"].values())
     assert "HTTP call p50" in table and "WS calls/s" in table
     assert "WS round trip p50" in table and "WS broadcast then answer p50" in table
+
+
+def test_scale_benchmark_reports_parallel_speedup_with_a_verdict(tmp_path: Path) -> None:
+    table, result = run_benchmark("scale.py", tmp_path / "scale.json", timeout=120)
+    metrics = result["metrics"]
+    for suffix in ("", "_follow_caller_cpu", "_switch_interval_0_2ms"):
+        # two equal calls: at once they take at least one call's time and at most about both calls' time
+        assert 0.5 < metrics[f"parallel_speedup{suffix}"] < 2.5, (suffix, metrics)
+        assert metrics[f"sequential_ms{suffix}"] > 0 and metrics[f"parallel_ms{suffix}"] > 0
+    assert 0.5 < metrics["bare_vm_parallel_speedup"] < 2.5
+    assert result["targets"] == {"parallel_speedup": {"limit": 1.7, "baseline": None, "bound": 1.7}}
+    assert result["passed"]["parallel_speedup"] == (metrics["parallel_speedup"] >= 1.7)
+    assert "defaults" in table and ("PASS" in table) != ("FAIL" in table)
 
 
 def test_dispatch_comparison_keeps_kplug_exact_and_finds_pjrpc_short(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import websockets
-from kplug_testing import Host
+from kplug_testing import Host, wait_for
 from rpc_server import TOKEN, Server
 
 from kplug_lab.errors import JSError
@@ -42,32 +42,26 @@ async def test_a_rejected_promise_reaches_the_caller_as_an_error(host: Host) -> 
     assert await manager.call("p", "echo", ["still serving"]) == "still serving"
 
 
-async def test_results_ready_together_wake_the_loop_once() -> None:
+@pytest.mark.parametrize("follow_caller_cpu", [False, True], ids=["plain", "follow_caller_cpu"])
+async def test_results_ready_together_are_settled_together(follow_caller_cpu: bool) -> None:
+    """Results the actor delivered while the loop was busy are all settled before the loop runs anything else:
+    when the first answer's callback runs, every other answer is already there."""
     loop = asyncio.get_running_loop()
-    actor = Actor("t", on_timer=lambda _id: None, loop=loop)
-    bell = actor._loop_bell
-    assert bell is not None  # the loop is woken through a doorbell (a selector loop has readers)
-    wakeups = 0
-    real = bell.ring
-
-    def counting() -> None:
-        nonlocal wakeups
-        wakeups += 1
-        real()
-
+    actor = Actor("t", on_timer=lambda _id: None, loop=loop, follow_caller_cpu=follow_caller_cpu)
     gate, ran_all = threading.Event(), threading.Event()
     try:
-        bell.ring = counting  # type: ignore[method-assign]
         actor.post(gate.wait)
         futures = [actor.run(lambda i=i: i * i) for i in range(50)]  # type: ignore[misc]
         actor.post(ran_all.set)
+        seen_done: list[int] = []
+        futures[0].add_done_callback(lambda _f: seen_done.append(sum(f.done() for f in futures)))
         gate.set()
         # the loop thread is held here, so every result is delivered before the loop can take the first one
         assert ran_all.wait(10)
         assert await asyncio.gather(*futures) == [i * i for i in range(50)]
     finally:
         actor.stop()
-    assert wakeups == 1
+    assert seen_done == [50]
 
 
 async def test_a_pending_vm_future_is_followed_to_its_outcome() -> None:
@@ -80,7 +74,7 @@ async def test_a_pending_vm_future_is_followed_to_its_outcome() -> None:
     try:
         value = actor.run(lambda: later)
         error = actor.run(lambda: failed)
-        await asyncio.sleep(0.05)
+        await asyncio.wrap_future(actor.submit(lambda: None))  # both calls have run on the actor
         assert not value.done() and not error.done()
         actor.post(lambda: later.set_result("settled"))
         actor.post(lambda: failed.set_exception(JSError("Error", "rejected", "", None)))
@@ -98,7 +92,16 @@ async def test_calls_queued_when_the_actor_stops_are_answered_not_left_waiting()
     actor.post(gate.wait)
     queued = [actor.run(lambda: "never") for _ in range(3)]
     stopper = loop.run_in_executor(None, actor.stop, 10.0)
-    await asyncio.sleep(0.05)  # stop() has set the flag; the busy job still holds the thread
+
+    def stop_has_begun() -> bool:  # a call made once stop() began is refused at once instead of queued
+        probe = actor.run(lambda: "never")
+        if probe.done():
+            probe.exception()
+            return True
+        queued.append(probe)
+        return False
+
+    await wait_for(stop_has_begun, what="stop() to begin")  # the busy job still holds the thread
     gate.set()
     assert await stopper
     for fut in queued:
@@ -165,17 +168,18 @@ async def test_a_broadcast_and_the_answer_after_it_arrive_in_order(host: Host) -
         await server.close()
 
 
+@pytest.mark.parametrize("direct", [False, True], ids=["write_message", "ws_direct_frames"])
 @pytest.mark.parametrize("compress", [False, True])
-async def test_websocket_frames_written_directly_arrive_intact(host: Host, monkeypatch: pytest.MonkeyPatch,
-                                                               compress: bool) -> None:
-    """Answers and broadcasts are written as frames without tornado's per-message wrapper task
-    (``_BoundedSocket._write_text``); with permessage-deflate negotiated they are compressed as write_message
-    would."""
+async def test_websocket_frames_arrive_intact(host: Host, monkeypatch: pytest.MonkeyPatch, compress: bool,
+                                              direct: bool) -> None:
+    """Answers and broadcasts arrive whole and in order, written by ``write_message`` (the default) or, with the
+    opt-in ``kplug_ws_direct_frames`` setting, as frames without tornado's per-message wrapper task
+    (``_BoundedSocket._write_text``); with permessage-deflate negotiated they are compressed either way."""
     if compress:
         monkeypatch.setattr(PluginRPCWebSocket, "get_compression_options", lambda self: {})
     host.plugin("p", PLUGIN)
     await host.start()
-    server = Server(host)
+    server = Server(host, kplug_ws_direct_frames=direct)
     big = "ünïcödé " * 20_000 + "🙂"
     try:
         async with websockets.connect(server.ws + "/ws/plugin/rpc/p",
@@ -299,7 +303,7 @@ WIRE_NOTIFICATIONS = [
 
 
 async def test_websocket_answers_exactly_as_http(host: Host) -> None:
-    from kplug_lab.rpc.dispatch import Limits
+    from kplug_lab.protocol.jsonrpc import Limits
 
     host.plugin("p", WIRE_PLUGIN)
     await host.start()

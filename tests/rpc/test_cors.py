@@ -19,8 +19,8 @@ from kplug_testing import Host
 from rpc_server import TOKEN, Server
 from websockets.typing import Origin
 
+from kplug_lab.protocol.jsonrpc import Limits
 from kplug_lab.rpc.cors import CORSPolicy
-from kplug_lab.rpc.dispatch import Limits
 
 SIYUAN = "http://127.0.0.1:6806"
 EVIL = "http://evil.example"

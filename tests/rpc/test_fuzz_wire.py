@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from kplug_testing import Host
 from rpc_server import TOKEN, Server
 
-from kplug_lab.rpc.dispatch import Limits
+from kplug_lab.protocol.jsonrpc import Limits
 
 PLUGIN = """
 siyuan.rpc.bind("echo", (...a) => (a.length === 1 ? a[0] : a));

@@ -12,7 +12,7 @@ import pytest
 from kplug_testing import Host
 from rpc_server import TOKEN, Server
 
-from kplug_lab.rpc.dispatch import Limits
+from kplug_lab.protocol.jsonrpc import Limits
 
 LIMIT = 4096
 CALL = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "echo", "params": ["hi"]}).encode()

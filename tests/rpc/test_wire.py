@@ -12,8 +12,8 @@ import pytest
 import websockets
 from kplug_testing import Host, free_port, wait_for
 
+from kplug_lab.protocol.jsonrpc import Limits
 from kplug_lab.rpc.app import make_standalone_app
-from kplug_lab.rpc.dispatch import Limits
 
 TOKEN = "admin-token"
 CALL_TOKEN = "call-only"

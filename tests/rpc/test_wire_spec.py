@@ -14,7 +14,7 @@ from kplug_testing import Host, wait_for
 from rpc_server import TOKEN, RawWebSocket, Server
 
 from kplug_lab.host.api import PluginState
-from kplug_lab.rpc.dispatch import Limits
+from kplug_lab.protocol.jsonrpc import Limits
 
 PLUGIN = """
 siyuan.rpc.bind("echo", (...a) => (a.length === 1 ? a[0] : a));
@@ -28,8 +28,11 @@ siyuan.rpc.bind("codedError", (code) => { const e = new Error("typed failure"); 
 siyuan.rpc.bind("fn", () => () => 1);
 let release = null;
 siyuan.rpc.bind("wait", () => new Promise((r) => { release = r; }));
+siyuan.rpc.bind("waiting", () => release !== null);
+let nevers = 0;
 siyuan.rpc.bind("release", (v) => { release(v); return "released"; });
-siyuan.rpc.bind("never", () => new Promise(() => {}));
+siyuan.rpc.bind("never", () => { nevers++; return new Promise(() => {}); });
+siyuan.rpc.bind("nevers", () => nevers);
 siyuan.rpc.bind("spin", () => { for (;;) {} });
 siyuan.rpc.bind("delayed", (ms, v) => new Promise((r) => setTimeout(() => r(v), ms)));
 siyuan.rpc.bind("shout", (n) => { for (let i = 0; i < n; i++) siyuan.rpc.broadcast("tick", [i]); return n; });
@@ -157,6 +160,13 @@ async def test_params_not_array_or_object_is_32602_with_the_id(server: Server, p
     assert r.status_code == 204 and r.content == b""
 
 
+async def _until_true(server: Server, method: str) -> None:
+    """Wait until the plugin's ``method`` answers a truthy value (a call it was sent has reached it)."""
+    async with asyncio.timeout(30):
+        while not (await server.rpc({"jsonrpc": "2.0", "id": 0, "method": method})).json()["result"]:
+            await asyncio.sleep(0.01)  # polling interval of a wait for a condition
+
+
 async def test_notifications_answer_204_and_their_errors_are_discarded(server: Server) -> None:
     for method in ("echo", "nope", "boom"):
         r = await server.rpc({"jsonrpc": "2.0", "method": method, "params": [1]})
@@ -165,7 +175,7 @@ async def test_notifications_answer_204_and_their_errors_are_discarded(server: S
     assert r.status_code == 204 and r.content == b""
     # a notification still runs: it releases a waiting call
     waiting = asyncio.ensure_future(server.rpc({"jsonrpc": "2.0", "id": 1, "method": "wait"}))
-    await asyncio.sleep(0.2)
+    await _until_true(server, "waiting")
     r = await server.rpc({"jsonrpc": "2.0", "method": "release", "params": ["by a notification"]})
     assert r.status_code == 204
     assert (await waiting).json() == ok("by a notification", 1)
@@ -274,7 +284,7 @@ async def test_python_exception_text_never_reaches_clients(host: Host) -> None:
 
 async def test_stuck_calls_time_out_while_the_same_and_other_plugins_keep_answering(server: Server) -> None:
     never = asyncio.ensure_future(server.rpc({"jsonrpc": "2.0", "id": "n", "method": "never"}))
-    await asyncio.sleep(0.1)
+    await _until_true(server, "nevers")
     assert (await server.rpc({"jsonrpc": "2.0", "id": 1, "method": "echo", "params": ["same"]})).json() == ok(
         "same", 1)
     assert (await server.rpc({"jsonrpc": "2.0", "id": 2, "method": "ping"}, name="other")).json() == ok("pong", 2)
@@ -285,8 +295,9 @@ async def test_stuck_calls_time_out_while_the_same_and_other_plugins_keep_answer
     # a synchronous infinite loop: the caller gets the timeout, other plugins are answered meanwhile, and the
     # CPU limit interrupts the loop so the plugin serves again
     spin = asyncio.ensure_future(server.rpc({"jsonrpc": "2.0", "id": "s", "method": "spin"}))
-    await asyncio.sleep(0.1)
-    for i in range(3):
+    assert (await server.rpc({"jsonrpc": "2.0", "id": 0, "method": "ping"}, name="other")).json() == ok("pong", 0)
+    assert not spin.done()  # the other plugin answered while this one spun (its answer waits for the 1 s timeout)
+    for i in range(1, 3):
         assert (await server.rpc({"jsonrpc": "2.0", "id": i, "method": "ping"}, name="other")).json() == ok(
             "pong", i)
     r = (await spin).json()
@@ -301,7 +312,7 @@ async def test_stuck_calls_time_out_while_the_same_and_other_plugins_keep_answer
 
 async def test_calls_in_flight_when_a_plugin_stops_are_answered_not_hung(server: Server) -> None:
     waiting = asyncio.ensure_future(server.rpc({"jsonrpc": "2.0", "id": 1, "method": "never"}))
-    await asyncio.sleep(0.2)
+    await _until_true(server, "nevers")
     assert server.host.manager is not None
     await server.host.manager.unload("p")
     r = (await asyncio.wait_for(waiting, CALL_TIMEOUT * 0.9)).json()
@@ -428,8 +439,7 @@ async def test_slow_websocket_consumer_is_closed_with_a_reason_and_bounded_queue
     assert manager is not None
     payload = "y" * 500_000
     for _ in range(100):  # 50 MB offered to a client that does not read
-        manager._broadcast("p", "big", [payload])
-    await asyncio.sleep(0.5)
+        manager._broadcast("p", "big", [payload])  # queued synchronously: the 11th overflows the bound
     frames = []
     async with asyncio.timeout(30):
         while True:

@@ -164,12 +164,15 @@ def test_secrets_come_from_a_file_or_the_environment_not_only_the_command_line(
 @pytest.mark.parametrize(("args", "message"), [
     (["--plugins", ".", "--token-file", "/nonexistent/token"], "--token-file /nonexistent/token: cannot read it"),
     (["--plugins", ".", "--siyuan-token-file", "/dev/null"], "--siyuan-token-file /dev/null is empty"),
+    (["--plugins", ".", "--memory-mb", "4096"], "allows a JS heap limit of at most 2040 MiB"),
+    (["--plugins", ".", "--cpu-limit", "nan"], "kplug serve: "),
     ([], "give --workspace DIR or --plugins DIR"),
     (["--plugins", "/nonexistent/kplug"], "/nonexistent/kplug is not a directory"),
     (["--plugins", ".", "--workspace", "."], "not allowed with argument"),
     (["--plugins", ".", "--token", ""], "--token must not be empty"),
     (["--plugins", ".", "--token", "t", "--call-token", "t"], "--call-token must be non-empty and differ"),
     (["--plugins", ".", "--port", "http"], "invalid int value"),
+    (["--plugins", ".", "--switch-interval", "0"], "--switch-interval must be a positive number of seconds"),
 ])
 def test_bad_arguments_exit_2_with_a_clear_message(tmp_path: Path, args: list[str], message: str) -> None:
     done = subprocess.run([*kplug_command(), "serve", *args], capture_output=True, text=True, timeout=60,
@@ -181,7 +184,8 @@ def test_help_lists_the_documented_options() -> None:
     out = subprocess.run([*kplug_command(), "serve", "--help"], capture_output=True, text=True, timeout=60).stdout
     for option in ("--workspace", "--plugins", "--data", "--host", "--port", "--token", "--siyuan-url",
                    "--siyuan-token", "--call-token", "--base-url", "--dev", "--call-timeout", "--max-request-bytes",
-                   "--proxy-allow-private", "--token-file", "--call-token-file", "--siyuan-token-file"):
+                   "--proxy-allow-private", "--token-file", "--call-token-file", "--siyuan-token-file",
+                   "--follow-caller-cpu", "--no-follow-caller-cpu", "--switch-interval", "--ws-direct-frames"):
         assert option in out, option
     assert "default 127.0.0.1" in out
 
@@ -213,7 +217,10 @@ def test_proxy_allow_private_lets_a_private_route_reach_loopback(tmp_path: Path,
         assert r.status_code == 502 and "non-public address 127.0.0.1" in r.text, r.text
 
 
-def test_serve_hands_the_gil_over_sooner_than_python_s_default(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("args", "interval"), [([], None), (["--switch-interval", "0.0002"], 0.0002)])
+def test_serve_leaves_the_switch_interval_alone_unless_asked(monkeypatch: pytest.MonkeyPatch, args: list[str],
+                                                             interval: float | None) -> None:
+    """The GIL switch interval is the whole process's: an opt-in tuning switch, not a default."""
     from kplug_lab.server import cli
 
     seen: list[float] = []
@@ -226,10 +233,10 @@ def test_serve_hands_the_gil_over_sooner_than_python_s_default(monkeypatch: pyte
     before = sys.getswitchinterval()
     monkeypatch.setattr(cli, "_run", fake_run)
     try:
-        assert cli.main(["serve", "--port", "0"]) == 0
+        assert cli.main(["serve", "--port", "0", *args]) == 0
     finally:
         sys.setswitchinterval(before)
-    assert seen == [pytest.approx(cli.SERVE_SWITCH_INTERVAL_S)] and cli.SERVE_SWITCH_INTERVAL_S < 0.005
+    assert seen == [pytest.approx(before if interval is None else interval)]
 
 
 def test_serve_runs_on_uvloop_where_it_is_installed() -> None:
