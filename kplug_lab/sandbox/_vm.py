@@ -246,7 +246,8 @@ class VM:
       :class:`OutOfMemory`; the VM stays usable.
     * ``cpu_limit``: CPU seconds one operation (eval, call, job run) may compute before QuickJS's interrupt
       handler stops it with :class:`CPUTimeout`; the VM stays usable. Both CPU limits count the VM thread's CPU
-      time (wall time where there is no thread CPU clock, :data:`CPU_CLOCK`) minus time inside host functions. ``hard_cpu_limit`` (default twice that) is the
+      time (wall time where there is no thread CPU clock, :data:`CPU_CLOCK`) minus time inside host functions.
+      ``hard_cpu_limit`` (default twice that) is the
       wasmtime epoch backstop for code that never reaches the interrupt handler (a long builtin): the VM is
       then dead (:class:`VMCrashed`).
     * ``stack_limit``: bytes of C stack QuickJS may use; deep recursion raises ``RangeError``.
