@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import shutil
 import socket
@@ -42,6 +43,33 @@ def require_chromium() -> None:
                     pytrace=False)
     pytest.skip(f"{CHROMIUM} is not installed (apt-get install -y chromium)", allow_module_level=True)
 
+
+
+@contextlib.contextmanager
+def captured_logs(*names: str) -> Iterator[list[logging.LogRecord]]:
+    """Every record of the named loggers (and the root's), at any level, while the block runs: a handler on each
+    logger itself, enabled for the block. A Jupyter test that ran first may have re-parented or disabled tornado's
+    loggers (jupyter_server's logging setup), so caplog on the root alone would see nothing."""
+    records: list[logging.LogRecord] = []
+
+    class _Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    keep = _Keep(level=logging.DEBUG)
+    loggers = [logging.getLogger(name) for name in ("", *names)]
+    saved = [(logger.level, logger.disabled) for logger in loggers]
+    for logger in loggers:  # a dictConfig (traitlets' logging setup) may have disabled loggers that existed then
+        logger.addHandler(keep)
+        logger.setLevel(logging.DEBUG)
+        logger.disabled = False
+    try:
+        yield records
+    finally:
+        for logger, (level, disabled) in zip(loggers, saved, strict=True):
+            logger.removeHandler(keep)
+            logger.setLevel(level)
+            logger.disabled = disabled
 
 
 def write_plugin(root: Path, name: str, code: str, manifest: dict[str, Any] | None = None) -> Path:

@@ -7,8 +7,8 @@ import importlib
 import pytest
 
 PUBLIC = {
-    "kplug_lab.sandbox": {"CPUTimeout", "JSError", "OutOfMemory", "SandboxError", "VM", "VMCrashed",
-                          "ValueConversionError", "on_wasm_thread"},
+    "kplug_lab.sandbox": {"CPUTimeout", "JSError", "MAX_MEMORY_LIMIT", "MAX_STACK_LIMIT", "OutOfMemory",
+                          "SandboxError", "VM", "VMCrashed", "ValueConversionError", "check_limits", "on_wasm_thread"},
     "kplug_lab.errors": {"CPUTimeout", "CallTimeout", "GuestBuildError", "InvalidParams", "JSError", "KplugError",
                          "ManifestError", "MethodNotFound", "OutOfMemory", "PluginCallError", "PluginError",
                          "PluginNotLoaded", "PluginNotRunning", "RPCError", "SandboxError", "VMCrashed",

@@ -22,7 +22,9 @@ __all__ = ["SUBPROTOCOL", "TOKEN_SUBPROTOCOL_PREFIX", "log_request", "redact_uri
 SUBPROTOCOL = "kplug"
 TOKEN_SUBPROTOCOL_PREFIX = "kplug.token."
 _SECRET_PARAM = re.compile(r"^(token|ticket|auth|key|password|secret|access_token|api_key|apikey)$", re.IGNORECASE)
-_access = logging.getLogger("tornado.access")
+#: the standalone server's access log (not tornado's own logger, which jupyter_server renames and re-parents when both
+#: live in one process)
+_access = logging.getLogger("kplug_lab.access")
 
 
 def redact_uri(uri: str) -> str:

@@ -5,13 +5,12 @@ and rides out a plugin that is not loaded yet (SiYuan's -32001 retry)."""
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import tornado.web
-from kplug_testing import CHROMIUM, CHROMIUM_ARGS, Host, require_chromium
+from kplug_testing import CHROMIUM, CHROMIUM_ARGS, Host, captured_logs, require_chromium
 from rpc_server import TOKEN, Server, html_page
 
 require_chromium()  # before playwright is imported: a missing browser skips here, fails on CI
@@ -77,28 +76,28 @@ async def server(host: Host) -> AsyncIterator[Server]:
 
 
 async def test_page_calls_a_plugin_and_receives_broadcasts_through_kplug_client_js(
-        server: Server, host: Host, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="tornado.access")
+        server: Server, host: Host) -> None:
     app = server._server.request_callback
     assert isinstance(app, tornado.web.Application)
     app.add_handlers(r".*", [(r"/test-page", PageHandler)])
     host.plugin("late", "siyuan.rpc.bind('ping', () => 'pong, finally');")
     console: list[str] = []
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = await browser.new_page()
-            page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
-            page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
-            await page.goto(f"{server.url}/test-page?t={TOKEN}")
-            await page.wait_for_function("window.ready === true || window.finished === true", timeout=30_000)
-            await asyncio.sleep(0.3)  # a few -32001 answers and retries happen meanwhile
-            assert host.manager is not None
-            await host.manager.load(str(host.root / "late"))
-            await page.wait_for_function("window.finished === true", timeout=30_000)
-            results: dict[str, Any] = await page.evaluate("window.results")
-        finally:
-            await browser.close()
+    with captured_logs("kplug_lab.access") as records:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            try:
+                page = await browser.new_page()
+                page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+                page.on("pageerror", lambda e: console.append(f"pageerror: {e}"))
+                await page.goto(f"{server.url}/test-page?t={TOKEN}")
+                await page.wait_for_function("window.ready === true || window.finished === true", timeout=30_000)
+                await asyncio.sleep(0.3)  # a few -32001 answers and retries happen meanwhile
+                assert host.manager is not None
+                await host.manager.load(str(host.root / "late"))
+                await page.wait_for_function("window.finished === true", timeout=30_000)
+                results: dict[str, Any] = await page.evaluate("window.results")
+            finally:
+                await browser.close()
     assert "failure" not in results, (results.get("failure"), console)
     assert results["echo"] == "hi" and results["echoObject"] == {"a": [1, 2]}
     assert results["shout"] == 3
@@ -118,7 +117,7 @@ async def test_page_calls_a_plugin_and_receives_broadcasts_through_kplug_client_
     assert results["late"] == "pong, finally"
     assert results["unauthenticated"] == ["HttpError", 401]
     # the client's WebSocket carried its token as a subprotocol, never in the URL the access log writes
-    access = [r.getMessage() for r in caplog.records if r.name == "tornado.access"]
+    access = [r.getMessage() for r in records if r.name == "kplug_lab.access"]
     sockets = [line for line in access if "/ws/plugin/rpc/" in line]
     assert sockets and not [line for line in sockets if "token" in line], sockets
     # the browser logs the favicon 404 and the deliberate 401 itself; nothing else may go wrong
