@@ -13,7 +13,7 @@ import websockets
 from kplug_testing import Host, wait_for
 from rpc_server import TOKEN, RawWebSocket, Server
 
-from kplug_lab.host.api import PluginState
+from kplug_lab.host.runtime.api import PluginState
 from kplug_lab.protocol.jsonrpc import Limits
 
 PLUGIN = """

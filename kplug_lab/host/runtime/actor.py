@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ..sandbox._engine import big_stack_thread
+from ...sandbox._engine import big_stack_thread
 from ._wake import CallerCPU, Doorbell, Inbox
 
 __all__ = ["Actor"]

@@ -13,13 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import JSError, ManifestError, PluginNotLoaded, PluginNotRunning, VMCrashed
+from ...durable.lock import STANDBY_POLL_S, HostLock
+from ...errors import JSError, ManifestError, PluginNotLoaded, PluginNotRunning, VMCrashed
+from ..ops.private_ports import EventStreamPort, WebSocketPort
 from .api import NO_PARAMS, LogRecord, PluginInfo, PluginState, Unsubscribe
 from .config import HostConfig
-from .lock import STANDBY_POLL_S, HostLock
 from .manifest import PluginSource, discover_directory, discover_workspace, platform_id, read_plugin
 from .plugin import Plugin, _js_detail
-from .private_ports import EventStreamPort, WebSocketPort
 
 __all__ = ["PluginManager"]
 
@@ -98,7 +98,7 @@ class PluginManager:
     def durable(self) -> Any:
         """The durable store (queues, key-value, schedules), opened on first use."""
         if self._durable is None:
-            from .durable import DurableStore
+            from ...durable.store import DurableStore
 
             self.data_dir.mkdir(parents=True, exist_ok=True)
             self._durable = DurableStore(self.data_dir / "durable.sqlite3")
@@ -372,7 +372,7 @@ class PluginManager:
         """The running plugin ``name``, which binds ``method``."""
         plugin = self._running(name)
         if method not in plugin.methods:
-            from ..errors import MethodNotFound
+            from ...errors import MethodNotFound
 
             raise MethodNotFound(f"method [{method}] not found in plugin [{name}]")
         return plugin

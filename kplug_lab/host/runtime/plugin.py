@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import (
+from ...errors import (
     CallTimeout,
     CPUTimeout,
     JSError,
@@ -26,15 +26,15 @@ from ..errors import (
     SandboxError,
     VMCrashed,
 )
-from ..sandbox import VM
-from . import js
+from ...sandbox import VM
+from .. import js
+from ..ops.dispatch import HostOpError, HostOps
+from ..ops.private_ports import EventStreamPort, WebSocketPort
+from ..ops.storage import Storage
 from .actor import Actor
 from .api import NO_PARAMS, LogRecord, MethodInfo, PluginInfo, PluginState
 from .config import HostConfig
 from .manifest import PluginSource
-from .ops import HostOpError, HostOps
-from .private_ports import EventStreamPort, WebSocketPort
-from .storage import Storage
 
 if TYPE_CHECKING:
     from .manager import PluginManager

@@ -19,10 +19,10 @@ from urllib.parse import urlsplit
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
-from .siyuan_kernel import kernel_headers, kernel_url, post_to_js
+from .kernel import kernel_headers, kernel_url, post_to_js
 
 if TYPE_CHECKING:
-    from .plugin import Plugin
+    from ..runtime.plugin import Plugin
 
 __all__ = ["ClientSockets", "SocketError"]
 

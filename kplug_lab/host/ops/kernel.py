@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ..errors import CPUTimeout, JSError, OutOfMemory
+from ...errors import CPUTimeout, JSError, OutOfMemory
 
 if TYPE_CHECKING:
-    from .config import HostConfig
-    from .plugin import Plugin
+    from ..runtime.config import HostConfig
+    from ..runtime.plugin import Plugin
 
 __all__ = ["kernel_headers", "kernel_url", "post_to_js"]
 

@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ..protocol.sse import EventStreamParser
-from .siyuan_kernel import kernel_headers, kernel_url, post_to_js
+from ...protocol.sse import EventStreamParser
+from .kernel import kernel_headers, kernel_url, post_to_js
 
 if TYPE_CHECKING:
-    from .plugin import Plugin
+    from ..runtime.plugin import Plugin
 
 __all__ = ["MAX_RETRIES", "RETRY_FACTOR", "RETRY_INITIAL", "ClientEvents", "EventStreamError"]
 

@@ -15,19 +15,19 @@ import re
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from ..protocol.routes import RouteMatch
-from ..protocol.sse import encode_event
-from . import route_answers
-from .api import NO_PARAMS
+from ...protocol.routes import RouteMatch
+from ...protocol.sse import encode_event
+from .. import route_answers
+from ..runtime.api import NO_PARAMS
 from .client_events import ClientEvents, EventStreamError
 from .client_socket import ClientSockets
-from .durable_ops import DurableOps
+from .durable import DurableOps
+from .kernel import kernel_headers, kernel_url
 from .private_ports import PortError, PrivatePorts, WebSocketPort
-from .siyuan_kernel import kernel_headers, kernel_url
 from .storage import StorageError
 
 if TYPE_CHECKING:
-    from .plugin import Plugin
+    from ..runtime.plugin import Plugin
 
 __all__ = ["HostOpError", "HostOps"]
 

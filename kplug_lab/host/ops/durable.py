@@ -13,10 +13,10 @@ import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .durable import DurableError, DurableStore, parse_schedule
+from ...durable.store import DurableError, DurableStore, parse_schedule
 
 if TYPE_CHECKING:
-    from .plugin import Plugin
+    from ..runtime.plugin import Plugin
 
 __all__ = ["DurableOpError", "DurableOps"]
 

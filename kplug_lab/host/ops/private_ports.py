@@ -1,0 +1,144 @@
+"""``request.port`` of ``siyuan.server.private`` WebSocket and SSE requests (spec §3.8.3, §3.8.4): the host half.
+
+The wire end of a connection (a tornado handler, in ``rpc/``) implements :class:`WebSocketPort` or
+:class:`EventStreamPort` and is registered here for the duration of the request; the plugin's JS port object
+(prelude) reaches it through the ``port_*`` host operations, and what arrives from the wire is delivered back
+to the plugin's actor as ``__kplug.portEvent(id, event)`` jobs. A delivery is awaitable, so the wire end can
+wait for the plugin to take a message before it reads the next one (SiYuan's ``RunSync`` back-pressure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from ...errors import CPUTimeout, JSError, OutOfMemory
+
+if TYPE_CHECKING:
+    from ..runtime.plugin import Plugin
+
+__all__ = ["Deliver", "EventStreamPort", "PortError", "PrivatePorts", "WebSocketPort"]
+
+Deliver = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class PortError(Exception):
+    """A port operation failed; the message is what the plugin sees."""
+
+
+class WebSocketPort(Protocol):
+    """An accepted WebSocket. Methods are called on the host loop."""
+
+    def attach(self, deliver: Deliver) -> None:
+        """From now on, hand every frame and the final close to ``deliver``."""
+
+    async def send(self, data: str | bytes) -> None: ...
+
+    async def ping(self, data: bytes) -> None: ...
+
+    async def pong(self, data: bytes) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+@runtime_checkable
+class EventStreamPort(Protocol):
+    """An SSE response. Methods are called on the host loop, in the order the plugin made the calls."""
+
+    def attach(self, deliver: Deliver) -> None:
+        """From now on, hand the end of the stream (``{"type": "close"}``) to ``deliver``."""
+
+    def send_event(self, text: str) -> None:
+        """Write one encoded event (see :func:`kplug_lab.protocol.sse.encode_event`) and flush it."""
+
+    def end(self) -> None:
+        """Finish the response."""
+
+
+class PrivatePorts:
+    """The open ``request.port`` connections of one plugin instance."""
+
+    def __init__(self, plugin: Plugin) -> None:
+        self.plugin = plugin
+        self._ports: dict[int, WebSocketPort | EventStreamPort] = {}
+        self._next = 1
+        self._waiting: set[asyncio.Future[None]] = set()
+
+    def register(self, port: WebSocketPort | EventStreamPort) -> int:
+        pid = self._next
+        self._next += 1
+        self._ports[pid] = port
+        port.attach(lambda event: self._deliver(pid, event))
+        return pid
+
+    def websocket(self, pid: int) -> WebSocketPort:
+        port = self._ports.get(pid)
+        if port is None:
+            raise PortError("WebSocket is closed")
+        return port  # type: ignore[return-value]
+
+    def event_stream(self, pid: int) -> EventStreamPort | None:
+        return self._ports.get(pid)  # type: ignore[return-value]
+
+    async def end_event_streams(self, timeout: float) -> None:
+        """The plugin is stopping in order: end every SSE stream and let its ``onclose`` run (spec §3.8.4: the
+        stream stays open until ``close()``, the client leaves, or the plugin stops; then ``onclose``), waiting at
+        most ``timeout`` seconds, before the VM goes. Call on the loop."""
+        streams = [pid for pid, port in self._ports.items() if isinstance(port, EventStreamPort)]
+        if not streams:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        for pid in streams:
+            self._ports[pid].end()  # type: ignore[union-attr]
+        # each stream's handler wakes, finishes the response, and delivers {"type": "close"} (which drops it here)
+        while any(pid in self._ports for pid in streams) and loop.time() < deadline:
+            await asyncio.sleep(0.005)
+        waiting = [fut for fut in self._waiting if not fut.done()]
+        if waiting:
+            await asyncio.wait(waiting, timeout=max(0.0, deadline - loop.time()))
+
+    def close_all(self) -> None:
+        """The plugin is stopping: close every connection (1001 for WebSockets); no events are delivered."""
+        ports = list(self._ports.values())
+        self._ports.clear()
+        for fut in self._waiting:
+            if not fut.done():
+                fut.set_result(None)
+        loop = self.plugin.loop
+        for port in ports:
+            if isinstance(port, EventStreamPort):
+                loop.call_soon_threadsafe(port.end)
+            else:
+                asyncio.run_coroutine_threadsafe(port.close(1001, "plugin stopping"), loop)
+
+    def _deliver(self, pid: int, event: dict[str, Any]) -> Awaitable[None]:
+        """Run ``__kplug.portEvent`` on the plugin's thread; the result is done once it ran (called on the loop)."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        if event.get("type") == "close":
+            self._ports.pop(pid, None)
+        plugin = self.plugin
+        if plugin.actor is None or (event.get("type") != "close" and pid not in self._ports):
+            done.set_result(None)
+            return done
+        self._waiting.add(done)
+        done.add_done_callback(self._waiting.discard)
+
+        def settle() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        def run() -> None:
+            try:
+                vm = plugin.vm
+                if vm is not None and not vm.crashed:
+                    vm.call("__kplug.portEvent", pid, event)
+            except (JSError, CPUTimeout, OutOfMemory) as exc:
+                plugin.log("error", f"siyuan.server.private port {event.get('type')} handler failed: {exc}")
+            finally:
+                loop.call_soon_threadsafe(settle)
+
+        plugin.post_vm(run)
+        return done
