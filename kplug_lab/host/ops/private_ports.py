@@ -13,18 +13,17 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from ...errors import CPUTimeout, JSError, OutOfMemory
+from ...errors import HostOpError, PortError
+from ...protocol.sse import encode_event
+from .base import Capability, Op
+from .encoding import unb64, utf8
 
 if TYPE_CHECKING:
-    from ..runtime.plugin import Plugin
+    from ..runtime.context import PluginContext
 
 __all__ = ["Deliver", "EventStreamPort", "PortError", "PrivatePorts", "WebSocketPort"]
 
 Deliver = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-class PortError(Exception):
-    """A port operation failed; the message is what the plugin sees."""
 
 
 class WebSocketPort(Protocol):
@@ -56,14 +55,49 @@ class EventStreamPort(Protocol):
         """Finish the response."""
 
 
-class PrivatePorts:
+class PrivatePorts(Capability):
     """The open ``request.port`` connections of one plugin instance."""
 
-    def __init__(self, plugin: Plugin) -> None:
-        self.plugin = plugin
+    def __init__(self, ctx: PluginContext) -> None:
+        super().__init__(ctx)
         self._ports: dict[int, WebSocketPort | EventStreamPort] = {}
         self._next = 1
         self._waiting: set[asyncio.Future[None]] = set()
+
+    def sync_ops(self) -> dict[str, Op]:
+        return {"port_sse_send": self.port_sse_send, "port_sse_close": self.port_sse_close}
+
+    def async_ops(self) -> dict[str, Op]:
+        return {"port_send": self.port_send, "port_ping": self.port_ping, "port_pong": self.port_pong,
+                "port_close": self.port_close}
+
+    async def port_send(self, pid: int, data: str, binary: bool) -> None:
+        await self._port_io(int(pid), lambda port: port.send(unb64(data) if binary else str(data)))
+
+    async def port_ping(self, pid: int, data: str) -> None:
+        await self._port_io(int(pid), lambda port: port.ping(utf8(str(data))))
+
+    async def port_pong(self, pid: int, data: str) -> None:
+        await self._port_io(int(pid), lambda port: port.pong(utf8(str(data))))
+
+    async def port_close(self, pid: int, code: int, reason: str) -> None:
+        await self._port_io(int(pid), lambda port: port.close(int(code), str(reason)))
+
+    async def _port_io(self, pid: int, operation: Callable[[WebSocketPort], Awaitable[None]]) -> None:
+        try:
+            await operation(self.websocket(pid))
+        except PortError as exc:
+            raise HostOpError(str(exc)) from None
+
+    def port_sse_send(self, pid: int, event: dict[str, Any]) -> None:
+        port = self.event_stream(int(pid))
+        if port is not None:  # after the stream ended, events go nowhere (as in SiYuan)
+            self.ctx.loop.call_soon_threadsafe(port.send_event, encode_event(event))
+
+    def port_sse_close(self, pid: int) -> None:
+        port = self.event_stream(int(pid))
+        if port is not None:
+            self.ctx.loop.call_soon_threadsafe(port.end)
 
     def register(self, port: WebSocketPort | EventStreamPort) -> int:
         pid = self._next
@@ -74,12 +108,13 @@ class PrivatePorts:
 
     def websocket(self, pid: int) -> WebSocketPort:
         port = self._ports.get(pid)
-        if port is None:
+        if port is None or isinstance(port, EventStreamPort):
             raise PortError("WebSocket is closed")
-        return port  # type: ignore[return-value]
+        return port
 
     def event_stream(self, pid: int) -> EventStreamPort | None:
-        return self._ports.get(pid)  # type: ignore[return-value]
+        port = self._ports.get(pid)
+        return port if isinstance(port, EventStreamPort) else None
 
     async def end_event_streams(self, timeout: float) -> None:
         """The plugin is stopping in order: end every SSE stream and let its ``onclose`` run (spec §3.8.4: the
@@ -90,8 +125,9 @@ class PrivatePorts:
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        for pid in streams:
-            self._ports[pid].end()  # type: ignore[union-attr]
+        for port in [self._ports[pid] for pid in streams]:
+            if isinstance(port, EventStreamPort):
+                port.end()
         # each stream's handler wakes, finishes the response, and delivers {"type": "close"} (which drops it here)
         while any(pid in self._ports for pid in streams) and loop.time() < deadline:
             await asyncio.sleep(0.005)
@@ -106,7 +142,7 @@ class PrivatePorts:
         for fut in self._waiting:
             if not fut.done():
                 fut.set_result(None)
-        loop = self.plugin.loop
+        loop = self.ctx.loop
         for port in ports:
             if isinstance(port, EventStreamPort):
                 loop.call_soon_threadsafe(port.end)
@@ -119,8 +155,7 @@ class PrivatePorts:
         done: asyncio.Future[None] = loop.create_future()
         if event.get("type") == "close":
             self._ports.pop(pid, None)
-        plugin = self.plugin
-        if plugin.actor is None or (event.get("type") != "close" and pid not in self._ports):
+        if not self.ctx.running or (event.get("type") != "close" and pid not in self._ports):
             done.set_result(None)
             return done
         self._waiting.add(done)
@@ -130,15 +165,6 @@ class PrivatePorts:
             if not done.done():
                 done.set_result(None)
 
-        def run() -> None:
-            try:
-                vm = plugin.vm
-                if vm is not None and not vm.crashed:
-                    vm.call("__kplug.portEvent", pid, event)
-            except (JSError, CPUTimeout, OutOfMemory) as exc:
-                plugin.log("error", f"siyuan.server.private port {event.get('type')} handler failed: {exc}")
-            finally:
-                loop.call_soon_threadsafe(settle)
-
-        plugin.post_vm(run)
+        self.ctx.call_js("__kplug.portEvent", pid, event, api="siyuan.server.private port",
+                         then=lambda: loop.call_soon_threadsafe(settle))
         return done
