@@ -1,6 +1,7 @@
 """The ``request.port`` contract under its old name: ``rpc/private.py`` still imports it from here. New code
-imports :mod:`kplug_lab.host.ops.private_ports`."""
+imports :mod:`kplug_lab.host.runtime.api` (the port protocols) and :mod:`kplug_lab.errors` (``PortError``)."""
 
-from .ops.private_ports import Deliver, EventStreamPort, PortError, WebSocketPort
+from ..errors import PortError
+from .runtime.api import Deliver, EventStreamPort, WebSocketPort
 
 __all__ = ["Deliver", "EventStreamPort", "PortError", "WebSocketPort"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from ...errors import HostOpError
-from .base import Capability, Op
+from ..runtime.context import Capability, Op
 from .encoding import b64
 
 __all__ = ["MAX_RANDOM", "Basics"]

@@ -19,17 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
 from ...errors import EventStreamError, HostOpError
 from ...protocol.sse import EventStreamParser
-from .base import Capability, Op
+from ..runtime.context import Capability, Op, PluginContext
 from .kernel import kernel_headers, kernel_url
-
-if TYPE_CHECKING:
-    from ..runtime.context import PluginContext
 
 __all__ = ["MAX_RETRIES", "RETRY_FACTOR", "RETRY_INITIAL", "ClientEvents", "EventStreamError"]
 

@@ -13,18 +13,15 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from ...errors import SocketError
-from .base import Capability, Op
+from ..runtime.context import Capability, Op, PluginContext
 from .kernel import kernel_headers, kernel_url
-
-if TYPE_CHECKING:
-    from ..runtime.context import PluginContext
 
 __all__ = ["ClientSockets", "SocketError"]
 

@@ -9,10 +9,10 @@ by the plugin (:meth:`kplug_lab.host.runtime.plugin.Plugin.post_vm`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ...errors import HostOpError
-from .base import Capability, Op
+from ..runtime.context import Capability, Op, PluginContext
 from .basics import Basics
 from .client_events import ClientEvents
 from .client_socket import ClientSockets
@@ -25,9 +25,6 @@ from .secrets import Secrets
 from .storage import StorageOps
 from .timers import TimerOps
 from .tools import ToolOps
-
-if TYPE_CHECKING:
-    from ..runtime.context import PluginContext
 
 __all__ = ["HostOpError", "HostOps"]
 

@@ -11,14 +11,11 @@ import concurrent.futures
 import math
 import sqlite3
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from ...durable.store import DurableStore, parse_schedule
 from ...errors import DurableError, DurableOpError
-from .base import Capability, Op
-
-if TYPE_CHECKING:
-    from ..runtime.context import PluginContext
+from ..runtime.context import Capability, Op, PluginContext
 
 __all__ = ["DurableOpError", "DurableOps"]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from ...errors import HostOpError
 from .. import route_answers
-from .base import Capability, Op
+from ..runtime.context import Capability, Op
 from .encoding import payload, unb64
 from .kernel import kernel_headers, kernel_url
 from .rpc import answer_plugin_route

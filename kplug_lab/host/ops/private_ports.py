@@ -11,49 +11,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any
 
 from ...errors import HostOpError, PortError
 from ...protocol.sse import encode_event
-from .base import Capability, Op
+from ..runtime.api import Deliver, EventStreamPort, WebSocketPort
+from ..runtime.context import Capability, Op, PluginContext
 from .encoding import unb64, utf8
 
-if TYPE_CHECKING:
-    from ..runtime.context import PluginContext
-
 __all__ = ["Deliver", "EventStreamPort", "PortError", "PrivatePorts", "WebSocketPort"]
-
-Deliver = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-class WebSocketPort(Protocol):
-    """An accepted WebSocket. Methods are called on the host loop."""
-
-    def attach(self, deliver: Deliver) -> None:
-        """From now on, hand every frame and the final close to ``deliver``."""
-
-    async def send(self, data: str | bytes) -> None: ...
-
-    async def ping(self, data: bytes) -> None: ...
-
-    async def pong(self, data: bytes) -> None: ...
-
-    async def close(self, code: int, reason: str) -> None: ...
-
-
-@runtime_checkable
-class EventStreamPort(Protocol):
-    """An SSE response. Methods are called on the host loop, in the order the plugin made the calls."""
-
-    def attach(self, deliver: Deliver) -> None:
-        """From now on, hand the end of the stream (``{"type": "close"}``) to ``deliver``."""
-
-    def send_event(self, text: str) -> None:
-        """Write one encoded event (see :func:`kplug_lab.protocol.sse.encode_event`) and flush it."""
-
-    def end(self) -> None:
-        """Finish the response."""
-
 
 class PrivatePorts(Capability):
     """The open ``request.port`` connections of one plugin instance."""

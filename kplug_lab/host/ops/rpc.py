@@ -3,16 +3,13 @@ routes (``/api/plugin/...``), which this host answers itself instead of the kern
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ...protocol.routes import RouteMatch
 from .. import route_answers
 from ..runtime.api import NO_PARAMS
-from .base import Capability, Op
+from ..runtime.context import Capability, Op, PluginContext
 from .encoding import payload
-
-if TYPE_CHECKING:
-    from ..runtime.context import PluginContext
 
 __all__ = ["RpcOps", "answer_plugin_route"]
 

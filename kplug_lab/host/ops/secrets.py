@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .base import Capability, Op
+from ..runtime.context import Capability, Op
 
 __all__ = ["Secrets"]
 

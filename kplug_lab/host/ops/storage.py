@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import HostOpError, StorageError
-from .base import Capability, Op
+from ..runtime.context import Capability, Op
 from .encoding import payload, unb64, utf8
 
 __all__ = ["TRAVERSAL", "Storage", "StorageError", "StorageOps"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...errors import HostOpError
-from .base import Capability, Op
+from ..runtime.context import Capability, Op
 
 __all__ = ["MAX_TIMERS", "TimerOps"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...errors import HostOpError
-from .base import Capability, Op
+from ..runtime.context import Capability, Op
 
 __all__ = ["ToolOps"]
 

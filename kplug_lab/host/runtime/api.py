@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from ...protocol.jsonrpc import NO_PARAMS
-from ..ops.private_ports import EventStreamPort, WebSocketPort
 
 __all__ = [
     "NO_PARAMS",
+    "Deliver",
+    "EventStreamPort",
     "HostAPI",
     "LogRecord",
     "MethodInfo",
     "PluginInfo",
     "PluginState",
     "Unsubscribe",
+    "WebSocketPort",
 ]
 
 
@@ -80,6 +82,41 @@ class LogRecord:
 Unsubscribe = Callable[[], None]
 
 
+# ``request.port`` of ``siyuan.server.private`` WebSocket and SSE requests: the wire end of the connection, which
+# the RPC layer implements and passes to :meth:`HostAPI.http_request` (:mod:`kplug_lab.host.ops.private_ports`).
+
+Deliver = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class WebSocketPort(Protocol):
+    """An accepted WebSocket. Methods are called on the host loop."""
+
+    def attach(self, deliver: Deliver) -> None:
+        """From now on, hand every frame and the final close to ``deliver``."""
+
+    async def send(self, data: str | bytes) -> None: ...
+
+    async def ping(self, data: bytes) -> None: ...
+
+    async def pong(self, data: bytes) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+@runtime_checkable
+class EventStreamPort(Protocol):
+    """An SSE response. Methods are called on the host loop, in the order the plugin made the calls."""
+
+    def attach(self, deliver: Deliver) -> None:
+        """From now on, hand the end of the stream (``{"type": "close"}``) to ``deliver``."""
+
+    def send_event(self, text: str) -> None:
+        """Write one encoded event (see :func:`kplug_lab.protocol.sse.encode_event`) and flush it."""
+
+    def end(self) -> None:
+        """Finish the response."""
+
+
 class HostAPI(Protocol):
     def get_plugin(self, name: str) -> PluginInfo | None: ...
 
@@ -132,5 +169,5 @@ class HostAPI(Protocol):
     async def http_request(self, name: str, slot: str, request: dict[str, Any],
                            port: WebSocketPort | EventStreamPort | None = None) -> Any:
         """Dispatch a ``/plugin/private/<name>/...`` request to a ``siyuan.server.private`` slot; ``ws`` and ``es``
-        requests pass their connection as ``port`` (:mod:`kplug_lab.host.private_ports`)."""
+        requests pass their connection as ``port`` (:mod:`kplug_lab.host.ops.private_ports`)."""
         ...

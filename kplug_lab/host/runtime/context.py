@@ -4,7 +4,8 @@ Operations (``host/ops/``) are written against a :class:`PluginContext`, never a
 plugin's name and configuration, its storage folder, how to run a job on the plugin's thread (and call into its
 JavaScript there), how to log, its timers, and the registries an operation may change (method bindings, the
 host's tool registry, broadcasts, storage watches, the durable store). The plugin builds its context and hands
-it to its operations (:class:`kplug_lab.host.ops.dispatch.HostOps`).
+it to its operations (:class:`kplug_lab.host.ops.dispatch.HostOps`); each capability module's operations are a
+:class:`Capability` over it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from .api import HostAPI
     from .config import HostConfig
 
-__all__ = ["PluginContext", "Timers", "ToolRegistry"]
+__all__ = ["Capability", "Op", "PluginContext", "Timers", "ToolRegistry"]
 
 #: every tool of every plugin of a host, by global name: ``{"plugin", "kind", "local", "record"}``
 ToolRegistry = dict[str, dict[str, Any]]
@@ -120,3 +121,29 @@ class PluginContext:
     def durable(self) -> DurableStore:
         """The host's durable store (opened on first use); operations pass the plugin's name to every call."""
         return self._durable()
+
+
+#: a host operation: called with the JSON arguments the JavaScript passed
+Op = Callable[..., Any]
+
+
+class Capability:
+    """One capability's operations for one plugin instance.
+
+    Synchronous operations return a JSON value or raise (the message becomes the JS error text). Asynchronous
+    ones return a value (settled in a later job), a coroutine (run on the host loop) or a
+    ``concurrent.futures.Future`` (work done elsewhere); see :meth:`kplug_lab.host.runtime.plugin.Plugin.post_vm`.
+    Argument checks with SiYuan's exact texts are done in JS; operations trust the shapes but never the contents
+    (paths, URLs, sizes)."""
+
+    def __init__(self, ctx: PluginContext) -> None:
+        self.ctx = ctx
+
+    def sync_ops(self) -> dict[str, Op]:
+        return {}
+
+    def async_ops(self) -> dict[str, Op]:
+        return {}
+
+    def close_all(self) -> None:
+        """The plugin is stopping: end whatever the capability still holds for it."""

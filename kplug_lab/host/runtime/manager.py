@@ -16,8 +16,7 @@ from typing import Any
 from ...durable.lock import STANDBY_POLL_S, HostLock
 from ...durable.store import DurableStore
 from ...errors import JSError, ManifestError, PluginNotLoaded, PluginNotRunning, VMCrashed
-from ..ops.private_ports import EventStreamPort, WebSocketPort
-from .api import NO_PARAMS, LogRecord, PluginInfo, PluginState, Unsubscribe
+from .api import NO_PARAMS, EventStreamPort, LogRecord, PluginInfo, PluginState, Unsubscribe, WebSocketPort
 from .config import HostConfig
 from .manifest import PluginSource, discover_directory, discover_workspace, platform_id, read_plugin
 from .plugin import Plugin, js_detail

@@ -32,10 +32,9 @@ from ...errors import (
 from ...sandbox import VM
 from .. import js
 from ..ops.dispatch import HostOps
-from ..ops.private_ports import EventStreamPort, WebSocketPort
 from ..ops.storage import Storage
 from .actor import Actor
-from .api import NO_PARAMS, HostAPI, LogRecord, MethodInfo, PluginInfo, PluginState
+from .api import NO_PARAMS, EventStreamPort, HostAPI, LogRecord, MethodInfo, PluginInfo, PluginState, WebSocketPort
 from .config import HostConfig
 from .context import PluginContext, ToolRegistry
 from .manifest import PluginSource
