@@ -55,8 +55,8 @@ class Storage:
         return Path(self._resolve(path))
 
     def _resolve(self, path: str) -> str:
-        """:meth:`resolve` as a string: the get/put path avoids building ``Path`` objects (a put is timed in
-        microseconds against a plain write, docs/adr/0003-host-benchmark.md)."""
+        """:meth:`resolve` as a string: get and put are on the hot path, and build no ``Path`` objects
+        (docs/adr/0003-host-benchmark.md)."""
         if "\0" in path:
             raise StorageError(TRAVERSAL)
         # Go's filepath.Join semantics: "../x" escapes (refused), "/../x" is cleaned to "/x" (inside)
@@ -129,7 +129,7 @@ class Storage:
                 os.close(fd)
             # The data is on disk before the rename is: after a crash (even a power loss) the name points to
             # the old file or to the complete new one. The folder is not fsynced: that would only make the
-            # newest write itself survive a power loss, at 10-15 % of a put (docs/adr/0003-host-benchmark.md).
+            # newest write itself survive a power loss, at a cost on every put (docs/adr/0003-host-benchmark.md).
             os.replace(tmp, target)
         except BaseException as exc:
             try:

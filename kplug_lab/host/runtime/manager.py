@@ -91,7 +91,7 @@ class PluginManager:
         self._durable: DurableStore | None = None
         self._storage_watches: dict[Plugin, _StorageWatch] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
-        #: one host per workspace (lock.py): while another host holds it, this one only stands by
+        #: one host per workspace (kplug_lab/durable/lock.py): while another host holds it, this one only stands by
         self.host_lock = HostLock([d for d in (self.workspace or self.plugins_dir, self.data_dir) if d is not None],
                                   owner_file=self.data_dir / "host.json")
         self.standby = False
