@@ -1,7 +1,7 @@
 """The contract between the plugin host and the layers above it (``rpc/``, ``server/``, ``notebook/``).
 
 The RPC layer only ever talks to a :class:`HostAPI`; the real implementation is
-:class:`kplug_lab.host.manager.PluginManager`, and tests of the wire layer may use a small fake.
+:class:`kplug_lab.host.runtime.manager.PluginManager`, and tests of the wire layer may use a small fake.
 All methods are safe to call from the asyncio loop thread; coroutine methods never block the loop.
 """
 
