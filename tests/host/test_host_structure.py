@@ -75,7 +75,8 @@ def _resolve(module: str, node: ast.ImportFrom, alias: str, known: set[str]) -> 
     package = module.split(".")[:-1]  # a module's package; for "x.__init__" the package x itself
     base = package[:len(package) - (node.level - 1)]
     target = [*base, *(node.module.split(".") if node.module else [])]
-    for candidate in (".".join([*target, alias]), ".".join(target), ".".join([*target, "__init__"])):
+    for parts in ([*target, alias], [*target, alias, "__init__"], target, [*target, "__init__"]):
+        candidate = ".".join(parts)
         if candidate in known:
             return candidate
     return None
@@ -172,7 +173,7 @@ def test_circle_rule_fails_on_a_fabricated_three_module_type_checking_circle(tmp
         "__init__.py": "",
         "sub/__init__.py": "",
         "a.py": "from .sub.b import B\n",
-        "sub/b.py": "from ..c import C\n",
+        "sub/b.py": "from ..c import C\nfrom .. import sub\n",  # a subpackage is not its parent
         "c.py": guarded.format("a", "A"),
         "d.py": guarded.format("e", "E"),
         "e.py": "from .d import D\n",  # a circle of two is allowed

@@ -2,8 +2,7 @@
 the table says (``call`` for synchronous ones, ``callAsync`` for asynchronous ones), and the Python dispatch
 serves exactly those.
 
-The scan reads every ``host/js/*.js`` file, so it keeps working when the prelude is split into one file per
-capability. It finds the names bound to ``__kplug_native.call`` / ``.callAsync`` (``const call = native.call``,
+The scan reads every ``host/js/*.js`` file (the prelude is one file per capability, joined into one scope). It finds the names bound to ``__kplug_native.call`` / ``.callAsync`` (``const call = native.call``,
 ``const { call, callAsync } = ...``) and the helpers that pass their first argument on to one of them
 (``const hostAsync = (op, ...args) => callAsync(op, ...args)``), then every string literal such a name is called
 with.
@@ -61,8 +60,10 @@ def scan(sources: dict[str, str]) -> tuple[dict[str, set[str]], dict[str, set[st
     """The ops the JavaScript calls synchronously and asynchronously: op -> the files that call it."""
     sync: dict[str, set[str]] = {}
     async_: dict[str, set[str]] = {}
+    # the prelude's parts are joined into one function scope: a helper one file declares, the others call
+    callers = _callers("\n".join(sources.values()))
     for filename, source in sources.items():
-        for name, kind in _callers(source).items():
+        for name, kind in callers.items():
             for op in re.findall(rf"(?<![\w$.]){re.escape(name)}\(\s*[\"'`]([\w]+)[\"'`]", source):
                 (sync if kind == "call" else async_).setdefault(op, set()).add(filename)
     return sync, async_
