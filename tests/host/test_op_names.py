@@ -2,7 +2,8 @@
 the table says (``call`` for synchronous ones, ``callAsync`` for asynchronous ones), and the Python dispatch
 serves exactly those.
 
-The scan reads every ``host/js/*.js`` file (the prelude is one file per capability, joined into one scope). It finds the names bound to ``__kplug_native.call`` / ``.callAsync`` (``const call = native.call``,
+The scan reads every ``host/js/*.js`` file (the prelude is one file per capability, joined into one scope). It
+finds the names bound to ``__kplug_native.call`` / ``.callAsync`` (``const call = native.call``,
 ``const { call, callAsync } = ...``) and the helpers that pass their first argument on to one of them
 (``const hostAsync = (op, ...args) => callAsync(op, ...args)``), then every string literal such a name is called
 with.
