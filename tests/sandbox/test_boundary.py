@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kplug_lab.host.runtime.config import HostConfig
 
 from kplug_lab.errors import JSError, OutOfMemory
+from kplug_lab.host.runtime.config import HostConfig
 from kplug_lab.sandbox import MAX_MEMORY_LIMIT, MAX_STACK_LIMIT, VM, check_limits
 
 REPO = Path(__file__).resolve().parents[2]
