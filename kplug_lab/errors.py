@@ -25,6 +25,7 @@
     │   ├── SocketError                 siyuan.client.socket: dial, send or close failed
     │   └── PortError                   server.private request.port: the connection is gone
     ├── DurableError                    the durable store refused a name, value or schedule (kplug_lab.durable)
+    ├── ResponseError                   a plugin's private-route response cannot be served (kplug_lab.protocol)
     ├── RPCError                        a JSON-RPC error as seen by a client (kplug_lab.client; subclasses there)
     ├── TransportError                  no JSON-RPC answer reached the client (kplug_lab.client; subclasses there)
     └── BlockError                      the fake SiYuan kernel refused a block operation (kplug_lab.testing)
@@ -33,7 +34,8 @@ Catch ``KplugError`` for anything kplug_lab raises; ``PluginError`` for what a c
 ``HostOpError`` in code that runs host operations (a plugin only ever sees its message). Each host-side error
 carries the JSON-RPC ``code`` it is answered with, so the wire layer maps errors by attribute, never by matching
 message text. ``TransportError`` and the client's ``RPCError`` subclasses live in :mod:`kplug_lab.client`
-(beside the code that raises them) and ``BlockError`` in :mod:`kplug_lab.testing`; all derive from this tree.
+(beside the code that raises them), ``ResponseError`` in :mod:`kplug_lab.protocol.private` and ``BlockError`` in
+:mod:`kplug_lab.testing`; all derive from this tree.
 """
 
 from __future__ import annotations

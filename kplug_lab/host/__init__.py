@@ -10,9 +10,11 @@ Two rooms, one rule (data flows down, nothing imports upward):
   client_events, client_socket, private_ports, durable, ...), each written against the plugin context, never the
   manager. ``ops/names.py`` lists every operation the JavaScript (``js/*.js``) calls through ``__kplug_native``.
 
+Beside them, what the host does for the wire without serving any: ``calls.py`` runs the calls of a parsed JSON-RPC
+body on the loop, ``route_answers.py`` answers SiYuan's plugin routes (for ``rpc/`` and for a plugin's own
+``siyuan.client.fetch``); the parsing and the route table are ``kplug_lab.protocol``. ``api.py`` and
+``private_ports.py`` here only re-export :mod:`.runtime.api` under the paths ``rpc/`` still imports.
 ``durable/`` (the durable store and the host lock) and ``sandbox/`` (the VM) sit below; the wire is above.
-``api.py``, ``private_ports.py``, ``jsonrpc.py`` and ``plugin_routes.py`` at this level are the wire's half and its
-old import paths, on their way to ``kplug_lab.protocol``.
 """
 
 from .runtime.api import NO_PARAMS, HostAPI, LogRecord, MethodInfo, PluginInfo, PluginState, Unsubscribe
