@@ -4,7 +4,7 @@ Run ``python bench/durability.py --json OUT [--quick]``. Prints a table and writ
 "targets": {...}, "passed": {...}}``. ``queue_push_ms`` and ``kv_cas_ms`` are timed inside a plugin with
 ``performance.now()`` around awaited calls (each one committed and fsynced before it resolves), through the real
 host (PluginManager, plugin thread, wasm sandbox). ``queue_push_baseline_ms`` is a raw SQLite insert + commit
-of the same item, with the same durability settings (``kplug_lab.host.durable.PRAGMAS``) in the same folder,
+of the same item, with the same durability settings (``kplug_lab.durable.store.PRAGMAS``) in the same folder,
 measured in the same run, interleaved with the plugin rounds so both see the same machine load. ``takeover_ms``
 is the time from SIGKILL of the owning ``kplug serve`` to the first successful RPC answered by the standby.
 """
@@ -27,9 +27,9 @@ from pathlib import Path
 
 from _common import ROOT, Target, arg_parser, passed, rounded, target_table, write_json
 
-from kplug_lab.host.config import HostConfig
-from kplug_lab.host.durable import PRAGMAS
-from kplug_lab.host.manager import PluginManager
+from kplug_lab.durable.store import PRAGMAS
+from kplug_lab.host.runtime.config import HostConfig
+from kplug_lab.host.runtime.manager import PluginManager
 
 ITEM = {"id": "hb-000000", "entity": "/notes/today.sy", "time": 1764057600.123, "category": "coding"}
 

@@ -29,9 +29,9 @@ from pathlib import Path
 
 from _common import ROOT, Target, arg_parser, median_time, report, rss_kib, target_table, write_json
 
-from kplug_lab.host.api import PluginState
-from kplug_lab.host.config import HostConfig
-from kplug_lab.host.manager import PluginManager
+from kplug_lab.host.runtime.api import PluginState
+from kplug_lab.host.runtime.config import HostConfig
+from kplug_lab.host.runtime.manager import PluginManager
 from kplug_lab.sandbox._engine import load_module
 
 HELLO = ROOT / "plugins" / "hello"

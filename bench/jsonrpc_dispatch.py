@@ -32,8 +32,8 @@ from pjrpc.server import exceptions as pj_errors
 from pjrpc.server.dispatcher import ParallelAsyncExecutor
 
 from kplug_lab.errors import MethodNotFound
-from kplug_lab.host.api import NO_PARAMS
 from kplug_lab.host.calls import process
+from kplug_lab.host.runtime.api import NO_PARAMS
 
 PLUGIN = "p"
 NO_PARAMS_RESULT = "<called without params>"

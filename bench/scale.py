@@ -29,8 +29,8 @@ from typing import Any
 
 from _common import Target, arg_parser, format_table, report, write_json
 
-from kplug_lab.host.config import HostConfig
-from kplug_lab.host.manager import PluginManager
+from kplug_lab.host.runtime.config import HostConfig
+from kplug_lab.host.runtime.manager import PluginManager
 from kplug_lab.sandbox import VM
 from kplug_lab.sandbox._engine import big_stack_thread
 

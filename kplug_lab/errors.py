@@ -18,10 +18,24 @@
     │   ├── InvalidParams               -32602
     │   ├── PluginCallError             -32603 (the method threw or rejected)
     │   └── CallTimeout                 -32603 (the call exceeded its timeout)
-    └── RPCError                        a JSON-RPC error as seen by a client (kplug_lab.client)
+    ├── HostOpError                     a host operation a plugin's JS called failed; str() is what the JS sees
+    │   ├── StorageError                siyuan.storage: a path left the root, the quota is full, the disk failed
+    │   ├── DurableOpError              kplug.queue / kv / schedule: refused or failed for one plugin
+    │   ├── EventStreamError            siyuan.client.event: the subscription could not be made
+    │   ├── SocketError                 siyuan.client.socket: dial, send or close failed
+    │   └── PortError                   server.private request.port: the connection is gone
+    ├── DurableError                    the durable store refused a name, value or schedule (kplug_lab.durable)
+    ├── ResponseError                   a plugin's private-route response cannot be served (kplug_lab.protocol)
+    ├── RPCError                        a JSON-RPC error as seen by a client (kplug_lab.client; subclasses there)
+    ├── TransportError                  no JSON-RPC answer reached the client (kplug_lab.client; subclasses there)
+    └── BlockError                      the fake SiYuan kernel refused a block operation (kplug_lab.testing)
 
-Each host-side error carries the JSON-RPC ``code`` it is answered with, so the wire layer maps errors by
-attribute, never by matching message text.
+Catch ``KplugError`` for anything kplug_lab raises; ``PluginError`` for what a call to a plugin can answer;
+``HostOpError`` in code that runs host operations (a plugin only ever sees its message). Each host-side error
+carries the JSON-RPC ``code`` it is answered with, so the wire layer maps errors by attribute, never by matching
+message text. ``TransportError`` and the client's ``RPCError`` subclasses live in :mod:`kplug_lab.client`
+(beside the code that raises them), ``ResponseError`` in :mod:`kplug_lab.protocol.private` and ``BlockError`` in
+:mod:`kplug_lab.testing`; all derive from this tree.
 """
 
 from __future__ import annotations
@@ -31,7 +45,11 @@ from typing import Any
 __all__ = [
     "CPUTimeout",
     "CallTimeout",
+    "DurableError",
+    "DurableOpError",
+    "EventStreamError",
     "GuestBuildError",
+    "HostOpError",
     "InvalidParams",
     "JSError",
     "KplugError",
@@ -42,8 +60,11 @@ __all__ = [
     "PluginError",
     "PluginNotLoaded",
     "PluginNotRunning",
+    "PortError",
     "RPCError",
     "SandboxError",
+    "SocketError",
+    "StorageError",
     "VMCrashed",
     "ValueConversionError",
 ]
@@ -129,6 +150,39 @@ class PluginCallError(PluginError):
 
 class CallTimeout(PluginError):
     pass
+
+
+class HostOpError(KplugError):
+    """A host operation a plugin called failed. ``str(err)`` is the message its JavaScript sees (the Promise's
+    rejection, or the error a synchronous call throws); it never names host paths."""
+
+
+class StorageError(HostOpError):
+    """A ``siyuan.storage`` operation failed; ``str()`` is SiYuan's rejection text, paths relative to the root."""
+
+
+class DurableOpError(HostOpError):
+    """A ``kplug`` durable operation (queue, key-value, schedule) was refused or failed for one plugin."""
+
+
+class EventStreamError(HostOpError):
+    """A ``siyuan.client.event`` subscription could not be made (the path would leave the kernel, ...)."""
+
+
+class SocketError(HostOpError):
+    """A ``siyuan.client.socket`` operation failed (dial, send on a closed connection, ...)."""
+
+
+class PortError(HostOpError):
+    """A ``request.port`` operation of ``siyuan.server.private`` failed: the connection is gone."""
+
+
+class DurableError(KplugError):
+    """The durable store refused a queue or key name, a value (not JSON, too large) or a schedule."""
+
+
+class BlockError(KplugError):
+    """The fake SiYuan kernel (:mod:`kplug_lab.testing`) refused a block operation; the message is its ``msg``."""
 
 
 class RPCError(KplugError):

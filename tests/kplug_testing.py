@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from tornado import httpserver, netutil, web
 
-from kplug_lab.host.api import PluginState
-from kplug_lab.host.config import HostConfig
-from kplug_lab.host.manager import PluginManager
+from kplug_lab.host.runtime.api import PluginState
+from kplug_lab.host.runtime.config import HostConfig
+from kplug_lab.host.runtime.manager import PluginManager
 
 if TYPE_CHECKING:
     from kplug_lab.notebook._process import ServerProcess

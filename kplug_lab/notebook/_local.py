@@ -1,6 +1,6 @@
 """``%kplug connect --local``: a plugin host inside the notebook kernel, served on loopback.
 
-The host (a :class:`~kplug_lab.host.manager.PluginManager` and the standalone tornado app) runs on a background
+The host (a :class:`~kplug_lab.host.runtime.manager.PluginManager` and the standalone tornado app) runs on a background
 thread with its own asyncio loop, so it never touches ipykernel's loop, and the magics talk to it over the
 same JSON-RPC routes as to a remote server: every magic behaves the same in both modes.
 """
@@ -63,8 +63,8 @@ class LocalServer:
     async def _start(self) -> None:
         from tornado import httpserver, netutil
 
-        from ..host.config import HostConfig
-        from ..host.manager import PluginManager
+        from ..host.runtime.config import HostConfig
+        from ..host.runtime.manager import PluginManager
         from ..rpc.app import make_standalone_app
 
         self._manager = PluginManager(HostConfig(data_dir=self.data_dir, hot_reload=False),

@@ -17,6 +17,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 
 from ..client import Client, Connection, LogEntry, discover
+from ..errors import KplugError
 from ._display import CallValue, LogView, Message, PluginList, PluginView, ToolList
 from ._local import LocalServer
 
@@ -42,7 +43,7 @@ Connection discovery: %kplug connect, then KPLUG_LAB_URL / KPLUG_LAB_TOKEN, then
 started this kernel. Arguments are not $-expanded."""
 
 
-class _Help(Exception):
+class _Help(KplugError):
     def __init__(self, text: str) -> None:
         self.text = text
 

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+from ..errors import KplugError
+
 __all__ = ["HOP_BY_HOP", "PAGE_CSP", "UNSATISFIABLE", "PrivateResponse", "ResponseError", "UploadedFile",
            "check_response", "cookie_scope", "data_body", "go_format", "host_owned_header", "plugin_cookie",
            "raw_body", "redirect_location", "request_object", "single_range"]
@@ -47,7 +49,7 @@ _SERVER_COOKIE = re.compile(r"^(__host-|__secure-)?(siyuan|_xsrf|username-.*|jup
 _SAME_SITE = {2: "Lax", 3: "Strict", 4: "None"}
 
 
-class ResponseError(Exception):
+class ResponseError(KplugError):
     """The plugin's response cannot be served: ``status`` and the text the client gets."""
 
     def __init__(self, status: int, text: str) -> None:

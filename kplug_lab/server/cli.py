@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..host.api import HostAPI
+    from ..host.runtime.api import HostAPI
 
 __all__ = ["main"]
 
@@ -71,8 +71,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    from ..host.config import HostConfig
-    from ..host.manager import PluginManager
+    from ..host.runtime.config import HostConfig
+    from ..host.runtime.manager import PluginManager
     from ..protocol.jsonrpc import Limits
     from ..rpc.app import make_standalone_app
     from ..rpc.cors import CORSPolicy

@@ -16,9 +16,9 @@ from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Float, Int, Unicode, default
 
-from ..host.api import PluginState
-from ..host.config import HostConfig
-from ..host.manager import PluginManager
+from ..host.runtime.api import PluginState
+from ..host.runtime.config import HostConfig
+from ..host.runtime.manager import PluginManager
 from ..protocol.jsonrpc import Limits
 from .cli import summary_lines
 from .handlers import jupyter_routes

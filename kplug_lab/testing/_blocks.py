@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import BlockError
+
 __all__ = ["BLOCK_COLUMNS", "BlockError", "BlockStore", "Notebook", "new_id"]
 
 #: SiYuan's ``blocks`` columns, in its order
@@ -44,10 +46,6 @@ _ID_ALPHABET = string.ascii_lowercase + string.digits
 # sqlite3 authorizer action codes that a read-only query may use
 _READ_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION,
                  getattr(sqlite3, "SQLITE_RECURSIVE", 33)}
-
-
-class BlockError(Exception):
-    """A block operation failed; the message is what the kernel answers in ``msg``."""
 
 
 def new_id(now: float | None = None) -> str:

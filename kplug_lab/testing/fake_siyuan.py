@@ -45,6 +45,7 @@ from urllib.parse import urlsplit
 import httpx
 from tornado import httpserver, netutil, web, websocket
 
+from ..errors import KplugError
 from ._blocks import BlockError, BlockStore, dom_to_markdown
 
 __all__ = ["FakeSiYuan", "RecordedRequest", "forward_proxy_target_allowed"]
@@ -76,7 +77,7 @@ class _Result:
     status: int = 200
 
 
-class _ApiError(Exception):
+class _ApiError(KplugError):
     def __init__(self, msg: str, code: int = -1, status: int = 200) -> None:
         super().__init__(msg)
         self.code = code

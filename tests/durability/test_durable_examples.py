@@ -16,8 +16,8 @@ import websockets
 from harness import copy_plugins
 
 from kplug_lab.errors import PluginCallError
-from kplug_lab.host.config import HostConfig
-from kplug_lab.host.manager import PluginManager
+from kplug_lab.host.runtime.config import HostConfig
+from kplug_lab.host.runtime.manager import PluginManager
 from kplug_lab.rpc.app import make_standalone_app
 from kplug_lab.testing.endpoint import RecordingEndpoint
 from kplug_lab.testing.fake_siyuan import FakeSiYuan

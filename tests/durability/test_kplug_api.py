@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from kplug_testing import write_plugin
 
-from kplug_lab.host.config import HostConfig
-from kplug_lab.host.manager import PluginManager
+from kplug_lab.host.runtime.config import HostConfig
+from kplug_lab.host.runtime.manager import PluginManager
 
 
 class Hosts:

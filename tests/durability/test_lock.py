@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from kplug_testing import write_plugin
 
+from kplug_lab.durable.lock import HostLock
 from kplug_lab.errors import PluginNotRunning
-from kplug_lab.host.api import PluginState
-from kplug_lab.host.config import HostConfig
-from kplug_lab.host.lock import HostLock
-from kplug_lab.host.manager import PluginManager
+from kplug_lab.host.runtime.api import PluginState
+from kplug_lab.host.runtime.config import HostConfig
+from kplug_lab.host.runtime.manager import PluginManager
 
 PING = 'siyuan.rpc.bind("ping", () => "pong");'
 

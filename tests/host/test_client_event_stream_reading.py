@@ -11,7 +11,7 @@ import pytest
 from kplug_testing import Host, loopback_app, wait_for
 from tornado import web
 
-from kplug_lab.host.api import PluginState
+from kplug_lab.host.runtime.api import PluginState
 
 PLUGIN = """
 siyuan.rpc.bind("collect", async (path) => {

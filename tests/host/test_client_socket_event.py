@@ -12,9 +12,9 @@ import pytest
 from kplug_testing import Host, free_port, loopback_app, wait_for
 from tornado import web, websocket
 
-from kplug_lab.host import client_events
-from kplug_lab.host.api import PluginState
-from kplug_lab.host.manager import PluginManager
+from kplug_lab.host.ops import client_events
+from kplug_lab.host.runtime.api import PluginState
+from kplug_lab.host.runtime.manager import PluginManager
 
 
 class Seen:

@@ -15,8 +15,8 @@ import pytest
 from kplug_testing import REPO, Host, wait_for
 
 from kplug_lab.errors import PluginCallError
-from kplug_lab.host.api import PluginState
-from kplug_lab.host.manager import PluginManager
+from kplug_lab.host.runtime.api import PluginState
+from kplug_lab.host.runtime.manager import PluginManager
 from kplug_lab.testing import FakeSiYuan, RecordingEndpoint
 
 EXAMPLES = ("hello", "counter", "heartbeat", "notes-agent", "journal")

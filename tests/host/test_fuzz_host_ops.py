@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from kplug_testing import Host, free_port
 
 from kplug_lab.errors import PluginCallError
-from kplug_lab.host.api import PluginState
+from kplug_lab.host.runtime.api import PluginState
 
 DRIVER = r"""
 const targets = [];

@@ -17,8 +17,8 @@ import pytest
 from kplug_testing import Host, wait_for, write_plugin
 
 from kplug_lab.errors import KplugError
-from kplug_lab.host.api import PluginState
-from kplug_lab.host.storage import Storage
+from kplug_lab.host.ops.storage import Storage
+from kplug_lab.host.runtime.api import PluginState
 
 HOSTILE = """
 siyuan.rpc.bind("loop", () => { while (true) {} });
@@ -118,8 +118,8 @@ siyuan.plugin.lifecycle.onrunning = () => {
 WRITER_HOST = textwrap.dedent("""
     import asyncio, sys
     from pathlib import Path
-    from kplug_lab.host.config import HostConfig
-    from kplug_lab.host.manager import PluginManager
+    from kplug_lab.host.runtime.config import HostConfig
+    from kplug_lab.host.runtime.manager import PluginManager
 
     async def main():
         manager = PluginManager(HostConfig(data_dir=Path(sys.argv[2]), hot_reload=False),

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from kplug_testing import Host, wait_for
 
-from kplug_lab.host.api import PluginState
-from kplug_lab.host.manager import PluginManager
+from kplug_lab.host.runtime.api import PluginState
+from kplug_lab.host.runtime.manager import PluginManager
 
 ORDER = """
 const seen = [];

@@ -10,8 +10,8 @@ import pytest
 from kplug_testing import Host
 
 from kplug_lab.errors import ManifestError
-from kplug_lab.host.api import PluginState
-from kplug_lab.host.manifest import MAX_MANIFEST_BYTES, read_plugin
+from kplug_lab.host.runtime.api import PluginState
+from kplug_lab.host.runtime.manifest import MAX_MANIFEST_BYTES, read_plugin
 
 PING = b"siyuan.rpc.bind('ping', () => 'pong');"
 

@@ -14,8 +14,8 @@ from kplug_testing import Host
 from tornado import httpserver, netutil
 
 from kplug_lab.host import route_answers
-from kplug_lab.host.api import PluginState
-from kplug_lab.host.manager import PluginManager
+from kplug_lab.host.runtime.api import PluginState
+from kplug_lab.host.runtime.manager import PluginManager
 from kplug_lab.protocol.routes import RouteKind, RouteMatch
 from kplug_lab.rpc.app import make_standalone_app
 from kplug_lab.testing.fake_siyuan import FakeSiYuan

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from kplug_testing import Host
 
-from kplug_lab.host.api import PluginState
-from kplug_lab.host.manager import PluginManager
+from kplug_lab.host.runtime.api import PluginState
+from kplug_lab.host.runtime.manager import PluginManager
 from kplug_lab.testing import FakeSiYuan
 
 

@@ -14,7 +14,7 @@ import tornado.web
 from kplug_testing import Host
 from siyuan_probe import PROBE, run, started
 
-from kplug_lab.host.api import PluginState
+from kplug_lab.host.runtime.api import PluginState
 
 
 async def test_mutability_follows_the_spec_table(host: Host) -> None:
@@ -228,7 +228,7 @@ async def test_rpc_bind_descriptions_unbind_and_broadcast_params(host: Host) -> 
     got: list[tuple[str, Any]] = []
     m.subscribe_broadcasts("r", lambda method, params: got.append((method, params)))
     assert await m.call("r", "cast") == "first argument must be method name string"
-    from kplug_lab.host.api import NO_PARAMS
+    from kplug_lab.host.runtime.api import NO_PARAMS
 
     assert got == [("arr", [1, "two"]), ("obj", {"k": "1970-01-01T00:00:00.000Z"}), ("nul", None),
                    ("scalar", 5), ("none", NO_PARAMS)]

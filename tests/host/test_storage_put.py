@@ -9,7 +9,7 @@ import pytest
 from kplug_testing import Host
 from siyuan_probe import run, started
 
-from kplug_lab.host.storage import TRAVERSAL, Storage, StorageError
+from kplug_lab.host.ops.storage import TRAVERSAL, Storage, StorageError
 
 
 def _temporaries(root: Path) -> list[Path]:

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from kplug_testing import Host
 
-from kplug_lab.host import _wake
-from kplug_lab.host.actor import Actor
-from kplug_lab.host.api import PluginState
-from kplug_lab.host.config import HostConfig
+from kplug_lab.host.runtime import _wake
+from kplug_lab.host.runtime.actor import Actor
+from kplug_lab.host.runtime.api import PluginState
+from kplug_lab.host.runtime.config import HostConfig
 
 
 @pytest.fixture(params=["event", "eventfd", "socketpair"])

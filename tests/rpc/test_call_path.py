@@ -15,7 +15,7 @@ from kplug_testing import Host, wait_for
 from rpc_server import TOKEN, Server
 
 from kplug_lab.errors import JSError
-from kplug_lab.host.actor import Actor
+from kplug_lab.host.runtime.actor import Actor
 from kplug_lab.rpc.handlers import AdminWebSocketHandler, PluginRPCWebSocket
 
 PLUGIN = """

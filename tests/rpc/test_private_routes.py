@@ -15,7 +15,7 @@ from kplug_testing import Host, loopback_app, wait_for
 from rpc_server import Server
 from tornado import web
 
-from kplug_lab.host.api import PluginState
+from kplug_lab.host.runtime.api import PluginState
 
 PLUGIN = r"""
 async function files(req) {

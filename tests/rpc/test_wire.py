@@ -222,7 +222,7 @@ async def test_a_slow_websocket_consumer_is_disconnected(server: Server) -> None
         m = server.host.manager
         assert m is not None
         for _ in range(200):
-            m._broadcast("p", "big", [payload])
+            m.broadcast("p", "big", [payload])
         # now read: the server must have given up on us (close frame, then EOF), having queued at most
         # max_pending messages instead of all 200 (40 MB)
         received = 0

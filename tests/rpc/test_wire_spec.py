@@ -13,7 +13,7 @@ import websockets
 from kplug_testing import Host, wait_for
 from rpc_server import TOKEN, RawWebSocket, Server
 
-from kplug_lab.host.api import PluginState
+from kplug_lab.host.runtime.api import PluginState
 from kplug_lab.protocol.jsonrpc import Limits
 
 PLUGIN = """
@@ -439,7 +439,7 @@ async def test_slow_websocket_consumer_is_closed_with_a_reason_and_bounded_queue
     assert manager is not None
     payload = "y" * 500_000
     for _ in range(100):  # 50 MB offered to a client that does not read
-        manager._broadcast("p", "big", [payload])  # queued synchronously: the 11th overflows the bound
+        manager.broadcast("p", "big", [payload])  # queued synchronously: the 11th overflows the bound
     frames = []
     async with asyncio.timeout(30):
         while True:

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from kplug_lab.errors import JSError, OutOfMemory
-from kplug_lab.host.config import HostConfig
+from kplug_lab.host.runtime.config import HostConfig
 from kplug_lab.sandbox import MAX_MEMORY_LIMIT, MAX_STACK_LIMIT, VM, check_limits
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ import pytest
 from kplug_testing import Host, free_port, loopback_app, wait_for
 from tornado import websocket
 
-from kplug_lab.host.api import PluginState
+from kplug_lab.host.runtime.api import PluginState
 
 
 class _Echo(websocket.WebSocketHandler):

@@ -6,6 +6,10 @@ into the user's tree, and the kernel releases the lock the moment the owning pro
 (``SIGKILL`` included). A second host on the same place finds the lock taken and stands by, polling every
 ``poll_interval`` seconds; it takes over as soon as the lock is free.
 
+Why not the ``filelock`` package: it locks a separate lock file, which would have to be created in the workspace (the
+user's synced tree) or beside it; ``flock`` on the directory itself writes nothing there. ``fcntl`` makes this
+module POSIX-only, like the host's threads and wake-ups.
+
 The locks are taken all-or-none and never waited on while holding another, so two hosts can never deadlock
 and never both hold one place. Who holds the lock is written to ``<data_dir>/host.json`` (a hint for humans
 and for the standby's log; the lock itself is the truth).

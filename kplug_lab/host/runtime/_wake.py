@@ -33,7 +33,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from ..sandbox._engine import get_watchdog
+from ...sandbox._engine import get_watchdog
 
 __all__ = ["Bell", "CallerCPU", "Doorbell", "EventBell", "Inbox"]
 

@@ -1,4 +1,4 @@
-"""A plugin's private storage folder (``siyuan.storage``, spec §3.4), confined and crash-safe.
+"""``siyuan.storage`` (spec §3.4): a plugin's private storage folder, confined and crash-safe, and its watches.
 
 Every path is cleaned lexically, joined to the root, and then resolved (symlinks followed) and checked
 again, so neither ``../`` nor an absolute path nor a symlink can leave the root. Writes are atomic: a
@@ -8,24 +8,26 @@ content, never a torn or empty file. Error messages name paths relative to the r
 
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
 import os
 import posixpath
 import stat
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TRAVERSAL", "Storage", "StorageError"]
+from ...errors import HostOpError, StorageError
+from ..runtime.context import Capability, Op
+from .encoding import payload, unb64, utf8
+
+__all__ = ["TRAVERSAL", "Storage", "StorageError", "StorageOps"]
 
 TRAVERSAL = "siyuan.storage: path traversal not allowed"
 _TMP_PREFIX = ".kplug-"
 _TMP_SEQ = itertools.count()
 _CREATE_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-
-
-class StorageError(Exception):
-    """A storage operation failed; ``str()`` is the rejection text the plugin sees."""
 
 
 class Storage:
@@ -53,8 +55,8 @@ class Storage:
         return Path(self._resolve(path))
 
     def _resolve(self, path: str) -> str:
-        """:meth:`resolve` as a string: the get/put path avoids building ``Path`` objects (a put is timed in
-        microseconds against a plain write, docs/adr/0003-host-benchmark.md)."""
+        """:meth:`resolve` as a string: get and put are on the hot path, and build no ``Path`` objects
+        (docs/adr/0003-host-benchmark.md)."""
         if "\0" in path:
             raise StorageError(TRAVERSAL)
         # Go's filepath.Join semantics: "../x" escapes (refused), "/../x" is cleaned to "/x" (inside)
@@ -127,7 +129,7 @@ class Storage:
                 os.close(fd)
             # The data is on disk before the rename is: after a crash (even a power loss) the name points to
             # the old file or to the complete new one. The folder is not fsynced: that would only make the
-            # newest write itself survive a power loss, at 10-15 % of a put (docs/adr/0003-host-benchmark.md).
+            # newest write itself survive a power loss, at a cost on every put (docs/adr/0003-host-benchmark.md).
             os.replace(tmp, target)
         except BaseException as exc:
             try:
@@ -203,3 +205,76 @@ class Storage:
     @staticmethod
     def _show(path: str) -> str:
         return posixpath.normpath("/" + path.replace("\\", "/")).lstrip("/") or "."
+
+
+class StorageOps(Capability):
+    """The storage operations of one plugin.
+
+    The I/O runs on the plugin's own thread. SiYuan runs it on a goroutine of its own, but the plugin awaits the
+    result either way, and a hop to an I/O thread and back would only add latency (docs/adr/0003-host-benchmark.md).
+    A value and a failure alike settle in a later job, as SiYuan posts either back as a new job (§3.0, §6)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._watched: set[str] = set()
+
+    def async_ops(self) -> dict[str, Op]:
+        return {"storage_get": self.storage_get, "storage_put": self.storage_put,
+                "storage_remove": self.storage_remove, "storage_list": self.storage_list,
+                "watcher_add": self.watcher_add, "watcher_remove": self.watcher_remove}
+
+    def storage_get(self, path: str) -> dict[str, str] | concurrent.futures.Future[Any]:
+        try:
+            return payload(self.ctx.storage.get(str(path)))
+        except StorageError as exc:
+            return _failed_later(exc)
+
+    def storage_put(self, path: str, content: str, is_base64: bool = False) -> concurrent.futures.Future[Any] | None:
+        data = unb64(content) if is_base64 else utf8(str(content))
+        try:
+            self.ctx.storage.put(str(path), data)
+        except StorageError as exc:
+            return _failed_later(exc)
+        return None
+
+    def storage_remove(self, path: str) -> concurrent.futures.Future[Any] | None:
+        try:
+            self.ctx.storage.remove(str(path))
+        except StorageError as exc:
+            return _failed_later(exc)
+        return None
+
+    def storage_list(self, path: str) -> list[dict[str, Any]] | concurrent.futures.Future[Any]:
+        try:
+            return self.ctx.storage.list(str(path))
+        except StorageError as exc:
+            return _failed_later(exc)
+
+    def watcher_add(self, path: str) -> None:
+        target = _confined(lambda: self.ctx.storage.resolve(str(path)))
+        if not target.exists():
+            raise HostOpError("failed to add storage path to watcher: no such file or directory")
+        self._watched.add(str(target))
+        self.ctx.watch_storage(target, True)
+
+    def watcher_remove(self, path: str) -> None:
+        target = _confined(lambda: self.ctx.storage.resolve(str(path)))
+        if str(target) not in self._watched:
+            raise HostOpError("failed to remove storage path from watcher: can't remove non-existent watch")
+        self._watched.discard(str(target))
+        self.ctx.watch_storage(target, False)
+
+
+def _confined(resolve: Callable[[], Path]) -> Path:
+    try:
+        return resolve()
+    except StorageError as exc:
+        raise HostOpError(str(exc)) from None
+
+
+def _failed_later(exc: StorageError) -> concurrent.futures.Future[Any]:
+    """A failed storage operation as a finished future: the plugin posts its rejection as a later job (an
+    exception raised by the op would reject the Promise within the current job)."""
+    failed: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    failed.set_exception(HostOpError(str(exc)))
+    return failed

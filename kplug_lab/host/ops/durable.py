@@ -1,4 +1,4 @@
-"""The host operations behind the ``kplug`` global (``js/durable.js``): one plugin's view of the durable store.
+"""The host operations behind the ``kplug`` global (``host/js/durable.js``): one plugin's view of the durable store.
 
 Every op runs on the plugin's actor thread and returns once its transaction is committed; the JS Promise
 settles in a later job, so "the Promise resolved" always means "it is on disk". The only op that waits is a
@@ -11,26 +11,25 @@ import concurrent.futures
 import math
 import sqlite3
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
-from .durable import DurableError, DurableStore, parse_schedule
-
-if TYPE_CHECKING:
-    from .plugin import Plugin
+from ...durable.store import DurableStore, parse_schedule
+from ...errors import DurableError, DurableOpError
+from ..runtime.context import Capability, Op, PluginContext
 
 __all__ = ["DurableOpError", "DurableOps"]
 
-
-class DurableOpError(Exception):
-    """A durable op failed; the message is what the plugin sees."""
+_T = TypeVar("_T")
 
 
-class DurableOps:
-    def __init__(self, plugin: Plugin) -> None:
-        self.plugin = plugin
+class DurableOps(Capability):
+    def __init__(self, ctx: PluginContext) -> None:
+        super().__init__(ctx)
         self._waiters: dict[str, concurrent.futures.Future[Any]] = {}
         self._closed = False
-        self.ops: dict[str, Callable[..., Any]] = {
+
+    def async_ops(self) -> dict[str, Op]:
+        return {
             "dq_push": self.queue_push,
             "dq_take": self.queue_take,
             "dq_ack": self.queue_ack,
@@ -46,17 +45,17 @@ class DurableOps:
 
     @property
     def store(self) -> DurableStore:
-        return self.plugin.manager.durable  # type: ignore[no-any-return]
+        return self.ctx.durable
 
-    def close(self) -> None:
+    def close_all(self) -> None:
         self._closed = True
         waiters, self._waiters = self._waiters, {}
         for fut in waiters.values():
             _wake(fut)
 
-    def _run(self, fn: Callable[[], Any]) -> Any:
+    def _run(self, fn: Callable[[], _T]) -> _T:
         if self._closed:
-            raise DurableOpError(f"plugin [{self.plugin.name}] is stopping: the durable store is closed to it")
+            raise DurableOpError(f"plugin [{self.ctx.name}] is stopping: the durable store is closed to it")
         try:
             return fn()
         except DurableError as exc:
@@ -67,14 +66,14 @@ class DurableOps:
     # ---- queues -------------------------------------------------------------------------------------
 
     def queue_push(self, queue: str, item: Any, key: str | None = None) -> dict[str, Any]:
-        result = self._run(lambda: self.store.queue_push(self.plugin.name, queue, item, key))
+        result = self._run(lambda: self.store.queue_push(self.ctx.name, queue, item, key))
         waiter = self._waiters.pop(queue, None)
         if waiter is not None:
             _wake(waiter)
-        return result  # type: ignore[no-any-return]
+        return result
 
     def queue_take(self, queue: str, limit: int = 1) -> Any:
-        result = self._run(lambda: self.store.queue_take(self.plugin.name, queue, limit))
+        result = self._run(lambda: self.store.queue_take(self.ctx.name, queue, limit))
         if not result.get("empty"):
             return result
         old = self._waiters.pop(queue, None)
@@ -91,27 +90,27 @@ class DurableOps:
             _wake(waiter)
 
     def queue_ack(self, queue: str, ids: list[int]) -> int:
-        return self._run(lambda: self.store.queue_ack(self.plugin.name, queue, list(ids)))  # type: ignore[no-any-return]
+        return self._run(lambda: self.store.queue_ack(self.ctx.name, queue, list(ids)))
 
     def queue_fail(self, queue: str, ids: list[int], error: str, retry: dict[str, Any] | None = None) -> int:
         retry = retry or {}
         initial = _positive(retry.get("initialMs", 500), "retry.initialMs") / 1000.0
         maximum = _positive(retry.get("maxMs", 60000), "retry.maxMs") / 1000.0
         factor = _positive(retry.get("factor", 2), "retry.factor")
-        delay = self._run(lambda: self.store.queue_fail(self.plugin.name, queue, list(ids), str(error),
+        delay = self._run(lambda: self.store.queue_fail(self.ctx.name, queue, list(ids), str(error),
                                                         initial=initial, factor=factor, maximum=maximum))
         return math.ceil(delay * 1000)
 
     def queue_size(self, queue: str) -> int:
-        return self._run(lambda: self.store.queue_size(self.plugin.name, queue))  # type: ignore[no-any-return]
+        return self._run(lambda: self.store.queue_size(self.ctx.name, queue))
 
     # ---- key-value ----------------------------------------------------------------------------------
 
     def kv_get(self, key: str) -> dict[str, Any] | None:
-        return self._run(lambda: self.store.kv_get(self.plugin.name, key))  # type: ignore[no-any-return]
+        return self._run(lambda: self.store.kv_get(self.ctx.name, key))
 
     def kv_list(self, prefix: str = "") -> list[dict[str, Any]]:
-        return self._run(lambda: self.store.kv_list(self.plugin.name, str(prefix or "")))  # type: ignore[no-any-return]
+        return self._run(lambda: self.store.kv_list(self.ctx.name, str(prefix or "")))
 
     def kv_commit(self, change: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(change, dict):
@@ -119,7 +118,7 @@ class DurableOps:
         check, sets, deletes = change.get("check") or {}, change.get("set") or {}, change.get("delete") or []
         if not isinstance(check, dict) or not isinstance(sets, dict) or not isinstance(deletes, list):
             raise DurableOpError("kplug.kv.commit: check and set must be objects, delete an array of keys")
-        return self._run(lambda: self.store.kv_commit(self.plugin.name, check=check, set=sets,  # type: ignore[no-any-return]
+        return self._run(lambda: self.store.kv_commit(self.ctx.name, check=check, set=sets,
                                                       delete=deletes))
 
     # ---- schedules ----------------------------------------------------------------------------------
@@ -127,14 +126,14 @@ class DurableOps:
     def schedule_next(self, name: str, spec: Any) -> dict[str, Any]:
         def run() -> dict[str, Any]:
             parsed = parse_schedule(spec)
-            slot = self.store.schedule_next(self.plugin.name, name, parsed)
+            slot = self.store.schedule_next(self.ctx.name, name, parsed)
             wait = max(0.0, slot - self.store.clock())
             return {"slot": slot * 1000.0, "waitMs": math.ceil(wait * 1000)}
 
-        return self._run(run)  # type: ignore[no-any-return]
+        return self._run(run)
 
     def schedule_done(self, name: str, slot_ms: float) -> None:
-        self._run(lambda: self.store.schedule_done(self.plugin.name, name, float(slot_ms) / 1000.0))
+        self._run(lambda: self.store.schedule_done(self.ctx.name, name, float(slot_ms) / 1000.0))
 
 
 def _wake(waiter: concurrent.futures.Future[Any]) -> None:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ..sandbox._engine import big_stack_thread
+from ...sandbox._engine import big_stack_thread
 from ._wake import CallerCPU, Doorbell, Inbox
 
 __all__ = ["Actor"]
@@ -44,7 +44,7 @@ class Actor:
         self._loop = loop
         fast = loop is not None and follow_caller_cpu
         self._queue = Inbox(Doorbell() if fast else None)
-        # results bound for the loop: settled there in batches, one wake-up for all that are ready (see _deliver)
+        # results bound for the loop: settled there in batches, one wake-up for all that are ready (see deliver)
         self._outbox: collections.deque[tuple[asyncio.Future[Any], Any, BaseException | None]] = collections.deque()
         self._wake_pending = False
         self._deadlines = _Deadlines(loop) if loop is not None else None
@@ -106,7 +106,7 @@ class Actor:
         Promise), the returned future takes that future's outcome when it settles, without another job.
 
         Cheaper than ``wrap_future(submit(fn))``: no thread-safe future, and results reach the loop through
-        :meth:`_deliver`, which wakes the loop once for every result ready at that moment (calls pipelined
+        :meth:`deliver`, which wakes the loop once for every result ready at that moment (calls pipelined
         on a WebSocket are answered in batches).
         """
         loop = self._loop
@@ -124,7 +124,7 @@ class Actor:
                 self._deadlines.add(fut, timeout, errors)
         return fut
 
-    def _deliver(self, fut: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
+    def deliver(self, fut: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
         """Hand one outcome to the loop (any thread). The loop is woken only if no wake-up is pending: the
         outbox is appended to before the flag is read here, and the loop clears the flag before it drains, so
         no outcome is left behind."""
@@ -293,7 +293,7 @@ class _Run:
             self.fail(exc)
             return
         if not isinstance(value, concurrent.futures.Future):
-            self.actor._deliver(self.fut, value, None)
+            self.actor.deliver(self.fut, value, None)
         elif value.done():
             self._forward(value)
         else:
@@ -305,10 +305,10 @@ class _Run:
         except BaseException as exc:
             self.fail(exc)
             return
-        self.actor._deliver(self.fut, value, None)
+        self.actor.deliver(self.fut, value, None)
 
     def fail(self, error: BaseException) -> None:
-        self.actor._deliver(self.fut, None, self.errors(error) if self.errors is not None else error)
+        self.actor.deliver(self.fut, None, self.errors(error) if self.errors is not None else error)
 
 
 _Errors = Callable[[BaseException], BaseException] | None

@@ -1,22 +1,25 @@
 """One running plugin: its VM on its actor thread, its lifecycle (spec §2), and the host operations its
-``siyuan`` global reaches (the JS side is ``host/js/``, one file per capability, joined by ``host/js/__init__.py``).
+``siyuan`` and ``kplug`` globals reach (the JS side is ``host/js/``, one file per capability, joined by
+``host/js/__init__.py``; the operations are ``host/ops/``, named in ``host/ops/names.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import collections
 import concurrent.futures
+import functools
 import logging
 import os
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..errors import (
+from ...errors import (
     CallTimeout,
     CPUTimeout,
+    HostOpError,
     JSError,
     KplugError,
     MethodNotFound,
@@ -26,20 +29,20 @@ from ..errors import (
     SandboxError,
     VMCrashed,
 )
-from ..sandbox import VM
-from . import js
+from ...sandbox import VM
+from .. import js
+from ..ops.dispatch import HostOps
+from ..ops.storage import Storage
 from .actor import Actor
-from .api import NO_PARAMS, LogRecord, MethodInfo, PluginInfo, PluginState
+from .api import NO_PARAMS, EventStreamPort, HostAPI, LogRecord, MethodInfo, PluginInfo, PluginState, WebSocketPort
 from .config import HostConfig
+from .context import PluginContext, ToolRegistry
 from .manifest import PluginSource
-from .ops import HostOpError, HostOps
-from .private_ports import EventStreamPort, WebSocketPort
-from .storage import Storage
 
 if TYPE_CHECKING:
-    from .manager import PluginManager
+    from ...durable.store import DurableStore
 
-__all__ = ["Plugin"]
+__all__ = ["Plugin", "PluginOwner", "js_detail"]
 
 log = logging.getLogger("kplug_lab.host")
 
@@ -57,15 +60,47 @@ delete globalThis.__kplug_native_call_async;
 """
 
 
+class PluginOwner(HostAPI, Protocol):
+    """What a plugin needs from the host that runs it (:class:`~kplug_lab.host.runtime.manager.PluginManager`)."""
+
+    platform: str
+    workspace: Path | None
+    tools_registry: ToolRegistry
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+
+    @property
+    def durable(self) -> DurableStore: ...
+
+    def state_changed(self, plugin: Plugin, state: PluginState) -> None:
+        """``plugin`` entered ``state`` (called on any thread)."""
+
+    def log_emitted(self, record: LogRecord) -> None:
+        """A plugin logged ``record`` (called on any thread)."""
+
+    def plugin_crashed(self, plugin: Plugin, reason: str) -> None:
+        """The VM of ``plugin`` died (called on the loop)."""
+
+    def release_tools(self, plugin: Plugin) -> None:
+        """Drop every tool ``plugin`` registered."""
+
+    def broadcast(self, name: str, method: str, params: Any) -> None:
+        """``siyuan.rpc.broadcast`` of plugin ``name``."""
+
+    def watch_storage(self, plugin: Plugin, target: Path, add: bool) -> None:
+        """Start or stop ``fs-notify`` events of ``target`` for ``plugin``."""
+
+
 class Plugin:
     """A started plugin instance. A restart always makes a new instance (and a new VM)."""
 
-    def __init__(self, source: PluginSource, config: HostConfig, manager: PluginManager) -> None:
+    def __init__(self, source: PluginSource, config: HostConfig, owner: PluginOwner) -> None:
         self.source = source
         self.name = source.name
         self.config = config
-        self.manager = manager
-        self.loop = manager.loop
+        self.owner = owner
+        self.loop = owner.loop
         self.state = PluginState.READY
         self.error: str | None = None
         self.methods: dict[str, list[str]] = {}
@@ -74,9 +109,14 @@ class Plugin:
         self.storage = Storage(source.storage_dir, quota_bytes=config.storage_quota)
         self.vm: VM | None = None
         self.actor: Actor | None = None
-        self.ops = HostOps(self)
+        self.context = PluginContext(
+            name=self.name, config=config, loop=self.loop, storage=self.storage, methods=self.methods,
+            tools=owner.tools_registry, host=owner, log=self.log, post=self.post_vm, vm=lambda: self.vm,
+            timers=lambda: self.actor, broadcast=functools.partial(owner.broadcast, self.name),
+            watch_storage=functools.partial(owner.watch_storage, self), durable=lambda: owner.durable,
+        )
+        self.ops = HostOps(self.context)
         self._io_in_flight = 0  # host I/O operations started and not yet settled (fetch, sockets, ...)
-        self._t0 = time.monotonic()
 
     # ---- state --------------------------------------------------------------------------------------
 
@@ -90,12 +130,12 @@ class Plugin:
             display_name=self.source.display_name,
         )
 
-    def _set_state(self, state: PluginState, error: str | None = None) -> None:
+    def set_state(self, state: PluginState, error: str | None = None) -> None:
         self.state = state
         if error is not None:
             self.error = error
             self.log("error", f"plugin entered state error: {error}")
-        self.manager._state_changed(self, state)
+        self.owner.state_changed(self, state)
 
     def log(self, level: str, text: str) -> None:
         """Record a log line of the plugin (ordered: always called on one thread per call site)."""
@@ -105,7 +145,7 @@ class Plugin:
             record = LogRecord(self.name, level, line, now)
             self.logs.append(record)
             log.log(_LEVELS[level], "[plugin:%s] %s", self.name, line)
-            self.manager._log_emitted(record)
+            self.owner.log_emitted(record)
 
     # ---- running JS on the actor --------------------------------------------------------------------
 
@@ -131,8 +171,20 @@ class Plugin:
                 self._pump_async()
 
     def post_vm(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` as a job on the actor thread (after the queued ones); dropped once the plugin stopped.
+
+        What an asynchronous host operation returned is settled after the job that called it: a plain value in
+        the next job; a ``concurrent.futures.Future`` or a coroutine (run on the host loop) in a job once it is
+        done."""
         if self.actor is not None:
             self.actor.post(lambda: self._vm_job(fn))
+
+    def _live_vm(self) -> VM:
+        """The VM, for a job about to use it; a plugin whose VM is gone is not running."""
+        vm = self.vm
+        if vm is None:
+            raise PluginNotRunning(f"plugin [{self.name}] is not running")
+        return vm
 
     def _pump_async(self) -> None:
         vm = self.vm
@@ -148,17 +200,20 @@ class Plugin:
                     obj.cancel()
                 error = HostOpError(f"too many operations in flight: {limit} are waiting for I/O; "
                                     "await some before starting more")
-                self.post_vm(lambda pid=pid, error=error: self._settle(pid, None, error))  # type: ignore[misc]
+                self.post_vm(functools.partial(self._settle, pid, None, error))
             elif isinstance(obj, concurrent.futures.Future):
                 self._io_in_flight += 1
-                obj.add_done_callback(lambda f, pid=pid: self.post_vm(lambda: self._io_done(pid, f)))  # type: ignore[misc]
+                obj.add_done_callback(functools.partial(self._post_io_done, pid))
             elif pending:
                 self._io_in_flight += 1
                 cf = asyncio.run_coroutine_threadsafe(_await(obj), self.loop)
-                cf.add_done_callback(lambda f, pid=pid: self.post_vm(lambda: self._io_done(pid, f)))  # type: ignore[misc]
+                cf.add_done_callback(functools.partial(self._post_io_done, pid))
             else:  # a value ready now: settle in the next job, never synchronously
                 value = getattr(obj, "value", obj)
-                self.post_vm(lambda pid=pid, value=value: self._settle(pid, value))  # type: ignore[misc]
+                self.post_vm(functools.partial(self._settle, pid, value))
+
+    def _post_io_done(self, pid: int, fut: concurrent.futures.Future[Any]) -> None:
+        self.post_vm(functools.partial(self._io_done, pid, fut))
 
     def _io_done(self, pid: int, fut: concurrent.futures.Future[Any]) -> None:
         self._io_in_flight -= 1
@@ -199,17 +254,14 @@ class Plugin:
     def _on_crash(self, reason: str) -> None:
         if self.state in (PluginState.STOPPED, PluginState.ERROR):
             return
-        self.loop.call_soon_threadsafe(self.manager._plugin_crashed, self, reason)
-
-    def hrtime(self) -> float:
-        return (time.monotonic() - self._t0) * 1000.0
+        self.loop.call_soon_threadsafe(self.owner.plugin_crashed, self, reason)
 
     # ---- lifecycle ----------------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Boot the VM, evaluate kernel.js, run the hooks; ends in ``running`` or ``error``."""
-        self._set_state(PluginState.READY)
-        self._set_state(PluginState.LOADING)
+        self.set_state(PluginState.READY)
+        self.set_state(PluginState.LOADING)
         code = self.source.read_code()
         for warning in self.source.warnings:
             if "kernel.js: not UTF-8" in warning:
@@ -218,7 +270,7 @@ class Plugin:
         try:
             await asyncio.wrap_future(self.actor.submit(lambda: self._vm_job(lambda: self._boot(code))))
         except JSError as exc:
-            await self._fail(f"kernel.js failed: {_js_detail(exc)}")
+            await self._fail(f"kernel.js failed: {js_detail(exc)}")
             return
         except (SandboxError, KplugError, OSError) as exc:
             await self._fail(f"kernel.js failed: {exc}")
@@ -230,7 +282,7 @@ class Plugin:
                 return
         if self.state != PluginState.LOADING:
             return
-        self._set_state(PluginState.RUNNING)
+        self.set_state(PluginState.RUNNING)
         if not await self._run_hook("onrunning"):
             return
         self.dispatch_event("start", None)
@@ -249,7 +301,7 @@ class Plugin:
             "name": self.name,
             "version": self.source.version,
             "displayName": self.source.display_name,
-            "platform": self.manager.platform,
+            "platform": self.owner.platform,
             "i18n": self.source.i18n,
             "kplug": True,
         })
@@ -258,13 +310,13 @@ class Plugin:
     async def _run_hook(self, hook: str) -> bool:
         """Run a lifecycle hook with the hook timeout. False (and state ``error``) if it failed."""
         try:
-            await asyncio.wait_for(self.on_actor(lambda: self.vm.call_start("__kplug.hook", hook)),  # type: ignore[union-attr]
+            await asyncio.wait_for(self.on_actor(lambda: self._live_vm().call_start("__kplug.hook", hook)),
                                    self.config.hook_timeout)
             return True
         except TimeoutError:
             reason = f"{hook} did not settle within {self.config.hook_timeout:g} s"
         except JSError as exc:
-            reason = f"{hook} failed: {_js_detail(exc)}"
+            reason = f"{hook} failed: {js_detail(exc)}"
         except (SandboxError, KplugError, RuntimeError) as exc:
             reason = f"{hook} failed: {exc}"
         if hook == "onunload":
@@ -274,24 +326,25 @@ class Plugin:
         return False
 
     async def _fail(self, reason: str) -> None:
-        self._set_state(PluginState.ERROR, reason)
-        self.manager._unbind_all(self)
-        await self._teardown()
+        self.set_state(PluginState.ERROR, reason)
+        self.owner.release_tools(self)
+        await self.teardown()
 
     async def stop(self) -> None:
         """Stop (spec §2.3): ``stop`` event, ``onunload`` (with timeout), unbind, close the VM."""
         if self.state == PluginState.RUNNING:
             self.dispatch_event("stop", None)
-            self._set_state(PluginState.STOPPING)
+            self.set_state(PluginState.STOPPING)
             await self._run_hook("onunload")
             await self.ops.ports.end_event_streams(self.config.hook_timeout)
-        self.manager._unbind_all(self)
+        self.owner.release_tools(self)
         self.methods.clear()
-        await self._teardown()
+        await self.teardown()
         if self.state != PluginState.ERROR:
-            self._set_state(PluginState.STOPPED)
+            self.set_state(PluginState.STOPPED)
 
-    async def _teardown(self) -> None:
+    async def teardown(self) -> None:
+        """Close the plugin's operations, timers and VM, and end its thread (the state is left as it is)."""
         actor, self.actor = self.actor, None
         self.ops.close()
         if actor is not None:
@@ -314,8 +367,8 @@ class Plugin:
     def dispatch_event(self, type_: str, detail: Any) -> None:
         def run() -> None:
             try:
-                self.vm.call("__kplug.event", type_, detail)  # type: ignore[union-attr]
-            except (JSError, CPUTimeout, OutOfMemory) as exc:
+                self._live_vm().call("__kplug.event", type_, detail)
+            except (JSError, CPUTimeout, OutOfMemory, PluginNotRunning) as exc:
                 self.log("error", f"siyuan.event.handler failed on {type_!r}: {exc}")
 
         self.post_vm(run)
@@ -326,17 +379,16 @@ class Plugin:
 
     def start_call(self, method: str, params: Any = NO_PARAMS, timeout: float | None = None) -> asyncio.Future[Any]:
         """:meth:`call` as a future, for a caller that answers from a done-callback instead of a task
-        (docs/adr/0004-rpc-benchmark.md). Raises at once what :meth:`call` raises before the plugin runs."""
+        (the WebSocket handler). Raises at once what :meth:`call` raises before the plugin runs."""
         def errors(exc: BaseException) -> BaseException:
             return self._call_error(method, timeout, exc)
 
         if self.state != PluginState.RUNNING:
             raise PluginCallError(f"plugin [{self.name}] not running (state: [{self.state.label}])")
         has = params is not NO_PARAMS
-        # the timeout covers the synchronous part too: a method stuck in a loop is answered in time. The actor
-        # keeps the deadlines, one loop timer for all calls (bench/rpc.py, docs/adr/0004-rpc-benchmark.md)
+        # the timeout covers the synchronous part too: a method stuck in a loop is answered in time
         return self.on_actor(
-            lambda: self.vm.call_start("__kplug.rpc", method, params if has else None, has),  # type: ignore[union-attr]
+            lambda: self._live_vm().call_start("__kplug.rpc", method, params if has else None, has),
             timeout or self.config.call_timeout, errors,
         )
 
@@ -347,7 +399,7 @@ class Plugin:
         if isinstance(exc, JSError):
             if exc.name == "KplugMethodNotFound":
                 return MethodNotFound(f"method [{method}] not found in plugin [{self.name}]")
-            err = PluginCallError(f'error invoking method "{method}": {_js_detail(exc)}')
+            err = PluginCallError(f'error invoking method "{method}": {js_detail(exc)}')
             code = _server_error_code(exc.value)
             if code is not None:
                 err.code = code
@@ -360,7 +412,7 @@ class Plugin:
 
     async def call_entry(self, entry: str, *args: Any, timeout: float | None = None) -> Any:
         """Call a ``__kplug.<entry>`` function and await its (possibly Promise) result."""
-        return await asyncio.wait_for(self.on_actor(lambda: self.vm.call_start(f"__kplug.{entry}", *args)),  # type: ignore[union-attr]
+        return await asyncio.wait_for(self.on_actor(lambda: self._live_vm().call_start(f"__kplug.{entry}", *args)),
                                       timeout or self.config.call_timeout)
 
     async def serve_private(self, slot: str, request: dict[str, Any],
@@ -380,7 +432,7 @@ class Plugin:
         or the workspace (relative paths are taken from the storage root), else None (the route answers 404)."""
         if not isinstance(path, str) or not path or "\0" in path:
             return None
-        roots = [self.storage.root] + ([self.manager.workspace] if self.manager.workspace is not None else [])
+        roots = [self.storage.root] + ([self.owner.workspace] if self.owner.workspace is not None else [])
         real = os.path.realpath(os.path.join(self.storage.root, path))
         for root in roots:
             real_root = os.path.realpath(root)
@@ -389,7 +441,7 @@ class Plugin:
         return None
 
     async def eval(self, code: str) -> Any:
-        return await asyncio.wait_for(self.on_actor(lambda: self.vm.call_start("__kplug.devEval", code)),  # type: ignore[union-attr]
+        return await asyncio.wait_for(self.on_actor(lambda: self._live_vm().call_start("__kplug.devEval", code)),
                                       self.config.call_timeout)
 
 
@@ -407,7 +459,7 @@ def _server_error_code(thrown: Any) -> int | None:
     return None
 
 
-def _js_detail(exc: JSError) -> str:
+def js_detail(exc: JSError) -> str:
     """``Error: boom`` plus the first stack frame, the way SiYuan reports a thrown error."""
     text = f"{exc.name}: {exc.message}" if exc.name else exc.message
     if not exc.name and isinstance(exc.value, dict) and isinstance(exc.value.get("message"), str):
@@ -415,13 +467,4 @@ def _js_detail(exc: JSError) -> str:
     frames = [ln.strip() for ln in exc.stack.splitlines() if ln.strip().startswith("at ")]
     frames = [f for f in frames if "<kplug" not in f]
     return f"{text} {frames[0]}" if frames else text
-
-
-def b64encode(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def b64decode(text: str) -> bytes:
-    return base64.b64decode(text.encode("ascii"), validate=False)
-
 

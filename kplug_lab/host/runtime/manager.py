@@ -8,18 +8,18 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import JSError, ManifestError, PluginNotLoaded, PluginNotRunning, VMCrashed
-from .api import NO_PARAMS, LogRecord, PluginInfo, PluginState, Unsubscribe
+from ...durable.lock import STANDBY_POLL_S, HostLock
+from ...durable.store import DurableStore
+from ...errors import JSError, ManifestError, PluginNotLoaded, PluginNotRunning, VMCrashed
+from .api import NO_PARAMS, EventStreamPort, LogRecord, PluginInfo, PluginState, Unsubscribe, WebSocketPort
 from .config import HostConfig
-from .lock import STANDBY_POLL_S, HostLock
 from .manifest import PluginSource, discover_directory, discover_workspace, platform_id, read_plugin
-from .plugin import Plugin, _js_detail
-from .private_ports import EventStreamPort, WebSocketPort
+from .plugin import Plugin, js_detail
 
 __all__ = ["PluginManager"]
 
@@ -46,6 +46,14 @@ class _Subscribers:
                 cb(*args)
             except Exception:
                 log.exception("a subscriber failed")
+
+
+@dataclass
+class _StorageWatch:
+    """The storage paths one plugin watches, and how to stop the task that watches them."""
+
+    paths: set[Path] = field(default_factory=set)
+    stop: asyncio.Event | None = None
 
 
 class PluginManager:
@@ -80,9 +88,10 @@ class PluginManager:
         self._watch_task: asyncio.Task[None] | None = None
         self._watch_stop = asyncio.Event()
         self._closed = False
-        self._durable: Any = None
+        self._durable: DurableStore | None = None
+        self._storage_watches: dict[Plugin, _StorageWatch] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
-        #: one host per workspace (lock.py): while another host holds it, this one only stands by
+        #: one host per workspace (kplug_lab/durable/lock.py): while another host holds it, this one only stands by
         self.host_lock = HostLock([d for d in (self.workspace or self.plugins_dir, self.data_dir) if d is not None],
                                   owner_file=self.data_dir / "host.json")
         self.standby = False
@@ -95,11 +104,9 @@ class PluginManager:
         return self._loop
 
     @property
-    def durable(self) -> Any:
+    def durable(self) -> DurableStore:
         """The durable store (queues, key-value, schedules), opened on first use."""
         if self._durable is None:
-            from .durable import DurableStore
-
             self.data_dir.mkdir(parents=True, exist_ok=True)
             self._durable = DurableStore(self.data_dir / "durable.sqlite3")
         return self._durable
@@ -200,6 +207,7 @@ class PluginManager:
         async with self._lock(source.name):
             old = self.plugins.pop(source.name, None)
             if old is not None:
+                self._end_storage_watch(old, forget=True)
                 await old.stop()
             plugin = Plugin(source, self.config, self)
             self.plugins[source.name] = plugin
@@ -207,27 +215,28 @@ class PluginManager:
             try:
                 await plugin.start()
             except ManifestError as exc:
-                plugin._set_state(PluginState.ERROR, str(exc))
+                plugin.set_state(PluginState.ERROR, str(exc))
             return plugin
 
     async def _stop(self, name: str) -> None:
         async with self._lock(name):
             plugin = self.plugins.pop(name, None)
             if plugin is not None:
-                self._end_storage_watch(plugin)
+                self._end_storage_watch(plugin, forget=True)
                 await plugin.stop()
         task = self._restart_tasks.pop(name, None)
         if task is not None:
             task.cancel()
 
-    def _plugin_crashed(self, plugin: Plugin, reason: str) -> None:
+    def plugin_crashed(self, plugin: Plugin, reason: str) -> None:
+        """The VM of ``plugin`` died: mark it, and restart it with backoff (called by the plugin, on the loop)."""
         if self.plugins.get(plugin.name) is not plugin or self._closed:
             return
         if plugin.state in (PluginState.ERROR, PluginState.STOPPED, PluginState.STOPPING):
             return
-        plugin._set_state(PluginState.ERROR, f"the VM crashed: {reason}")
-        self._unbind_all(plugin)
-        self._background(plugin._teardown())
+        plugin.set_state(PluginState.ERROR, f"the VM crashed: {reason}")
+        self.release_tools(plugin)
+        self._background(plugin.teardown())
         count = self._restarts.get(plugin.name, 0)
         if self.config.restart_limit and count >= self.config.restart_limit:
             plugin.log("error", f"not restarting: {count} crashes in a row")
@@ -257,48 +266,44 @@ class PluginManager:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    # ---- hooks from plugins ------------------------------------------------------------------------
+    # ---- what plugins ask of their host (plugin.PluginOwner) -----------------------------------------
 
-    def _state_changed(self, plugin: Plugin, state: PluginState) -> None:
+    def state_changed(self, plugin: Plugin, state: PluginState) -> None:
         self._in_loop(self._states.emit, plugin.name, state)
 
-    def _log_emitted(self, record: LogRecord) -> None:
+    def log_emitted(self, record: LogRecord) -> None:
         if self._logs:  # waking the loop per line is most of a log call's cost: only when someone listens
             self._in_loop(self._logs.emit, record)
 
-    def _broadcast(self, name: str, method: str, params: Any) -> None:
+    def broadcast(self, name: str, method: str, params: Any) -> None:
+        """``siyuan.rpc.broadcast``: ``method(params)`` to every subscriber of plugin ``name``'s broadcasts."""
         subs = self._broadcasts.get(name)
         if subs is not None:
             self._in_loop(subs.emit, method, params)
 
-    def _unbind_all(self, plugin: Plugin) -> None:
+    def release_tools(self, plugin: Plugin) -> None:
         for key in [k for k, t in self.tools_registry.items() if t["plugin"] == plugin.name]:
             del self.tools_registry[key]
 
-    def _watch_storage(self, plugin: Plugin, target: Path) -> None:
-        """Deliver ``fs-notify`` events for ``target`` (a storage path) to the plugin (spec §3.4)."""
-        self._in_loop(self._restart_storage_watch, plugin, target, True)
-
-    def _unwatch_storage(self, plugin: Plugin, target: Path) -> None:
-        self._in_loop(self._restart_storage_watch, plugin, target, False)
+    def watch_storage(self, plugin: Plugin, target: Path, add: bool) -> None:
+        """Start (``add``) or stop delivering ``fs-notify`` events for ``target`` (a storage path) to the plugin
+        (spec §3.4). Called on the plugin's thread; the watching runs on the loop."""
+        self._in_loop(self._restart_storage_watch, plugin, target, add)
 
     def _restart_storage_watch(self, plugin: Plugin, target: Path, add: bool) -> None:
-        paths: set[Path] = getattr(plugin, "_watch_paths", set())
-        (paths.add if add else paths.discard)(target)
-        plugin._watch_paths = paths  # type: ignore[attr-defined]
+        watch = self._storage_watches.setdefault(plugin, _StorageWatch())
+        (watch.paths.add if add else watch.paths.discard)(target)
         self._end_storage_watch(plugin)
-        if paths:
-            stop = asyncio.Event()
-            plugin._watch_stop = stop  # type: ignore[attr-defined]
-            self._background(self._storage_watch(plugin, set(paths), stop))
+        if watch.paths:
+            watch.stop = asyncio.Event()
+            self._background(self._storage_watch(plugin, set(watch.paths), watch.stop))
 
-    @staticmethod
-    def _end_storage_watch(plugin: Plugin) -> None:
+    def _end_storage_watch(self, plugin: Plugin, *, forget: bool = False) -> None:
         # through the stop event: a cancelled watchfiles.awatch can leave its watcher thread running
-        stop: asyncio.Event | None = getattr(plugin, "_watch_stop", None)
-        if stop is not None:
-            stop.set()
-            plugin._watch_stop = None  # type: ignore[attr-defined]
+        watch = self._storage_watches.pop(plugin, None) if forget else self._storage_watches.get(plugin)
+        if watch is not None and watch.stop is not None:
+            watch.stop.set()
+            watch.stop = None
 
     async def _storage_watch(self, plugin: Plugin, paths: set[Path], stop: asyncio.Event) -> None:
         import watchfiles
@@ -372,7 +377,7 @@ class PluginManager:
         """The running plugin ``name``, which binds ``method``."""
         plugin = self._running(name)
         if method not in plugin.methods:
-            from ..errors import MethodNotFound
+            from ...errors import MethodNotFound
 
             raise MethodNotFound(f"method [{method}] not found in plugin [{name}]")
         return plugin
@@ -442,7 +447,7 @@ class PluginManager:
         except JSError as exc:
             if exc.name == "KplugMarshalError":
                 return failed(f"error marshaling MCP tool result: {exc.message}")
-            return failed(f"error invoking MCP tool handler: {_js_detail(exc)}")
+            return failed(f"error invoking MCP tool handler: {js_detail(exc)}")
         except (VMCrashed, RuntimeError, PluginNotRunning):
             return failed("plugin stopped while invoking MCP tool handler")
         except TimeoutError:
@@ -474,7 +479,6 @@ class PluginManager:
         roots = [r for r in roots if r.is_dir()]
         if not roots:
             return
-        last: dict[str, float] = {}
         async for changes in watchfiles.awatch(*roots, debounce=self.config.reload_debounce_ms,
                                                step=50, recursive=True, stop_event=self._watch_stop):
             names: dict[str, bool] = {}
@@ -485,7 +489,6 @@ class PluginManager:
                 deleted = change == watchfiles.Change.deleted and p.name == "kernel.js"
                 names[p.parent.name] = names.get(p.parent.name, False) or deleted
             for name, deleted in names.items():
-                last[name] = time.monotonic()
                 try:
                     await self._on_source_changed(name, deleted)
                 except Exception as exc:

@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..errors import DurableError
+
 __all__ = [
     "PRAGMAS",
     "DurableError",
@@ -79,10 +81,6 @@ CREATE TABLE IF NOT EXISTS schedules (
     PRIMARY KEY (plugin, name)
 ) WITHOUT ROWID;
 """
-
-
-class DurableError(Exception):
-    """Bad input to the durable store; the message is what the plugin sees."""
 
 
 def _check_name(kind: str, name: Any) -> str:

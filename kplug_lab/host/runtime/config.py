@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..sandbox import check_limits
+from ...sandbox import check_limits
 
 __all__ = ["HostConfig"]
 

@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
-from ..protocol.sse import EventStreamParser
-from .siyuan_kernel import kernel_headers, kernel_url, post_to_js
-
-if TYPE_CHECKING:
-    from .plugin import Plugin
+from ...errors import EventStreamError, HostOpError
+from ...protocol.sse import EventStreamParser
+from ..runtime.context import Capability, Op, PluginContext
+from .kernel import kernel_headers, kernel_url
 
 __all__ = ["MAX_RETRIES", "RETRY_FACTOR", "RETRY_INITIAL", "ClientEvents", "EventStreamError"]
 
@@ -39,25 +38,33 @@ RETRY_FACTOR = 1.5
 _CONNECT_TIMEOUT = 5.0
 
 
-class EventStreamError(Exception):
-    """A subscription could not be made; the message is what the plugin sees."""
-
-
-class ClientEvents:
+class ClientEvents(Capability):
     """The ``siyuan.client.event`` subscriptions of one plugin instance."""
 
-    def __init__(self, plugin: Plugin) -> None:
-        self.plugin = plugin
+    def __init__(self, ctx: PluginContext) -> None:
+        super().__init__(ctx)
         self._tasks: dict[int, concurrent.futures.Future[None]] = {}
+
+    def sync_ops(self) -> dict[str, Op]:
+        return {"event_open": self.event_open, "event_close": self.event_close}
+
+    def event_open(self, sid: int, path: str) -> None:
+        try:
+            self.open(int(sid), str(path))
+        except EventStreamError as exc:
+            raise HostOpError(str(exc)) from None
+
+    def event_close(self, sid: int) -> None:
+        self.close(int(sid))
 
     def url(self, path: str) -> str:
         """The kernel URL of ``path``; refuses anything that would reach another host."""
-        return kernel_url(self.plugin.config, path, EventStreamError)
+        return kernel_url(self.ctx.config, path, EventStreamError)
 
     def open(self, sid: int, path: str) -> None:
         """Start subscription ``sid`` (called on the plugin's thread; the work runs on the host loop)."""
         url = self.url(path)
-        self._tasks[sid] = asyncio.run_coroutine_threadsafe(self._run(sid, url), self.plugin.loop)
+        self._tasks[sid] = asyncio.run_coroutine_threadsafe(self._run(sid, url), self.ctx.loop)
         self._tasks[sid].add_done_callback(lambda _f: self._tasks.pop(sid, None))
 
     def close(self, sid: int) -> None:
@@ -74,7 +81,7 @@ class ClientEvents:
         parser = EventStreamParser()
         failures = 0
         delay = RETRY_INITIAL
-        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache", **kernel_headers(self.plugin.config)}
+        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache", **kernel_headers(self.ctx.config)}
         timeout = httpx.Timeout(_CONNECT_TIMEOUT, read=None)
         async with httpx.AsyncClient(timeout=timeout, trust_env=False, follow_redirects=True) as client:
             while True:
@@ -108,4 +115,4 @@ class ClientEvents:
         self._post(sid, {"type": "close"})
 
     def _post(self, sid: int, event: dict[str, Any]) -> None:
-        post_to_js(self.plugin, "siyuan.client.event", "__kplug.eventSourceEvent", sid, event)
+        self.ctx.call_js("__kplug.eventSourceEvent", sid, event, api="siyuan.client.event")

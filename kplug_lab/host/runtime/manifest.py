@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ManifestError
+from ...errors import ManifestError
 
 __all__ = [
     "PluginSource",

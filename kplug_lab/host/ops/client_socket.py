@@ -13,44 +13,52 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
-from .siyuan_kernel import kernel_headers, kernel_url, post_to_js
-
-if TYPE_CHECKING:
-    from .plugin import Plugin
+from ...errors import SocketError
+from ..runtime.context import Capability, Op, PluginContext
+from .kernel import kernel_headers, kernel_url
 
 __all__ = ["ClientSockets", "SocketError"]
 
 _DIAL_TIMEOUT = 5.0
 
 
-class SocketError(Exception):
-    """A socket operation failed; the message is what the plugin sees."""
-
-
-class ClientSockets:
+class ClientSockets(Capability):
     """The open ``siyuan.client.socket`` connections of one plugin instance."""
 
-    def __init__(self, plugin: Plugin) -> None:
-        self.plugin = plugin
+    def __init__(self, ctx: PluginContext) -> None:
+        super().__init__(ctx)
         self._conns: dict[int, ClientConnection] = {}
         self._cancelled: set[int] = set()
         self._readers: set[asyncio.Task[None]] = set()
 
+    def sync_ops(self) -> dict[str, Op]:
+        return {"socket_url": lambda path: self.url(str(path))}
+
+    def async_ops(self) -> dict[str, Op]:
+        return {
+            "socket_open": lambda sid, path, protocols=None: self.open(int(sid), str(path),
+                                                                        [str(p) for p in protocols or []]),
+            "socket_send": lambda sid, data, binary: self.send(int(sid), str(data), bool(binary)),
+            "socket_ping": lambda sid, data: self.ping(int(sid), str(data)),
+            "socket_pong": lambda sid, data: self.pong(int(sid), str(data)),
+            "socket_close": lambda sid, code, reason: self.close(int(sid), int(code), str(reason)),
+        }
+
     def url(self, path: str) -> str:
         """The ``ws://`` URL of a kernel path; refuses anything that would reach another host."""
-        parts = urlsplit(kernel_url(self.plugin.config, path, SocketError))
+        parts = urlsplit(kernel_url(self.ctx.config, path, SocketError))
         scheme = "wss" if parts.scheme == "https" else "ws"
         return parts._replace(scheme=scheme).geturl()
 
     async def open(self, sid: int, path: str, protocols: list[str]) -> dict[str, Any]:
         url = self.url(path)
-        headers = kernel_headers(self.plugin.config)
+        headers = kernel_headers(self.ctx.config)
         try:
             conn = await connect(url, additional_headers=headers, subprotocols=protocols or None,  # type: ignore[arg-type]
                                  open_timeout=_DIAL_TIMEOUT, max_size=16 * 1024 * 1024, proxy=None)
@@ -85,7 +93,7 @@ class ClientSockets:
         """The plugin is stopping: close every connection (no events are delivered any more)."""
         conns = list(self._conns.values())
         self._conns.clear()
-        loop = self.plugin.loop
+        loop = self.ctx.loop
         for conn in conns:
             asyncio.run_coroutine_threadsafe(conn.close(1001, "plugin stopping"), loop)
 
@@ -126,4 +134,4 @@ class ClientSockets:
                          "wasClean": clean})
 
     def _post(self, sid: int, event: dict[str, Any]) -> None:
-        post_to_js(self.plugin, "siyuan.client.socket", "__kplug.socketEvent", sid, event)
+        self.ctx.call_js("__kplug.socketEvent", sid, event, api="siyuan.client.socket")

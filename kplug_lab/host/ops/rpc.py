@@ -1,0 +1,40 @@
+"""``siyuan.rpc``: binding methods, broadcasting to subscribed clients, and a plugin's fetch of the kernel's plugin
+routes (``/api/plugin/...``), which this host answers itself instead of the kernel at ``siyuan_url``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...protocol.routes import RouteMatch
+from .. import route_answers
+from ..runtime.api import NO_PARAMS
+from ..runtime.context import Capability, Op, PluginContext
+from .encoding import payload
+
+__all__ = ["RpcOps", "answer_plugin_route"]
+
+
+class RpcOps(Capability):
+    def sync_ops(self) -> dict[str, Op]:
+        return {"rpc_bind": self.rpc_bind, "rpc_unbind": self.rpc_unbind}
+
+    def async_ops(self) -> dict[str, Op]:
+        return {"rpc_broadcast": self.rpc_broadcast}
+
+    def rpc_bind(self, name: str, descriptions: list[Any] | None = None) -> None:
+        self.ctx.methods[str(name)] = [str(d) for d in (descriptions or [])]
+
+    def rpc_unbind(self, name: str) -> None:
+        self.ctx.methods.pop(str(name), None)
+
+    def rpc_broadcast(self, method: str, has_params: bool, params: Any = None) -> None:
+        self.ctx.broadcast(str(method), params if has_params else NO_PARAMS)
+
+
+async def answer_plugin_route(ctx: PluginContext, route: RouteMatch, path: str,
+                              content: bytes | None) -> dict[str, Any]:
+    """A ``client.fetch`` response for one of the plugin routes, answered by this host. Runs on the asyncio loop,
+    not on the plugin's thread: a plugin calling its own methods queues a job there."""
+    answer = await route_answers.answer(ctx.host, route, content)
+    return {"url": path, "status": answer.status, "statusText": answer.status_text, "headers": answer.headers,
+            "body": payload(answer.body)}
