@@ -33,6 +33,7 @@ class PluginStatus:
     error: str | None = None
     version: str = ""
     display_name: str = ""
+    hook_errors: list[str] = field(default_factory=list)  # lifecycle hooks that failed; the plugin went on
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> PluginStatus:
@@ -40,7 +41,8 @@ class PluginStatus:
                    methods=[MethodStatus(m["name"], list(m.get("descriptions") or []))
                             for m in obj.get("methods") or []],
                    error=obj.get("error"), version=obj.get("version") or "",
-                   display_name=obj.get("displayName") or "")
+                   display_name=obj.get("displayName") or "",
+                   hook_errors=list(obj.get("hookErrors") or []))
 
 
 @dataclass(frozen=True)

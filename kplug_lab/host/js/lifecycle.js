@@ -44,9 +44,12 @@ K.init = (config) => {
   });
 };
 
+// SiYuan now (changes §2.1): looked up at call time; null/undefined skipped silently; any other non-function is
+// an error the host logs (and the plugin goes on, as with a throw or a rejection)
 K.hook = (name) => {
   const fn = siyuan.plugin.lifecycle[name];
-  if (typeof fn !== "function") return { ok: true, missing: true };
+  if (fn === null || fn === undefined) return { ok: true, missing: true };
+  if (typeof fn !== "function") throw new TypeError(`siyuan.plugin.lifecycle.${name} is not a function (got ${typeof fn})`);
   const r = fn.call(siyuan.plugin.lifecycle);
   return r instanceof Promise ? r.then(() => ({ ok: true })) : { ok: true };
 };

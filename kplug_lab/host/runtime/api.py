@@ -59,6 +59,7 @@ class PluginInfo:
     error: str | None = None  # why the plugin is in ``error``, when it is
     version: str = ""
     display_name: str = ""
+    hook_errors: list[str] = field(default_factory=list)  # lifecycle hooks that failed (logged; the plugin went on)
 
     def to_siyuan(self) -> dict[str, Any]:
         """The ``PluginInfo`` shape of SiYuan's info endpoints (spec §5.7)."""

@@ -103,6 +103,7 @@ class Plugin:
         self.loop = owner.loop
         self.state = PluginState.READY
         self.error: str | None = None
+        self.hook_errors: list[str] = []  # hooks that failed: logged, shown in the state, never blocking
         self.methods: dict[str, list[str]] = {}
         self.started_at = time.time()
         self.logs: collections.deque[LogRecord] = collections.deque(maxlen=config.log_buffer)
@@ -128,6 +129,7 @@ class Plugin:
             error=self.error,
             version=self.source.version,
             display_name=self.source.display_name,
+            hook_errors=list(self.hook_errors),
         )
 
     def set_state(self, state: PluginState, error: str | None = None) -> None:
@@ -308,22 +310,30 @@ class Plugin:
         vm.eval(code, f"{self.name}/kernel.js", want_result=False)
 
     async def _run_hook(self, hook: str) -> bool:
-        """Run a lifecycle hook with the hook timeout. False (and state ``error``) if it failed."""
+        """Run a lifecycle hook, as SiYuan now does (changes §2.1): a hook that throws, rejects or is not a function
+        is logged and the transition goes on; ``null``/``undefined`` is skipped. [better] kplug_lab's hook timeout
+        stays: a hook that does not settle in time is logged the same way and the plugin goes on (its Promise is
+        left behind). Each failure is kept in :attr:`hook_errors`, which the plugin's state shows. False only when
+        the plugin cannot go on: its VM died (a crash) or it was stopped meanwhile."""
         try:
             await asyncio.wait_for(self.on_actor(lambda: self._live_vm().call_start("__kplug.hook", hook)),
                                    self.config.hook_timeout)
             return True
         except TimeoutError:
-            reason = f"{hook} did not settle within {self.config.hook_timeout:g} s"
+            reason = (f"{hook} did not settle within {self.config.hook_timeout:g} s (the hook timeout, "
+                      "setting hook_timeout); the plugin goes on without waiting for it")
         except JSError as exc:
             reason = f"{hook} failed: {js_detail(exc)}"
+        except (CPUTimeout, OutOfMemory) as exc:
+            reason = f"{hook} failed: {exc}"
         except (SandboxError, KplugError, RuntimeError) as exc:
             reason = f"{hook} failed: {exc}"
-        if hook == "onunload":
-            self.log("error", reason)
-            return False
-        await self._fail(reason)
-        return False
+            if hook != "onunload" and (self.vm is None or self.vm.crashed or self.actor is None):
+                await self._fail(reason)
+                return False
+        self.hook_errors.append(reason)
+        self.log("error", reason)
+        return True
 
     async def _fail(self, reason: str) -> None:
         self.set_state(PluginState.ERROR, reason)
