@@ -244,7 +244,8 @@ def test_a_token_that_starts_with_a_dash_works_for_the_server_and_connect(ip: In
 
 
 def test_state_shows_a_failed_hook_of_a_running_plugin(connected: InteractiveShell) -> None:
-    view = kplug(connected, "plugin mg-hook", 'siyuan.plugin.lifecycle.onload = async () => { throw new Error("nope"); };')
+    view = kplug(connected, "plugin mg-hook",
+                 'siyuan.plugin.lifecycle.onload = async () => { throw new Error("nope"); };')
     try:
         assert view.state == "running"  # type: ignore[attr-defined]
         out = text(kplug(connected, "state mg-hook"))
