@@ -4,8 +4,9 @@ In SiYuan the kernel plugins live inside the kernel, so ``siyuan.client.fetch("/
 which goes to the kernel, answers about them, and ``POST /api/plugin/rpc/<name>`` calls another plugin's method.
 Under kplug_lab the plugins live here, not in the kernel at ``siyuan_url``: these routes (the route table is
 :mod:`kplug_lab.protocol.routes`) are answered from the plugin manager with the shapes the wire gives
-(§5.3-§5.7), and never reach the kernel. Everything else, including the WebSocket route and the private routes
-``/plugin/private/<name>/...``, still goes to the kernel. ``rpc/handlers.py`` serves the same answers over HTTP.
+(§5.3-§5.7), and never reach the kernel. The RPC WebSocket route is answered in-process too, for
+``siyuan.client.socket`` (:mod:`kplug_lab.host.route_sockets`); the private routes ``/plugin/private/<name>/...``
+still go to the kernel. ``rpc/handlers.py`` serves the same answers over HTTP.
 
 The answer is worked out on the asyncio loop (never on the calling plugin's actor thread), so a plugin that
 calls its own method this way is not waiting on itself: the call is queued as a new job on its actor.
