@@ -31,7 +31,7 @@ PRELUDE_PARTS: tuple[str, ...] = (
     "crypto.js",            # getRandomValues, randomUUID
     "buffer.js",
     "url.js",               # URL, URLSearchParams
-    "require.js",           # built-in modules only
+    "require.js",           # built-in modules and the plugin's own files
     "values.js",            # data objects, exportValue
     "lifecycle.js",         # builds `siyuan` (__kplug.init) from the make* of the parts below; hooks; dev eval
     "event.js",             # siyuan.event

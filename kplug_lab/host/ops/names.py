@@ -23,6 +23,8 @@ SYNC_OPS: dict[str, str] = {
     "tool_register": "tools",
     "tool_unregister": "tools",
     "socket_url": "client_socket",
+    "module_resolve": "modules",
+    "module_read": "modules",
     "event_open": "client_events",
     "event_close": "client_events",
     "port_sse_send": "private_ports",

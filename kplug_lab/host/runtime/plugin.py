@@ -115,6 +115,7 @@ class Plugin:
             tools=owner.tools_registry, host=owner, log=self.log, post=self.post_vm, vm=lambda: self.vm,
             timers=lambda: self.actor, broadcast=functools.partial(owner.broadcast, self.name),
             watch_storage=functools.partial(owner.watch_storage, self), durable=lambda: owner.durable,
+            directory=source.directory,
         )
         self.ops = HostOps(self.context)
         self._io_in_flight = 0  # host I/O operations started and not yet settled (fetch, sockets, ...)
