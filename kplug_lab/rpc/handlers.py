@@ -22,7 +22,7 @@ import tornado.iostream
 import tornado.web
 import tornado.websocket
 
-from ..errors import PluginNotLoaded
+from ..errors import PluginCallError, PluginNotLoaded
 from ..host import route_answers
 from ..host.api import NO_PARAMS, HostAPI, LogRecord, PluginInfo, PluginState
 from ..host.calls import process, start
@@ -334,6 +334,9 @@ class PluginRPCHandler(CrossOriginHandler):
             return 200, pre  # the pre-check answers first, as for a body that was read
         return BoundedBodyHandler.too_large_answer(self, size)  # JSON-RPC's (getLoadedPlugin's is next in the MRO)
 
+    _client_gone = False
+    _calls: set[asyncio.Future[Any]] | None = None
+
     async def post(self, name: str | None = None) -> None:
         if self.refused():
             return
@@ -344,11 +347,34 @@ class PluginRPCHandler(CrossOriginHandler):
             return
         body = self.body
         host = self.host
+        calls: set[asyncio.Future[Any]] = set()
+        self._calls = calls
 
         async def caller(method: str, params: Any) -> Any:
-            return await host.call(name, method, params, timeout=self.limits.call_timeout)  # type: ignore[arg-type]
+            # a task, so that cancelling it cancels the call it waits for (a queued call is then skipped)
+            call = asyncio.ensure_future(host.call(name, method, params,  # type: ignore[arg-type]
+                                                   timeout=self.limits.call_timeout))
+            calls.add(call)
+            try:
+                return await call
+            except asyncio.CancelledError:
+                if not self._client_gone:
+                    raise
+                raise PluginCallError(f'error invoking method "{method}": context canceled') from None
+            finally:
+                calls.discard(call)
 
-        _finish_rpc(self, await process(body, caller, plugin=name or "", limits=self.limits))
+        text = await process(body, caller, plugin=name or "", limits=self.limits)
+        if not self._client_gone:
+            _finish_rpc(self, text)
+
+    def on_connection_close(self) -> None:
+        """The HTTP client went away: its calls are cancelled, as SiYuan cancels them with the request's context
+        (changes §3): a queued call never runs, a running one is answered -32603 ``context canceled`` (to nobody)."""
+        self._client_gone = True
+        for call in list(self._calls or ()):
+            call.cancel()
+        super().on_connection_close()
 
 
 async def _route_answer(handler: KplugHandlerBase, route: RouteMatch, body: bytes | None) -> None:
@@ -454,6 +480,25 @@ class _BoundedSocket(tornado.websocket.WebSocketHandler):
         return _standalone_principal(self)
 
 
+def _cross_site(socket: tornado.websocket.WebSocketHandler,
+                answer: tornado.web.RequestHandler | None = None) -> bool:
+    """Answer 400 (on ``answer``, by default the socket's own request) and say True when the upgrade comes from an
+    Origin the socket does not accept: SiYuan checks Origin on the RPC WebSocket and on private WebSocket routes
+    with 400 (changes §2.8, §3), where tornado's own check would answer 403."""
+    headers = socket.request.headers
+    origin = headers.get("Origin") if "Origin" in headers else headers.get("Sec-Websocket-Origin")
+    check = getattr(socket, "_check_cross_origin", None)  # tornado >= 6.6: its own same-origin test comes first
+    if check is not None:
+        if check(socket.check_origin) is None:
+            return False
+    elif origin is None or socket.check_origin(origin):
+        return False
+    target = answer or socket
+    target.set_status(400)
+    target.finish(f"cross-site WebSocket request refused: Origin {origin} is not this server's")
+    return True
+
+
 class PluginRPCWebSocket(_BoundedSocket):
     """``GET /ws/plugin/rpc/<name>`` (or ``?name=``): JSON-RPC over WebSocket, with broadcasts.
 
@@ -479,6 +524,8 @@ class PluginRPCWebSocket(_BoundedSocket):
         if self.request.headers.get("Upgrade", "").lower() != "websocket":
             self.set_status(400)
             self.finish("This endpoint only accepts WebSocket connections")
+            return
+        if _cross_site(self):
             return
         self.kplug_name = name or ""
         await super().get(name, *args, **kwargs)
@@ -605,10 +652,13 @@ class PrivateHandler(KplugHandlerBase):
         async def run_handler(port: SocketPort) -> None:
             await self.host.http_request(name, "ws", request, port=port)
 
+        socket = PrivateSocket(self.application, self.request, run_handler=run_handler)
+        if _cross_site(socket, answer=self):
+            return
         # the upgrade and the connection belong to the socket handler from here on; this handler must not
         # finish the (detached) request
         self._auto_finish = False
-        await PrivateSocket(self.application, self.request, run_handler=run_handler).get()
+        await socket.get()
 
     async def _serve_events(self, name: str, request: dict[str, Any]) -> None:
         stream = self._events = EventStream(self)
@@ -719,8 +769,6 @@ class AdminAPI:
 
     async def eval_js(self, name: str, code: str) -> Any:
         if not self.dev_mode:
-            from ..errors import PluginCallError
-
             raise PluginCallError("kplug.eval is only available when the server runs in dev mode (--dev)")
         return await self.host.eval(name, code)
 
