@@ -442,20 +442,22 @@ class PluginManager:
         def failed(text: str) -> dict[str, Any]:
             return {"isError": True, "content": [{"type": "text", "text": text}]}
 
+        what = "Agent capability handler" if entry["kind"] == "agent" else "MCP tool handler"
         try:
             value = await plugin.call_entry("tool", entry["kind"], entry["local"], arguments)
         except JSError as exc:
             if exc.name == "KplugMarshalError":
-                return failed(f"error marshaling MCP tool result: {exc.message}")
-            return failed(f"error invoking MCP tool handler: {js_detail(exc)}")
+                kind = "Agent capability" if entry["kind"] == "agent" else "MCP tool"
+                return failed(f"error marshaling {kind} result: {exc.message}")
+            return failed(f"error invoking {what}: {js_detail(exc)}")
         except (VMCrashed, RuntimeError, PluginNotRunning):
-            return failed("plugin stopped while invoking MCP tool handler")
+            return failed(f"plugin stopped while invoking {what}")
         except TimeoutError:
-            return failed(f"error invoking MCP tool handler: no result within {self.config.call_timeout:g} s")
+            return failed(f"error invoking {what}: no result within {self.config.call_timeout:g} s")
         except Exception as exc:
             if plugin.state != PluginState.RUNNING:
-                return failed("plugin stopped while invoking MCP tool handler")
-            return failed(f"error invoking MCP tool handler: {exc}")
+                return failed(f"plugin stopped while invoking {what}")
+            return failed(f"error invoking {what}: {exc}")
         text = "null" if value is None else json.dumps(value, ensure_ascii=False)
         return {"isError": False, "content": [{"type": "text", "text": text}]}
 
