@@ -288,9 +288,36 @@ async def test_hot_reload_is_debounced_and_revives_a_broken_plugin(host: Host) -
     assert len(starts) == 1  # one restart for the burst
 
 
-async def test_deleting_kernel_js_stops_the_plugin(host: Host) -> None:
+async def test_deleting_kernel_js_leaves_the_plugin_running_as_in_siyuan(host: Host) -> None:
     d = host.plugin("gone", "siyuan.rpc.bind('x', () => 1);")
     m = await host.start(hot_reload=True, reload_debounce_ms=50)
     await watcher_running(host, m)
+    plugin = m.plugins["gone"]
     (d / "kernel.js").unlink()
-    await wait_for(lambda: m.get_plugin("gone") is None, what="stop after deletion")
+    # the watcher reports the deletion on its own; a probe written after it shows the batch was handled
+    await watcher_running(host, m)
+    await asyncio.sleep(0.3)  # a deliberate duration, not synchronisation: a (wrong) stop would come within it
+    assert m.plugins.get("gone") is plugin and plugin.state == PluginState.RUNNING
+    assert await m.call("gone", "x") == 1
+
+
+async def test_hot_reload_happens_only_when_the_content_of_kernel_js_changed(host: Host) -> None:
+    code = "siyuan.rpc.bind('started', () => 1);"
+    d = host.plugin("same", code)
+    m = await host.start(hot_reload=True, reload_debounce_ms=50)
+    await watcher_running(host, m)
+    starts: list[PluginState] = []
+    m.subscribe_states(lambda name, s: starts.append(s) if s == PluginState.LOADING and name == "same" else None)
+    (d / "kernel.js").write_text(code)  # saved again without a change (an editor's "save all", a touch)
+    await watcher_running(host, m)
+    await asyncio.sleep(0.3)  # a deliberate duration, not synchronisation: a (wrong) reload would come within it
+    assert starts == []
+    (d / "kernel.js").write_text("siyuan.rpc.bind('started', () => 2);")
+    await wait_for(lambda: len(starts) == 1 and host.state("same") == PluginState.RUNNING, what="reload")
+    assert await m.call("same", "started") == 2
+
+
+def test_the_hot_reload_debounce_is_siyuans_300_ms() -> None:
+    from kplug_lab.host.runtime.config import HostConfig
+
+    assert HostConfig().reload_debounce_ms == 300

@@ -45,10 +45,10 @@ class HostConfig:
     max_io_in_flight: int = 1000
     #: storage quota per plugin, bytes (None: unlimited)
     storage_quota: int | None = None
-    #: watch plugin folders and reload on changes to kernel.js / plugin.json
+    #: watch plugin folders and reload when kernel.js's content (its SHA-256) or plugin.json changes
     hot_reload: bool = True
-    #: debounce for hot reload, milliseconds
-    reload_debounce_ms: int = 200
+    #: debounce for hot reload, milliseconds (SiYuan's: 300)
+    reload_debounce_ms: int = 300
     #: opt-in tuning: wake a plugin's idle thread through eventfd doorbells on the CPU of the thread that calls it
     #: (Linux), and let it go once it stays busy. Faster sequential calls on a 2-vCPU VM, but CPU-bound plugins
     #: share the loop's CPU for a while, so off by default (docs/adr/0004-rpc-benchmark.md, addendum)

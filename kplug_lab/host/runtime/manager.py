@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -483,24 +484,37 @@ class PluginManager:
             return
         async for changes in watchfiles.awatch(*roots, debounce=self.config.reload_debounce_ms,
                                                step=50, recursive=True, stop_event=self._watch_stop):
-            names: dict[str, bool] = {}
-            for change, path in changes:
+            names: dict[str, set[str]] = {}
+            for _change, path in changes:
                 p = Path(path)
-                if p.name not in ("kernel.js", "plugin.json"):
-                    continue
-                deleted = change == watchfiles.Change.deleted and p.name == "kernel.js"
-                names[p.parent.name] = names.get(p.parent.name, False) or deleted
-            for name, deleted in names.items():
+                if p.name in ("kernel.js", "plugin.json"):
+                    names.setdefault(p.parent.name, set()).add(p.name)
+            for name, files in names.items():
                 try:
-                    await self._on_source_changed(name, deleted)
+                    await self._on_source_changed(name, files)
                 except Exception as exc:
                     log.error("hot reload of %s failed: %s", name, exc)
 
-    async def _on_source_changed(self, name: str, deleted: bool) -> None:
-        if deleted:
-            if name in self.plugins:
-                log.info("kernel.js of %s deleted: stopping it", name)
-                await self._stop(name)
+    def _kernel_changed(self, name: str) -> bool:
+        """Whether ``kernel.js`` of plugin ``name`` differs (SHA-256) from what the running instance started with.
+        A deleted or unreadable kernel.js is no change: SiYuan leaves the plugin running (changes §4)."""
+        source = self.sources.get(name)
+        plugin = self.plugins.get(name)
+        if source is None or plugin is None:
+            return True
+        try:
+            digest = hashlib.sha256((source.directory / "kernel.js").read_bytes()).hexdigest()
+        except OSError:
+            return False
+        return digest != plugin.code_sha256
+
+    async def _on_source_changed(self, name: str, files: set[str]) -> None:
+        """Hot reload as SiYuan now does it (changes §4): debounced (``reload_debounce_ms``), and only when the
+        content of ``kernel.js`` changed; deleting it leaves the plugin running. [better] A changed ``plugin.json``
+        reloads too (SiYuan watches only kernel.js)."""
+        if "plugin.json" not in files and not self._kernel_changed(name):
+            if name in self.plugins and not (self.sources[name].directory / "kernel.js").exists():
+                log.info("kernel.js of %s deleted: the plugin keeps running", name)
             return
         source = self.sources.get(name)
         if source is None:

@@ -104,6 +104,7 @@ class Plugin:
         self.state = PluginState.READY
         self.error: str | None = None
         self.hook_errors: list[str] = []  # hooks that failed: logged, shown in the state, never blocking
+        self.code_sha256 = ""  # of the kernel.js this instance runs (hot reload compares it)
         self.methods: dict[str, list[str]] = {}
         self.started_at = time.time()
         self.logs: collections.deque[LogRecord] = collections.deque(maxlen=config.log_buffer)
@@ -266,6 +267,7 @@ class Plugin:
         self.set_state(PluginState.READY)
         self.set_state(PluginState.LOADING)
         code = self.source.read_code()
+        self.code_sha256 = self.source.code_sha256
         for warning in self.source.warnings:
             if "kernel.js: not UTF-8" in warning:
                 self.log("warn", warning)
