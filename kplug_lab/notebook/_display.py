@@ -63,8 +63,11 @@ def _state_text(p: PluginStatus) -> str:
 
 def plugin_notes(p: PluginStatus) -> list[str]:
     """What a user must see about a plugin beside its state: lifecycle hooks that failed (the plugin went on, as in
-    SiYuan)."""
-    return [f"hook failed: {e}" for e in p.hook_errors]
+    SiYuan), and the portability report: kplug_lab's own globals it touched, which SiYuan does not have."""
+    notes = [f"hook failed: {e}" for e in p.hook_errors]
+    if p.kplug_only:
+        notes.append(f"not in SiYuan (kplug_lab only): {', '.join(p.kplug_only)}")
+    return notes
 
 
 class PluginList(_Result):

@@ -699,6 +699,7 @@ def _finish_rpc(handler: tornado.web.RequestHandler, text: str | None) -> None:
 def _info_dict(info: PluginInfo) -> dict[str, Any]:
     return {"name": info.name, "state": info.state.label, "stateCode": int(info.state), "error": info.error,
             "version": info.version, "displayName": info.display_name, "hookErrors": list(info.hook_errors),
+            "kplugOnly": list(info.kplug_only),
             "methods": [{"name": m.name, "descriptions": m.descriptions} for m in info.methods]}
 
 

@@ -384,3 +384,9 @@ def test_websocket_token_as_a_subprotocol_as_kplug_client_js_sends_it(
     ws.close()
     with pytest.raises(tornado.httpclient.HTTPClientError):
         run(tornado.websocket.websocket_connect(request, subprotocols=["kplug", "kplug.token.d3Jvbmc"]))
+
+
+def test_the_siyuan_strict_trait_is_the_host_configs(tmp_path: Path) -> None:
+    """``c.KplugLabApp.siyuan_strict = True`` makes the host SiYuan-strict (tests/host/test_portability.py)."""
+    assert KplugLabApp(plugins_dir=str(tmp_path)).host_config().siyuan_strict is False
+    assert KplugLabApp(plugins_dir=str(tmp_path), siyuan_strict=True).host_config().siyuan_strict is True

@@ -23,6 +23,7 @@ SYNC_OPS: dict[str, str] = {
     "tool_register": "tools",
     "tool_unregister": "tools",
     "socket_url": "client_socket",
+    "portability_touch": "portability",
     "module_resolve": "modules",
     "module_read": "modules",
     "event_open": "client_events",

@@ -60,6 +60,7 @@ class PluginInfo:
     version: str = ""
     display_name: str = ""
     hook_errors: list[str] = field(default_factory=list)  # lifecycle hooks that failed (logged; the plugin went on)
+    kplug_only: list[str] = field(default_factory=list)  # kplug_lab's own globals it touched (absent in SiYuan)
 
     def to_siyuan(self) -> dict[str, Any]:
         """The ``PluginInfo`` shape of SiYuan's info endpoints (spec §5.7)."""

@@ -45,6 +45,9 @@ class HostConfig:
     max_io_in_flight: int = 1000
     #: storage quota per plugin, bytes (None: unlimited)
     storage_quota: int | None = None
+    #: SiYuan-strict mode: kplug_lab's own globals (structuredClone, siyuan.mcp, kplug, ...; the portability
+    #: report's list) are absent, so that a plugin that runs here runs in SiYuan
+    siyuan_strict: bool = False
     #: watch plugin folders and reload when kernel.js's content (its SHA-256) or plugin.json changes
     hot_reload: bool = True
     #: debounce for hot reload, milliseconds (SiYuan's: 300)

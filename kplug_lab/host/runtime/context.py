@@ -60,6 +60,8 @@ class PluginContext:
         self.storage = storage
         #: the plugin's own folder (``kernel.js`` and the files it may ``require``); None for a plugin without one
         self.directory = directory
+        #: kplug_lab's own globals the plugin touched, in the order of first use (the portability report)
+        self.kplug_only_used: list[str] = []
         #: the plugin's bound RPC methods: name -> descriptions (``siyuan.rpc.bind``)
         self.methods = methods
         #: the host-wide tool registry (``siyuan.mcp`` / ``siyuan.agent``)

@@ -132,6 +132,7 @@ class Plugin:
             version=self.source.version,
             display_name=self.source.display_name,
             hook_errors=list(self.hook_errors),
+            kplug_only=list(self.context.kplug_only_used),
         )
 
     def set_state(self, state: PluginState, error: str | None = None) -> None:
@@ -309,6 +310,7 @@ class Plugin:
             "platform": self.owner.platform,
             "i18n": self.source.i18n,
             "kplug": True,
+            "strict": self.config.siyuan_strict,
         })
         vm.eval(code, f"{self.name}/kernel.js", want_result=False)
 
