@@ -41,7 +41,7 @@ class FetchOps(Capability):
             content = None
         route = route_answers.match(method, path)
         if route is not None:  # the kernel plugins live here, not in the kernel at siyuan_url
-            return answer_plugin_route(self.ctx, route, path, content)
+            return answer_plugin_route(self.ctx, route, path, content, method, headers)
         headers.update(kernel_headers(self.ctx.config))
         return _IO_POOL.submit(_do_fetch, url, path, method, headers, content)
 
