@@ -29,6 +29,7 @@ PRELUDE_PARTS: tuple[str, ...] = (
     "structured_clone.js",
     "event_target.js",      # Event, EventTarget, AbortSignal, AbortController
     "crypto.js",            # getRandomValues, randomUUID
+    "crypto_subtle.js",     # crypto.subtle (host/ops/crypto.py)
     "buffer.js",
     "url.js",               # URL, URLSearchParams
     "require.js",           # built-in modules only
