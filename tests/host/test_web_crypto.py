@@ -72,7 +72,8 @@ async def test_hmac_signs_and_verifies_as_rfc_4231(host: Host) -> None:
         out.push(row);
       }
       const gen = await subtle.generateKey({ name: "HMAC", hash: "SHA-512" }, true, ["sign"]);
-      out.push({ length: gen.algorithm.length, hash: gen.algorithm.hash.name, raw: (await subtle.exportKey("raw", gen)).byteLength });
+      out.push({ length: gen.algorithm.length, hash: gen.algorithm.hash.name, raw: (await subtle.exportKey("raw",
+          gen)).byteLength });
       return out;
     """)
     one, two, gen = got
@@ -117,7 +118,8 @@ async def test_aes_modes_match_nist_vectors(host: Host) -> None:
       const key = (name, k) => subtle.importKey("raw", hex(k), name, true, ["encrypt", "decrypt"]);
       const plain = hex("{SP800_38A_PLAIN}");
       const cbcKey = await key("AES-CBC", "{SP800_38A_KEY}");
-      const cbc = await subtle.encrypt({{ name: "AES-CBC", iv: hex("000102030405060708090a0b0c0d0e0f") }}, cbcKey, plain);
+      const cbc = await subtle.encrypt({{ name: "AES-CBC", iv: hex("000102030405060708090a0b0c0d0e0f") }}, cbcKey,
+          plain);
       const ctrKey = await key("AES-CTR", "{SP800_38A_KEY}");
       const ctrAlg = {{ name: "AES-CTR", counter: hex("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff"), length: 128 }};
       const ctr = await subtle.encrypt(ctrAlg, ctrKey, plain);
@@ -133,20 +135,26 @@ async def test_aes_modes_match_nist_vectors(host: Host) -> None:
       // only the low 4 bits count: from ...0e, the third block's counter wraps to ...00, not ...10
       const wrapAlg = {{ name: "AES-CTR", counter: hex("000102030405060708090a0b0c0d0e0e"), length: 4 }};
       const wrapped = new Uint8Array(await subtle.encrypt(wrapAlg, ctrKey, new Uint8Array(3 * 16)));
-      const atZero = await subtle.encrypt({{ name: "AES-CTR", counter: hex("000102030405060708090a0b0c0d0e00"), length: 128 }}, ctrKey, new Uint8Array(16));
-      const fullWidth = new Uint8Array(await subtle.encrypt({{ ...wrapAlg, length: 128 }}, ctrKey, new Uint8Array(3 * 16)));
+      const atZero = await subtle.encrypt({{ name: "AES-CTR", counter: hex("000102030405060708090a0b0c0d0e00"),
+          length: 128 }}, ctrKey, new Uint8Array(16));
+      const fullWidth = new Uint8Array(await subtle.encrypt({{ ...wrapAlg, length: 128 }}, ctrKey,
+          new Uint8Array(3 * 16)));
       return {{
-        cbc: toHex(cbc), cbcBack: toHex(await subtle.decrypt({{ name: "AES-CBC", iv: hex("000102030405060708090a0b0c0d0e0f") }}, cbcKey, cbc)),
+        cbc: toHex(cbc), cbcBack: toHex(await subtle.decrypt({{ name: "AES-CBC",
+            iv: hex("000102030405060708090a0b0c0d0e0f") }}, cbcKey, cbc)),
         ctr: toHex(ctr), ctrBack: toHex(await subtle.decrypt(ctrAlg, ctrKey, ctr)),
         ecb: toHex(ecb), ecbBack: toHex(await subtle.decrypt("AES-ECB", ecbKey, ecb)),
         gcm3: toHex(gcm3), gcm4: toHex(gcm4), gcm2: toHex(gcm2),
         gcm4Back: toHex(await subtle.decrypt(gcm4Alg, gcmKey, gcm4)),
-        gcmShortTag: toHex(await subtle.encrypt({{ ...gcm4Alg, tagLength: 96 }}, gcmKey, hex("{GCM_PLAIN}".slice(0, 120)))),
+        gcmShortTag: toHex(await subtle.encrypt({{ ...gcm4Alg, tagLength: 96 }}, gcmKey, hex("{GCM_PLAIN}".slice(0,
+            120)))),
         tampered: await errName(subtle.decrypt(gcm4Alg, gcmKey, tampered)),
         badIv: await errName(subtle.encrypt({{ name: "AES-CBC", iv: new Uint8Array(8) }}, cbcKey, plain)),
         ctrWrap: toHex(wrapped.slice(32)) === toHex(atZero) && toHex(fullWidth.slice(32)) !== toHex(atZero),
-        ctrTooLong: await errName(subtle.encrypt({{ ...wrapAlg, counter: new Uint8Array(16) }}, ctrKey, new Uint8Array(16 * 16 + 1))),
-        ctrLongest: (await subtle.encrypt({{ ...wrapAlg, counter: new Uint8Array(16) }}, ctrKey, new Uint8Array(16 * 16))).byteLength,
+        ctrTooLong: await errName(subtle.encrypt({{ ...wrapAlg, counter: new Uint8Array(16) }}, ctrKey,
+            new Uint8Array(16 * 16 + 1))),
+        ctrLongest: (await subtle.encrypt({{ ...wrapAlg, counter: new Uint8Array(16) }}, ctrKey,
+            new Uint8Array(16 * 16))).byteLength,
         badPadding: await errName(subtle.decrypt("AES-ECB", ecbKey, hex("{SP800_38A_ECB}"))),
       }};
     """)
@@ -166,7 +174,8 @@ async def test_aes_modes_match_nist_vectors(host: Host) -> None:
 async def test_aes_kw_wraps_as_rfc_3394(host: Host) -> None:
     await started(host)
     got = await crypto_run(host, """
-      const kek = await subtle.importKey("raw", hex("000102030405060708090A0B0C0D0E0F"), "AES-KW", false, ["wrapKey", "unwrapKey"]);
+      const kek = await subtle.importKey("raw", hex("000102030405060708090A0B0C0D0E0F"), "AES-KW", false, ["wrapKey",
+          "unwrapKey"]);
       const data = await subtle.importKey("raw", hex("00112233445566778899AABBCCDDEEFF"), "AES-GCM", true, ["encrypt"]);
       const wrapped = await subtle.wrapKey("raw", data, kek, "AES-KW");
       const back = await subtle.unwrapKey("raw", wrapped, kek, "AES-KW", "AES-GCM", true, ["wrapKey", "unwrapKey"]);
@@ -177,7 +186,8 @@ async def test_aes_kw_wraps_as_rfc_3394(host: Host) -> None:
       const corrupt = new Uint8Array(wrapped.slice(0)); corrupt[3] ^= 1;
       return {
         wrapped: toHex(wrapped), back: toHex(await subtle.exportKey("raw", back)),
-        backAlg: back.algorithm, gcmSame: toHex(await subtle.exportKey("raw", gcm)) !== "" && gcmBack.algorithm.length === 256,
+        backAlg: back.algorithm, gcmSame: toHex(await subtle.exportKey("raw",
+            gcm)) !== "" && gcmBack.algorithm.length === 256,
         gcmBackExtractable: gcmBack.extractable,
         corrupt: await errName(subtle.unwrapKey("raw", corrupt, kek, "AES-KW", "AES-GCM", true, ["encrypt"])),
         encryptWithKw: await errName(subtle.encrypt("AES-KW", kek, new Uint8Array(16))),
@@ -193,10 +203,12 @@ async def test_aes_kw_wraps_as_rfc_3394(host: Host) -> None:
 RFC8032 = [  # (secret key, public key, message, signature), RFC 8032 §7.1 TEST 1 and TEST 2
     ("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
      "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", "",
-     "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"),
+     "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e06522490155"
+     "5fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"),
     ("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
      "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c", "72",
-     "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"),
+     "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da"
+     "085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"),
 ]
 
 
@@ -210,8 +222,10 @@ async def test_ed25519_signs_as_rfc_8032(host: Host) -> None:
     got = await crypto_run(host, f"""
       const out = [];
       for (const c of {cases!r}) {{
-        const priv = await subtle.importKey("jwk", {{ kty: "OKP", crv: "Ed25519", d: c.d, x: c.x }}, "Ed25519", false, ["sign"]);
-        const pub = await subtle.importKey("raw", Uint8Array.from(atob(c.x.replace(/-/g, "+").replace(/_/g, "/") + "="), (ch) => ch.charCodeAt(0)), "Ed25519", true, ["verify"]);
+        const priv = await subtle.importKey("jwk", {{ kty: "OKP", crv: "Ed25519", d: c.d, x: c.x }}, "Ed25519", false,
+            ["sign"]);
+        const pub = await subtle.importKey("raw", Uint8Array.from(atob(c.x.replace(/-/g, "+").replace(/_/g,
+            "/") + "="), (ch) => ch.charCodeAt(0)), "Ed25519", true, ["verify"]);
         const sig = await subtle.sign("Ed25519", priv, hex(c.msg));
         out.push({{ sig: toHex(sig), ok: await subtle.verify("Ed25519", pub, hex(c.sig), hex(c.msg)),
                     bad: await subtle.verify("Ed25519", pub, hex(c.sig), utf8("x")) }});
@@ -230,24 +244,30 @@ async def test_x25519_and_ecdh_derive_shared_secrets(host: Host) -> None:
     bob = ("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb",
            "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f")
     got = await crypto_run(host, f"""
-      const alicePriv = await subtle.importKey("jwk", {{ kty: "OKP", crv: "X25519", d: "{_b64u(alice[0])}", x: "{_b64u(alice[1])}" }}, "X25519", false, ["deriveBits"]);
+      const alicePriv = await subtle.importKey("jwk", {{ kty: "OKP", crv: "X25519", d: "{_b64u(alice[0])}",
+          x: "{_b64u(alice[1])}" }}, "X25519", false, ["deriveBits"]);
       const bobPub = await subtle.importKey("raw", hex("{bob[1]}"), "X25519", true, []);
-      const bobPriv = await subtle.importKey("jwk", {{ kty: "OKP", crv: "X25519", d: "{_b64u(bob[0])}", x: "{_b64u(bob[1])}" }}, "X25519", false, ["deriveBits"]);
+      const bobPriv = await subtle.importKey("jwk", {{ kty: "OKP", crv: "X25519", d: "{_b64u(bob[0])}",
+          x: "{_b64u(bob[1])}" }}, "X25519", false, ["deriveBits"]);
       const alicePub = await subtle.importKey("raw", hex("{alice[1]}"), "X25519", true, []);
       const ab = toHex(await subtle.deriveBits({{ name: "X25519", public: bobPub }}, alicePriv, 256));
       const ba = toHex(await subtle.deriveBits({{ name: "X25519", public: alicePub }}, bobPriv, null));
-      const out = {{ ab, ba, short: toHex(await subtle.deriveBits({{ name: "X25519", public: bobPub }}, alicePriv, 12)) }};
+      const out = {{ ab, ba, short: toHex(await subtle.deriveBits({{ name: "X25519", public: bobPub }}, alicePriv,
+          12)) }};
       for (const namedCurve of ["P-256", "P-384", "P-521"]) {{
         const a = await subtle.generateKey({{ name: "ECDH", namedCurve }}, false, ["deriveBits", "deriveKey"]);
         const b = await subtle.generateKey({{ name: "ECDH", namedCurve }}, false, ["deriveBits"]);
         const x = toHex(await subtle.deriveBits({{ name: "ECDH", public: b.publicKey }}, a.privateKey, null));
         const y = toHex(await subtle.deriveBits({{ name: "ECDH", public: a.publicKey }}, b.privateKey, null));
-        const k = await subtle.deriveKey({{ name: "ECDH", public: b.publicKey }}, a.privateKey, {{ name: "AES-GCM", length: 256 }}, true, ["encrypt"]);
-        out[namedCurve] = {{ same: x === y, bytes: x.length / 2, keyLen: (await subtle.exportKey("raw", k)).byteLength }};
+        const k = await subtle.deriveKey({{ name: "ECDH", public: b.publicKey }}, a.privateKey, {{ name: "AES-GCM",
+            length: 256 }}, true, ["encrypt"]);
+        out[namedCurve] = {{ same: x === y, bytes: x.length / 2, keyLen: (await subtle.exportKey("raw",
+            k)).byteLength }};
       }}
       const p256 = await subtle.generateKey({{ name: "ECDH", namedCurve: "P-256" }}, false, ["deriveBits"]);
       const p384 = await subtle.generateKey({{ name: "ECDH", namedCurve: "P-384" }}, false, ["deriveBits"]);
-      out.otherCurve = await errName(subtle.deriveBits({{ name: "ECDH", public: p384.publicKey }}, p256.privateKey, null));
+      out.otherCurve = await errName(subtle.deriveBits({{ name: "ECDH", public: p384.publicKey }}, p256.privateKey,
+          null));
       out.tooLong = await errName(subtle.deriveBits({{ name: "X25519", public: bobPub }}, alicePriv, 512));
       return out;
     """)
@@ -266,11 +286,15 @@ async def test_hkdf_and_pbkdf2_match_rfc_5869_and_rfc_6070(host: Host) -> None:
       const hkdfKey = await subtle.importKey("raw", hex("0b".repeat(22)), "HKDF", false, ["deriveBits", "deriveKey"]);
       const hkdf1 = await subtle.deriveBits({ name: "HKDF", hash: "SHA-256", salt: hex("000102030405060708090a0b0c"),
                                              info: hex("f0f1f2f3f4f5f6f7f8f9") }, hkdfKey, 42 * 8);
-      const hkdf3 = await subtle.deriveBits({ name: "HKDF", hash: "SHA-256", salt: new Uint8Array(0), info: new Uint8Array(0) }, hkdfKey, 42 * 8);
-      const pb = async (p, s, c, len) => toHex(await subtle.deriveBits({ name: "PBKDF2", hash: "SHA-1", salt: utf8(s), iterations: c },
+      const hkdf3 = await subtle.deriveBits({ name: "HKDF", hash: "SHA-256", salt: new Uint8Array(0),
+          info: new Uint8Array(0) }, hkdfKey, 42 * 8);
+      const pb = async (p, s, c, len) => toHex(await subtle.deriveBits({ name: "PBKDF2", hash: "SHA-1", salt: utf8(s),
+          iterations: c },
         await subtle.importKey("raw", utf8(p), "PBKDF2", false, ["deriveBits"]), len * 8));
-      const pwKey = await subtle.importKey("raw", utf8("password"), { name: "PBKDF2" }, false, ["deriveKey", "deriveBits"]);
-      const aes = await subtle.deriveKey({ name: "PBKDF2", hash: "SHA-256", salt: utf8("salt"), iterations: 1000 }, pwKey,
+      const pwKey = await subtle.importKey("raw", utf8("password"), { name: "PBKDF2" }, false, ["deriveKey",
+          "deriveBits"]);
+      const aes = await subtle.deriveKey({ name: "PBKDF2", hash: "SHA-256", salt: utf8("salt"), iterations: 1000 },
+          pwKey,
                                          { name: "AES-CBC", length: 128 }, true, ["encrypt", "decrypt"]);
       return {
         hkdf1: toHex(hkdf1), hkdf3: toHex(hkdf3),
@@ -281,11 +305,14 @@ async def test_hkdf_and_pbkdf2_match_rfc_5869_and_rfc_6070(host: Host) -> None:
         tooMuchWork: await (async () => { try {
           await subtle.deriveBits({ name: "PBKDF2", hash: "SHA-256", salt: utf8("s"), iterations: 1e7 }, pwKey, 256);
         } catch (e) { return [e.name, e.message]; } })(),
-        noLength: await errName(subtle.deriveBits({ name: "HKDF", hash: "SHA-256", salt: utf8(""), info: utf8("") }, hkdfKey, null)),
-        zeroIterations: await errName(subtle.deriveBits({ name: "PBKDF2", hash: "SHA-1", salt: utf8("s"), iterations: 0 },
+        noLength: await errName(subtle.deriveBits({ name: "HKDF", hash: "SHA-256", salt: utf8(""), info: utf8("") },
+            hkdfKey, null)),
+        zeroIterations: await errName(subtle.deriveBits({ name: "PBKDF2", hash: "SHA-1", salt: utf8("s"),
+            iterations: 0 },
           await subtle.importKey("raw", utf8("p"), "PBKDF2", false, ["deriveBits"]), 128)),
         extractableKdf: await errName(subtle.importKey("raw", utf8("p"), "PBKDF2", true, ["deriveBits"])),
-        md5Hkdf: (await subtle.deriveBits({ name: "HKDF", hash: "MD5", salt: utf8("s"), info: utf8("i") }, hkdfKey, 128)).byteLength,
+        md5Hkdf: (await subtle.deriveBits({ name: "HKDF", hash: "MD5", salt: utf8("s"), info: utf8("i") }, hkdfKey,
+            128)).byteLength,
       };
     """)
     assert got["hkdf1"] == _hex("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf"
@@ -319,7 +346,8 @@ async def test_ecdsa_verifies_rfc_6979_and_round_trips_on_every_curve(host: Host
     got = await crypto_run(host, f"""
       const jwk = {{ kty: "EC", crv: "P-256", x: "{_b64u(RFC6979_UX)}", y: "{_b64u(RFC6979_UY)}" }};
       const pub = await subtle.importKey("jwk", jwk, {{ name: "ECDSA", namedCurve: "P-256" }}, true, ["verify"]);
-      const priv = await subtle.importKey("jwk", {{ ...jwk, d: "{_b64u(RFC6979_X)}" }}, {{ name: "ECDSA", namedCurve: "P-256" }}, false, ["sign"]);
+      const priv = await subtle.importKey("jwk", {{ ...jwk, d: "{_b64u(RFC6979_X)}" }}, {{ name: "ECDSA",
+          namedCurve: "P-256" }}, false, ["sign"]);
       const alg = {{ name: "ECDSA", hash: "SHA-256" }};
       const out = {{
         sample: await subtle.verify(alg, pub, hex("{RFC6979_SIGS['sample']}"), utf8("sample")),
@@ -331,7 +359,8 @@ async def test_ecdsa_verifies_rfc_6979_and_round_trips_on_every_curve(host: Host
       for (const [namedCurve, hash] of [["P-256", "SHA-256"], ["P-384", "SHA-384"], ["P-521", "SHA-512"]]) {{
         const k = await subtle.generateKey({{ name: "ECDSA", namedCurve }}, true, ["sign", "verify"]);
         const sig = await subtle.sign({{ name: "ECDSA", hash }}, k.privateKey, utf8("m"));
-        const spki = await subtle.importKey("spki", await subtle.exportKey("spki", k.publicKey), {{ name: "ECDSA", namedCurve }}, true, ["verify"]);
+        const spki = await subtle.importKey("spki", await subtle.exportKey("spki", k.publicKey), {{ name: "ECDSA",
+            namedCurve }}, true, ["verify"]);
         out[namedCurve] = [sig.byteLength, await subtle.verify({{ name: "ECDSA", hash }}, spki, sig, utf8("m")),
                            k.publicKey.usages, k.privateKey.usages];
       }}
@@ -366,20 +395,26 @@ async def test_rsa_agrees_with_an_independent_implementation(host: Host) -> None
       const oaepPriv = await imp("pkcs8", "{pkcs8}", oaep, ["decrypt"]);
       const oaepPub = await imp("spki", "{spki}", oaep, ["encrypt"]);
       const msg = utf8("kplug_lab signs this");
-      const gen = await subtle.generateKey({{ name: "RSA-PSS", modulusLength: 1024, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" }}, true, ["sign", "verify"]);
+      const gen = await subtle.generateKey({{ name: "RSA-PSS", modulusLength: 1024, publicExponent: new Uint8Array([1,
+          0, 1]), hash: "SHA-256" }}, true, ["sign", "verify"]);
       const pssSig = await subtle.sign({{ name: "RSA-PSS", saltLength: 32 }}, gen.privateKey, msg);
       return {{
         pkcs1: toHex(await subtle.sign(p1, p1Priv, msg)),
         pkcs1Verify: await subtle.verify(p1, p1Pub, hex("{pkcs1_sig.hex()}"), msg),
         pssVerify: await subtle.verify({{ ...pss, saltLength: 48 }}, pssPub, hex("{pss_sig.hex()}"), msg),
         pssWrongSalt: await subtle.verify({{ ...pss, saltLength: 20 }}, pssPub, hex("{pss_sig.hex()}"), msg),
-        oaep: new TextDecoder().decode(await subtle.decrypt({{ name: "RSA-OAEP", label: utf8("lbl") }}, oaepPriv, hex("{oaep_ct.hex()}"))),
-        oaepRound: new TextDecoder().decode(await subtle.decrypt("RSA-OAEP", oaepPriv, await subtle.encrypt("RSA-OAEP", oaepPub, utf8("hi")))),
+        oaep: new TextDecoder().decode(await subtle.decrypt({{ name: "RSA-OAEP", label: utf8("lbl") }}, oaepPriv,
+            hex("{oaep_ct.hex()}"))),
+        oaepRound: new TextDecoder().decode(await subtle.decrypt("RSA-OAEP", oaepPriv, await subtle.encrypt("RSA-OAEP",
+            oaepPub, utf8("hi")))),
         oaepTooLong: await errName(subtle.encrypt("RSA-OAEP", oaepPub, new Uint8Array(300))),
-        gen: [gen.publicKey.algorithm.modulusLength, Array.from(gen.publicKey.algorithm.publicExponent), gen.privateKey.algorithm.hash.name],
+        gen: [gen.publicKey.algorithm.modulusLength, Array.from(gen.publicKey.algorithm.publicExponent),
+            gen.privateKey.algorithm.hash.name],
         genPss: await subtle.verify({{ name: "RSA-PSS", saltLength: 32 }}, gen.publicKey, pssSig, msg),
-        tooBig: await errName(subtle.generateKey({{ name: "RSA-OAEP", modulusLength: 8192, publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" }}, true, ["encrypt", "decrypt"])),
-        badExponent: await errName(subtle.generateKey({{ name: "RSA-OAEP", modulusLength: 1024, publicExponent: new Uint8Array([7]), hash: "SHA-256" }}, true, ["encrypt", "decrypt"])),
+        tooBig: await errName(subtle.generateKey({{ name: "RSA-OAEP", modulusLength: 8192,
+            publicExponent: new Uint8Array([1, 0, 1]), hash: "SHA-256" }}, true, ["encrypt", "decrypt"])),
+        badExponent: await errName(subtle.generateKey({{ name: "RSA-OAEP", modulusLength: 1024,
+            publicExponent: new Uint8Array([7]), hash: "SHA-256" }}, true, ["encrypt", "decrypt"])),
       }};
     """)
     assert got["pkcs1"] == pkcs1_sig.hex()  # PKCS#1 v1.5 signatures are deterministic: the same bytes
@@ -400,7 +435,8 @@ async def test_jwk_export_import_round_trips_for_every_key_type(host: Host) -> N
         [{ name: "RSA-OAEP", modulusLength: 1024, publicExponent: e, hash: "SHA-256" }, ["encrypt", "decrypt"]],
         [{ name: "RSASSA-PKCS1-v1_5", modulusLength: 1024, publicExponent: e, hash: "SHA-1" }, ["sign", "verify"]],
         [{ name: "RSA-PSS", modulusLength: 1024, publicExponent: e, hash: "SHA-512" }, ["sign", "verify"]],
-        [{ name: "ECDSA", namedCurve: "P-384" }, ["sign", "verify"]], [{ name: "ECDH", namedCurve: "P-521" }, ["deriveBits"]],
+        [{ name: "ECDSA", namedCurve: "P-384" }, ["sign", "verify"]], [{ name: "ECDH", namedCurve: "P-521" },
+            ["deriveBits"]],
         ["Ed25519", ["sign", "verify"]], ["X25519", ["deriveKey"]],
       ];
       const out = {};
@@ -435,20 +471,27 @@ async def test_misuse_rejects_with_web_crypto_error_names(host: Host) -> None:
       const aes = await subtle.generateKey({ name: "AES-GCM", length: 128 }, false, ["encrypt"]);
       const hmacKey = await subtle.importKey("raw", utf8("k"), { name: "HMAC", hash: "SHA-256" }, true, ["sign"]);
       const ed = await subtle.generateKey("Ed25519", true, ["sign", "verify"]);
-      const syncThrow = (() => { try { const p = subtle.digest(); p.catch(() => {}); return p instanceof Promise; } catch { return "threw"; } })();
+      const syncThrow = (() => {
+        try { const p = subtle.digest(); p.catch(() => {}); return p instanceof Promise; } catch { return "threw"; }
+      })();
       return {
         wrongUsage: await errName(subtle.decrypt({ name: "AES-GCM", iv: new Uint8Array(12) }, aes, new Uint8Array(32))),
-        wrongAlgorithm: await errName(subtle.encrypt({ name: "AES-CBC", iv: new Uint8Array(16) }, aes, new Uint8Array(1))),
+        wrongAlgorithm: await errName(subtle.encrypt({ name: "AES-CBC", iv: new Uint8Array(16) }, aes,
+            new Uint8Array(1))),
         notExtractable: await errName(subtle.exportKey("raw", aes)),
         wrapNotExtractable: await errName(subtle.wrapKey("raw", aes, aes, { name: "AES-GCM", iv: new Uint8Array(12) })),
         publicSigns: await errName(subtle.sign("Ed25519", ed.publicKey, utf8("m"))),
         privateAsSpki: await errName(subtle.exportKey("spki", ed.privateKey)),
         badJwkKty: await errName(subtle.importKey("jwk", { kty: "RSA", k: "AAAA" }, "AES-GCM", true, ["encrypt"])),
-        badJwkOps: await errName(subtle.importKey("jwk", { kty: "oct", k: "AAAAAAAAAAAAAAAAAAAAAA", key_ops: ["decrypt"] }, "AES-GCM", true, ["encrypt"])),
-        badJwkExt: await errName(subtle.importKey("jwk", { kty: "oct", k: "AAAAAAAAAAAAAAAAAAAAAA", ext: false }, "AES-GCM", true, ["encrypt"])),
-        badJwkCurve: await errName(subtle.importKey("jwk", { kty: "OKP", crv: "X25519", x: "AAAA" }, "Ed25519", true, ["verify"])),
+        badJwkOps: await errName(subtle.importKey("jwk", { kty: "oct", k: "AAAAAAAAAAAAAAAAAAAAAA",
+            key_ops: ["decrypt"] }, "AES-GCM", true, ["encrypt"])),
+        badJwkExt: await errName(subtle.importKey("jwk", { kty: "oct", k: "AAAAAAAAAAAAAAAAAAAAAA", ext: false },
+            "AES-GCM", true, ["encrypt"])),
+        badJwkCurve: await errName(subtle.importKey("jwk", { kty: "OKP", crv: "X25519", x: "AAAA" }, "Ed25519", true,
+            ["verify"])),
         badAesLength: await errName(subtle.importKey("raw", new Uint8Array(15), "AES-GCM", true, ["encrypt"])),
-        badSpki: await errName(subtle.importKey("spki", new Uint8Array(10), { name: "ECDSA", namedCurve: "P-256" }, true, ["verify"])),
+        badSpki: await errName(subtle.importKey("spki", new Uint8Array(10), { name: "ECDSA", namedCurve: "P-256" },
+            true, ["verify"])),
         unknownAlgorithm: await errName(subtle.digest("SHA-3", utf8("x"))),
         md5Cipher: await errName(subtle.encrypt("MD5", aes, utf8("x"))),
         badUsage: await errName(subtle.generateKey({ name: "AES-GCM", length: 128 }, true, ["sign"])),
@@ -463,10 +506,13 @@ async def test_misuse_rejects_with_web_crypto_error_names(host: Host) -> None:
         fields: [aes.type, aes.extractable, aes.algorithm.name, aes.usages, Object.prototype.toString.call(aes)],
         sameAlgorithm: aes.algorithm === aes.algorithm,
         globals: ["CryptoKey", "SubtleCrypto", "Crypto"].map((n) => typeof globalThis[n]),
-        isError: await (async () => { try { await subtle.exportKey("raw", aes); } catch (e) { return e instanceof Error; } })(),
+        isError: await (async () => { try { await subtle.exportKey("raw",
+            aes); } catch (e) { return e instanceof Error; } })(),
         illegal: (() => { try { new aes.constructor(); } catch (e) { return e.name; } })(),
         floats: (() => { try { crypto.getRandomValues(new Float32Array(1)); } catch (e) { return e.name; } })(),
-        dataView: (() => { try { crypto.getRandomValues(new DataView(new ArrayBuffer(4))); } catch (e) { return e.name; } })(),
+        dataView: (() => {
+          try { crypto.getRandomValues(new DataView(new ArrayBuffer(4))); } catch (e) { return e.name; }
+        })(),
         plainArray: (() => { try { crypto.getRandomValues([1, 2]); } catch (e) { return e.name; } })(),
         bigInts: crypto.getRandomValues(new BigUint64Array(2)).length,
       };
@@ -496,7 +542,8 @@ async def test_key_table_is_bounded_per_plugin_and_emptied_when_it_stops(host: H
       globalThis.held = [];
       let error = null;
       try {
-        for (let i = 0; i < 20; i++) held.push(await subtle.generateKey({ name: "AES-GCM", length: 128 }, false, ["encrypt"]));
+        for (let i = 0; i < 20; i++) held.push(await subtle.generateKey({ name: "AES-GCM", length: 128 }, false,
+            ["encrypt"]));
       } catch (e) { error = [e.name, e.message]; }
       const count = held.length;
       held.length = 0;  // dropped keys are freed (FinalizationRegistry), so the plugin can make new ones

@@ -312,10 +312,9 @@ def _cipher(alg: dict[str, Any], key: Key, data: bytes, encrypt: bool) -> bytes:
             iv = _bytes(alg.get("iv"), "iv")
             if len(iv) != 16:
                 _fail("OperationError", "AES-CBC: iv must be 16 bytes")
-            mode: modes.Mode = modes.CBC(iv)
+            cipher: Cipher[Any] = Cipher(algorithms.AES(secret), modes.CBC(iv))
         else:
-            mode = modes.ECB()
-        cipher = Cipher(algorithms.AES(secret), mode)
+            cipher = Cipher(algorithms.AES(secret), modes.ECB())
         if encrypt:
             padder = padding.PKCS7(128).padder()
             padded = padder.update(data) + padder.finalize()
@@ -472,7 +471,7 @@ class CryptoOps(Capability):
         return {"crypto_key_drop": self.table.drop}
 
     def async_ops(self) -> dict[str, Op]:
-        ops = {
+        ops: dict[str, Callable[..., Any]] = {
             "crypto_digest": self._digest, "crypto_encrypt": self._encrypt, "crypto_decrypt": self._decrypt,
             "crypto_sign": self._sign, "crypto_verify": self._verify, "crypto_generate_key": self._generate,
             "crypto_derive_bits": self._derive_bits, "crypto_derive_key": self._derive_key,
@@ -680,7 +679,7 @@ class CryptoOps(Capability):
         if kind == "secret":
             if name in _KDF and extractable:
                 _fail("SyntaxError", f"{name} keys cannot be extractable")
-            if not material or len(material) > MAX_SECRET and name not in _AES:
+            if not material or (len(material) > MAX_SECRET and name not in _AES):
                 _fail("DataError", f"{name}: the key must be 1..{MAX_SECRET} bytes")
             bits = len(material) * 8
             if name == "HMAC":
