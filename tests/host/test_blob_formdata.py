@@ -16,7 +16,8 @@ async def test_blob_parts_type_size_and_reading(host: Host) -> None:
     got = await run(host, """
       const buf = new Uint8Array([1, 2, 3, 4]);
       const inner = new Blob(["in"]);
-      const b = new Blob(["h\\u00e9", buf.buffer, buf.subarray(1, 3), new Uint16Array([0x4141]), inner, 7], { type: "Text/HTML; charset=UTF-8" });
+      const b = new Blob(["h\\u00e9", buf.buffer, buf.subarray(1, 3), new Uint16Array([0x4141]), inner, 7],
+        { type: "Text/HTML; charset=UTF-8" });
       buf[1] = 99;  // parts are copied at construction
       return {
         size: b.size, type: b.type,
@@ -49,7 +50,8 @@ async def test_blob_slice_with_negative_indices_and_stream(host: Host) -> None:
       const t = (x) => x.text();
       const big = new Blob([new Uint8Array(150000).fill(7)]);
       let total = 0, chunks = 0, allUint8 = true;
-      for await (const c of big.stream()) { total += c.byteLength; chunks++; allUint8 = allUint8 && c instanceof Uint8Array; }
+      for await (const c of big.stream()) { total += c.byteLength; chunks++;
+        allUint8 = allUint8 && c instanceof Uint8Array; }
       return {
         slices: await Promise.all([b.slice(), b.slice(2), b.slice(-3), b.slice(2, -2), b.slice(-100, 3), b.slice(5, 2),
                                    b.slice(8, 100), b.slice(1, 4).slice(1)].map(t)),
@@ -112,9 +114,11 @@ async def test_form_data_entries_order_and_blob_values_become_files(host: Host) 
       const rest = []; for (let r = it.next(); !r.done; r = it.next()) rest.push(r.value[0]);
       out.liveIteration = rest;
       out.iteratorTag = Object.prototype.toString.call(fd.keys());
-      out.errors = [() => fd.append("x", "y", "name"), () => fd.append("only-one"), () => new FormData({}), () => fd.get()]
+      out.errors = [() => fd.append("x", "y", "name"), () => fd.append("only-one"), () => new FormData({}),
+        () => fd.get()]
         .map((f) => { try { f(); return "no error"; } catch (e) { return e.name; } });
-      out.usv = new FormData().get.call((() => { const x = new FormData(); x.append("\\ud800", "\\udc00"); return x; })(), "\\ufffd");
+      out.usv = new FormData().get.call((() => { const x = new FormData(); x.append("\\ud800", "\\udc00"); return x;
+        })(), "\\ufffd");
       out.tag = String(fd);
       return out;
     """)
@@ -144,7 +148,8 @@ async def test_storage_data_object_gains_bytes_and_blob(host: Host) -> None:
       const blob = await txt.blob();
       return {
         bytes: [bytes instanceof Uint8Array, Array.from(await bin.bytes()), Array.from(await txt.bytes())],
-        blob: [blob instanceof Blob, blob.type, blob.size, await blob.text(), Array.from(await (await bin.blob()).bytes())],
+        blob: [blob instanceof Blob, blob.type, blob.size, await blob.text(),
+          Array.from(await (await bin.blob()).bytes())],
       };
     """)
     assert got["bytes"] == [True, [0, 255, 65], [104, 195, 169]]

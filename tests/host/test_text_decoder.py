@@ -52,7 +52,8 @@ async def test_fatal_throws_type_error_on_invalid_input_and_replacement_otherwis
                    ["utf-8", [0xed, 0xa0, 0x80]], ["utf-8", [0xc0, 0x80]], ["utf-8", [0xf4, 0x90, 0x80, 0x80]],
                    ["utf-16le", [0x00]], ["utf-16le", [0x00, 0xd8]], ["utf-16be", [0xdc, 0x00]]];
       return {
-        fatal: bad.map(([enc, b]) => { try { new TextDecoder(enc, { fatal: true }).decode(new Uint8Array(b)); return "no error"; }
+        fatal: bad.map(([enc, b]) => { try { new TextDecoder(enc, { fatal: true }).decode(new Uint8Array(b));
+          return "no error"; }
                                        catch (e) { return e instanceof TypeError; } }),
         flags: [new TextDecoder("utf-8", { fatal: true }).fatal, new TextDecoder().fatal,
                 new TextDecoder("utf-8", { ignoreBOM: true }).ignoreBOM],
@@ -61,7 +62,7 @@ async def test_fatal_throws_type_error_on_invalid_input_and_replacement_otherwis
     """)
     assert got["fatal"] == [True] * 10
     assert got["flags"] == [True, False, True]
-    # the standard's decoder: E0 80 80 is three errors (80 is outside E0's second-byte range); a truncated F0 9F 98 is one
+    # the standard's decoder: E0 80 80 is three errors (80 is outside E0's second-byte range); a cut F0 9F 98 is one
     assert got["replaced"] == "a\ufffd\ufffd\ufffdb\ufffd"
 
 
@@ -90,8 +91,10 @@ async def test_stream_option_keeps_sequences_split_across_chunks(host: Host) -> 
       const text = "A\\u00e9\\u20ac\\ud83d\\ude00\\u0000z";
       const encode = {
         "utf-8": (s) => new TextEncoder().encode(s),
-        "utf-16le": (s) => { const b = []; for (let i = 0; i < s.length; i++) { const c = s.charCodeAt(i); b.push(c & 255, c >> 8); } return new Uint8Array(b); },
-        "utf-16be": (s) => { const b = []; for (let i = 0; i < s.length; i++) { const c = s.charCodeAt(i); b.push(c >> 8, c & 255); } return new Uint8Array(b); },
+        "utf-16le": (s) => { const b = []; for (let i = 0; i < s.length; i++) { const c = s.charCodeAt(i);
+          b.push(c & 255, c >> 8); } return new Uint8Array(b); },
+        "utf-16be": (s) => { const b = []; for (let i = 0; i < s.length; i++) { const c = s.charCodeAt(i);
+          b.push(c >> 8, c & 255); } return new Uint8Array(b); },
       };
       const out = {};
       for (const enc of Object.keys(encode)) {
@@ -106,7 +109,8 @@ async def test_stream_option_keeps_sequences_split_across_chunks(host: Host) -> 
       const f = new TextDecoder("utf-16le", { fatal: true });
       const odd = new Uint8Array([0x00]), even = new Uint8Array([0x00, 0x00]);
       out.fatalStreaming = [f.decode(odd, { stream: true }), f.decode(odd)];
-      try { f.decode(even, { stream: true }); f.decode(odd); out.fatalStreaming.push("no error"); } catch (e) { out.fatalStreaming.push(e.name); }
+      try { f.decode(even, { stream: true }); f.decode(odd); out.fatalStreaming.push("no error");
+        } catch (e) { out.fatalStreaming.push(e.name); }
       out.fatalStreaming.push(f.decode(even, { stream: true }), f.decode(even));
       const u = new TextDecoder();
       out.flushError = [u.decode(new Uint8Array([0xe2, 0x82]), { stream: true }), u.decode()];

@@ -80,7 +80,8 @@ async def test_errors_cancel_and_release_lock_settle_pending_reads(host: Host) -
       out.cancelLocked = await locked.cancel().then(() => "ok", (e) => e.name);
       const badSize = new ReadableStream({}, { size() { return -1; } });
       let ctrlErr;
-      const bs = new ReadableStream({ start(c) { try { c.enqueue("x"); } catch (e) { ctrlErr = e.name; } } }, { size: () => NaN });
+      const bs = new ReadableStream({ start(c) { try { c.enqueue("x"); } catch (e) { ctrlErr = e.name; } } },
+        { size: () => NaN });
       out.badSize = [ctrlErr, await bs.getReader().closed.then(() => "ok", (e) => e.name), badSize.locked];
       return out;
     """)
@@ -130,9 +131,11 @@ async def test_async_iteration_and_readable_stream_from(host: Host) -> None:
       out.fromAsync = await collect(ReadableStream.from(gen()));
       out.fromArray = await collect(ReadableStream.from([Promise.resolve("p"), "q"]));
       out.fromString = await collect(ReadableStream.from("ab"));
-      out.fromBad = [null, 1, {}].map((x) => { try { ReadableStream.from(x); return "no error"; } catch (e) { return e.name; } });
+      out.fromBad = [null, 1, {}].map((x) => { try { ReadableStream.from(x); return "no error";
+        } catch (e) { return e.name; } });
       let returned = false;
-      const it = { [Symbol.iterator]() { let i = 0; return { next: () => ({ value: i++, done: false }), return: () => { returned = true; return {}; } }; } };
+      const it = { [Symbol.iterator]() { let i = 0; return { next: () => ({ value: i++, done: false }),
+        return: () => { returned = true; return {}; } }; } };
       const s = ReadableStream.from(it);
       for await (const x of s) { if (x === 2) break; }
       out.breakCancels = [returned, s.locked];
@@ -142,7 +145,8 @@ async def test_async_iteration_and_readable_stream_from(host: Host) -> None:
       out.preventCancel = [cancelled, keep.locked, (await keep.getReader().read()).value];
       const iter = ReadableStream.from([1])[Symbol.asyncIterator]();
       out.iterProto = [typeof iter.next, typeof iter.return,
-        Object.getPrototypeOf(Object.getPrototypeOf(iter)) === Object.getPrototypeOf(Object.getPrototypeOf(async function* () {}).prototype)];
+        Object.getPrototypeOf(Object.getPrototypeOf(iter)) ===
+          Object.getPrototypeOf(Object.getPrototypeOf(async function* () {}).prototype)];
       out.nextAfterEnd = [await iter.next(), await iter.next(), await iter.return("v")];
       return out;
     """)
@@ -152,7 +156,8 @@ async def test_async_iteration_and_readable_stream_from(host: Host) -> None:
     assert got["breakCancels"] == [True, False]
     assert got["preventCancel"] == [False, False, 2]
     assert got["iterProto"] == ["function", "function", True]
-    assert got["nextAfterEnd"] == [{"value": 1, "done": False}, {"value": None, "done": True}, {"value": "v", "done": True}]
+    assert got["nextAfterEnd"] == [{"value": 1, "done": False}, {"value": None, "done": True},
+                                   {"value": "v", "done": True}]
 
 
 async def test_writable_stream_backpressure_close_and_abort(host: Host) -> None:
@@ -194,15 +199,19 @@ async def test_writable_stream_backpressure_close_and_abort(host: Host) -> None:
       out.abort = [await queued, await sw.closed.then(() => "ok", (e) => "closed:" + e)];
       out.abortedBeforeSettle = abortReason === undefined;
       let signalReason;
-      const sig = new WritableStream({ start(c) { c.signal.addEventListener("abort", () => { signalReason = c.signal.reason; }); } });
+      const sig = new WritableStream({ start(c) { c.signal.addEventListener("abort",
+        () => { signalReason = c.signal.reason; }); } });
       await sig.abort("via signal");
       out.signal = signalReason;
       const failing = new WritableStream({ write() { throw new Error("sink failed"); } });
       const fw = failing.getWriter();
-      out.sinkError = [await fw.write(1).then(() => "ok", (e) => e.message), await fw.closed.then(() => "ok", (e) => e.message),
+      out.sinkError = [await fw.write(1).then(() => "ok", (e) => e.message), await fw.closed.then(() => "ok",
+        (e) => e.message),
                        fw.desiredSize];
-      out.lockRules = [(() => { const s = new WritableStream(); s.getWriter(); try { s.getWriter(); } catch (e) { return e.name; } })(),
-                       await (() => { const s = new WritableStream(); s.getWriter(); return s.close().then(() => "ok", (e) => e.name); })()];
+      out.lockRules = [(() => { const s = new WritableStream(); s.getWriter(); try { s.getWriter();
+        } catch (e) { return e.name; } })(),
+                       await (() => { const s = new WritableStream(); s.getWriter(); return s.close().then(() => "ok",
+                         (e) => e.name); })()];
       out.badType = (() => { try { new WritableStream({ type: "bytes" }); } catch (e) { return e.name; } })();
       void aborted;
       return out;
@@ -229,7 +238,8 @@ async def test_transform_stream_pipe_through_and_pipe_to_propagation(host: Host)
         flush(c) { c.enqueue("!"); },
       });
       const sink = [];
-      await ReadableStream.from(["a", "b"]).pipeThrough(upper).pipeTo(new WritableStream({ write(c) { sink.push(c); } }));
+      await ReadableStream.from(["a", "b"]).pipeThrough(upper).pipeTo(new WritableStream({ write(c) { sink.push(c);
+        } }));
       out.piped = sink;
       const identity = new TransformStream();
       const w = identity.writable.getWriter();
@@ -254,20 +264,25 @@ async def test_transform_stream_pipe_through_and_pipe_to_propagation(host: Host)
       let cancelled;
       const src = new ReadableStream({ start(c) { c.enqueue(1); }, cancel(r) { cancelled = r; } });
       const dest = new WritableStream({ write() { throw new Error("dest failed"); } });
-      out.destError = [await src.pipeTo(dest).then(() => "ok", (e) => e.message), String(cancelled && cancelled.message)];
+      out.destError = [await src.pipeTo(dest).then(() => "ok", (e) => e.message),
+        String(cancelled && cancelled.message)];
       let aborted;
       const erroring = new ReadableStream({ start(c) { c.error(new Error("src failed")); } });
-      out.srcError = [await erroring.pipeTo(new WritableStream({ abort(r) { aborted = r.message; } })).then(() => "ok", (e) => e.message), aborted];
+      out.srcError = [await erroring.pipeTo(new WritableStream({ abort(r) { aborted = r.message;
+        } })).then(() => "ok", (e) => e.message), aborted];
       let closedDest = false;
-      await ReadableStream.from([1]).pipeTo(new WritableStream({ close() { closedDest = true; } }), { preventClose: true });
+      await ReadableStream.from([1]).pipeTo(new WritableStream({ close() { closedDest = true; } }),
+        { preventClose: true });
       out.preventClose = closedDest;
       const ac = new AbortController();
       const forever = new ReadableStream();
       const piping = forever.pipeTo(new WritableStream(), { signal: ac.signal });
       ac.abort(new Error("user abort"));
       out.signal = [await piping.then(() => "ok", (e) => e.message), forever.locked];
-      out.lockedPipe = await (() => { const s = new ReadableStream(); s.getReader(); return s.pipeTo(new WritableStream()).then(() => "ok", (e) => e.name); })();
-      out.badTransformer = (() => { try { new TransformStream({ readableType: "bytes" }); } catch (e) { return e.name; } })();
+      out.lockedPipe = await (() => { const s = new ReadableStream(); s.getReader();
+        return s.pipeTo(new WritableStream()).then(() => "ok", (e) => e.name); })();
+      out.badTransformer = (() => { try { new TransformStream({ readableType: "bytes" }); } catch (e) { return e.name;
+        } })();
       return out;
     """)
     assert got["piped"] == ["A", "B", "!"]
@@ -292,7 +307,8 @@ async def test_queuing_strategies(host: Host) -> None:
         values: [b.highWaterMark, b.size(new Uint8Array(5)), c.highWaterMark, c.size("anything"),
                  b.size === new ByteLengthQueuingStrategy({ highWaterMark: 1 }).size],
         tags: [String(b), String(c)],
-        missing: [() => new CountQueuingStrategy(), () => new ByteLengthQueuingStrategy({})].map((f) => { try { f(); return "no error"; } catch (e) { return e.name; } }),
+        missing: [() => new CountQueuingStrategy(), () => new ByteLengthQueuingStrategy({})].map((f) => { try { f();
+          return "no error"; } catch (e) { return e.name; } }),
         bytes: await (async () => {
           let ctrl;
           new ReadableStream({ start(x) { ctrl = x; } }, new ByteLengthQueuingStrategy({ highWaterMark: 10 }));
