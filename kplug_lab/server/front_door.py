@@ -332,21 +332,21 @@ class KernelProxyHandler(tornado.web.RequestHandler):
             self._body.put_nowait(None)
         assert self._fetch is not None
         try:
-            response = await self._fetch
-        except tornado.iostream.StreamClosedError:
-            return
-        if self._finished:
-            return
-        if not self._started and response.code == 599:
+            await self._fetch  # raise_error=False still raises when there is no answer at all
+        except Exception as exc:
+            if self._finished or self.request.connection.stream.closed():  # type: ignore[union-attr]
+                return  # the client went away first
+            if self._started:
+                # the kernel's answer broke off in the middle: end the client's connection too, never a short 200
+                self.request.connection.close()  # type: ignore[union-attr]
+                return
             log.warning("front door: %s %s: the kernel at %s did not answer: %s", self.request.method,
-                        self.request.path, _front_door(self).config.origin, response.error)
+                        self.request.path, _front_door(self).config.origin, exc)
             self.set_status(502)
             self.set_header("Content-Type", "text/plain; charset=utf-8")
             self.finish("502 Bad Gateway: the SiYuan kernel did not answer")
             return
-        if response.code == 599 and response.error is not None:
-            # the kernel's answer broke off in the middle: end the client's connection too, never a short 200
-            self.request.connection.close()  # type: ignore[union-attr]
+        if self._finished:
             return
         self._start()
         self.finish()
