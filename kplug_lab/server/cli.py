@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import tornado.web
+
     from ..host.runtime.api import HostAPI
 
 __all__ = ["main"]
@@ -130,6 +132,7 @@ async def _serve(args: argparse.Namespace) -> int:
     manager = PluginManager(config, workspace=args.workspace, plugins_dir=args.plugins)
     token = args.token or secrets.token_hex(24)
     limits = Limits(max_body_bytes=args.max_request_bytes, call_timeout=args.call_timeout)
+    app: tornado.web.Application
     if door is not None:
         from .front_door import make_front_door_app
         app = make_front_door_app(manager, token, door, call_token=args.call_token, dev_mode=args.dev,

@@ -234,7 +234,9 @@ class FrontDoor:
     def follow(self, subscribe: Callable[[Callable[[str], None]], Callable[[], None]]) -> Callable[[], None]:
         """Merge a publisher's pushes into the kernel's ``/ws`` stream: ``subscribe(callback)`` registers a
         callback that receives each push's JSON text and returns the function that unsubscribes."""
-        return subscribe(self.inject_main)
+        def deliver(text: str) -> None:
+            self.inject_main(text)
+        return subscribe(deliver)
 
     def close(self) -> None:
         for sock in list(self._main_sockets):
@@ -261,7 +263,7 @@ class KernelProxyHandler(tornado.web.RequestHandler):
     SUPPORTED_METHODS = _METHODS  # type: ignore[assignment]
 
     def initialize(self) -> None:
-        self._body: asyncio.Queue[bytes | None | _Abort] = asyncio.Queue(maxsize=4)
+        self._body: asyncio.Queue[bytes | _Abort | None] = asyncio.Queue(maxsize=4)
         self._fetch: asyncio.Future[tornado.httpclient.HTTPResponse] | None = None
         self._head_lines: list[str] = []
         self._started = False
@@ -290,7 +292,7 @@ class KernelProxyHandler(tornado.web.RequestHandler):
         headers = forwarded_headers(self.request)
         upstream = tornado.httpclient.HTTPRequest(
             url, method=self.request.method or "GET", headers=headers,
-            body_producer=self._produce if has_body else None, follow_redirects=False,
+            body_producer=self._produce if has_body else None,  # type: ignore[arg-type]  # tornado takes coroutines follow_redirects=False,
             decompress_response=False, allow_nonstandard_methods=True, connect_timeout=door.config.connect_timeout,
             request_timeout=0, header_callback=self._head_lines.append, streaming_callback=self._relay,
             validate_cert=True)
