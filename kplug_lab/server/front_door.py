@@ -3,7 +3,7 @@
 A user opens SiYuan through kplug_lab's port. Plugin routes (:data:`kplug_lab.protocol.routes.ROUTES`) of the
 plugins kplug_lab runs are answered here; every other request -- any HTTP method, the kernel's ``/ws``, SSE,
 static files, uploads, range requests, redirects, cookies -- goes to the one configured kernel unchanged and is
-streamed both ways (``docs/adr/0006-front-door.md`` records the design and its threats).
+streamed both ways (``docs/adr/0007-front-door.md`` records the design and its threats).
 
 Authentication is the kernel's own. A plugin route is served only when the request's SiYuan credential (session
 cookie, ``Authorization: Token``, ``?token=``, ``X-Auth-Token``) passes a cheap authenticated kernel call
@@ -292,7 +292,8 @@ class KernelProxyHandler(tornado.web.RequestHandler):
         headers = forwarded_headers(self.request)
         upstream = tornado.httpclient.HTTPRequest(
             url, method=self.request.method or "GET", headers=headers,
-            body_producer=self._produce if has_body else None,  # type: ignore[arg-type]  # tornado takes coroutines follow_redirects=False,
+            body_producer=self._produce if has_body else None,  # type: ignore[arg-type]  # coroutines welcome
+            follow_redirects=False,
             decompress_response=False, allow_nonstandard_methods=True, connect_timeout=door.config.connect_timeout,
             request_timeout=0, header_callback=self._head_lines.append, streaming_callback=self._relay,
             validate_cert=True)
