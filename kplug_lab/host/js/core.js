@@ -22,6 +22,7 @@ const K = {};
 // (portability.js)
 const DOMException = G.DOMException;
 const performance = G.performance;
+const queueMicrotask = G.queueMicrotask;
 Object.defineProperty(G, "__kplug", { value: K, writable: false, configurable: false, enumerable: false });
 
 // ---- GoError (goja's built-in: an Error subclass, callable with or without `new`) -------------------

@@ -16,6 +16,7 @@ from ..runtime.context import Capability, Op, PluginContext
 from .basics import Basics
 from .client_events import ClientEvents
 from .client_socket import ClientSockets
+from .crypto import CryptoOps
 from .durable import DurableOps
 from .fetch import FetchOps
 from .modules import ModuleOps
@@ -38,7 +39,7 @@ class HostOps:
         self.ports = PrivatePorts(ctx)
         self.capabilities: list[Capability] = [
             Basics(ctx), Secrets(ctx), TimerOps(ctx), RpcOps(ctx), ToolOps(ctx), StorageOps(ctx), FetchOps(ctx),
-            ClientSockets(ctx), ClientEvents(ctx), self.ports, DurableOps(ctx), ModuleOps(ctx),
+            ClientSockets(ctx), ClientEvents(ctx), self.ports, DurableOps(ctx), CryptoOps(ctx), ModuleOps(ctx),
             PortabilityOps(ctx),
         ]
         self.sync = _table(self.capabilities, SYNC_OPS, "sync_ops")
