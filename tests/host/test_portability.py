@@ -43,6 +43,11 @@ siyuan.rpc.bind("siyuanOwn", () => [typeof siyuan.agent.registerCapability, type
                                     typeof TextEncoder, typeof require, typeof Buffer, typeof URL, typeof crypto,
                                     typeof setTimeout, typeof console.log, typeof GoError]);
 siyuan.rpc.bind("abort", () => { const c = new AbortController(); c.abort(); return c.signal.reason.name; });
+siyuan.rpc.bind("stream", async () => {
+  const chunks = [];
+  for await (const chunk of ReadableStream.from(["a", "b"]).pipeThrough(new TransformStream())) chunks.push(chunk);
+  return chunks.join("") + (await new Blob(["c"]).text());
+});
 """
 
 
@@ -59,6 +64,7 @@ async def test_strict_mode_hides_every_kplug_only_global(host: Host) -> None:
     assert await m.call("strict", "siyuanOwn") == ["function"] * 4 + ["function", "function", "object", "function",
                                                                      "function", "function"]
     assert await m.call("strict", "abort") == "AbortError"
+    assert await m.call("strict", "stream") == "abc"
 
 
 async def test_without_strict_mode_they_are_there(host: Host) -> None:
@@ -71,12 +77,15 @@ async def test_without_strict_mode_they_are_there(host: Host) -> None:
 async def test_the_portability_report_names_each_global_a_plugin_touched(host: Host, strict: bool) -> None:
     body = "\n".join(f"try {{ {code}; }} catch (e) {{}}" for code in TOUCHES.values())
     host.plugin("user", body + "\nsiyuan.rpc.bind('ok', () => true);")
-    host.plugin("clean", "siyuan.rpc.bind('ok', () => new TextEncoder().encode('x').length);")
+    host.plugin("clean", PROBE)
     m = await host.start(siyuan_strict=strict)
     user, clean = m.get_plugin("user"), m.get_plugin("clean")
     assert user is not None and clean is not None
     assert user.kplug_only == ([] if strict else list(TOUCHES))  # in the order the plugin touched them
-    assert clean.kplug_only == []  # the prelude's own use of them is not the plugin's
+    assert await m.call("user", "ok") is True
+    assert await m.call("clean", "stream") == "abc" and await m.call("clean", "abort") == "AbortError"
+    clean = m.get_plugin("clean")
+    assert clean is not None and clean.kplug_only == []  # the prelude's own use of them is not the plugin's
 
 
 async def test_the_admin_api_and_the_magic_show_the_report(host: Host) -> None:
