@@ -25,7 +25,7 @@ import tornado.websocket
 from ..errors import PluginCallError, PluginNotLoaded
 from ..host import route_answers
 from ..host.api import NO_PARAMS, HostAPI, LogRecord, PluginInfo, PluginState
-from ..host.calls import process, start
+from ..host.calls import NOTIFICATION, process, start
 from ..protocol.jsonrpc import Limits, error_response
 from ..protocol.routes import RouteKind, RouteMatch
 from .cors import ALLOWED_HEADERS, ALLOWED_METHODS, PREFLIGHT_MAX_AGE, CORSPolicy
@@ -351,6 +351,8 @@ class PluginRPCHandler(CrossOriginHandler):
         self._calls = calls
 
         async def caller(method: str, params: Any) -> Any:
+            if NOTIFICATION.get():  # runs under the plugin's context: not cancelled with the request (changes §3)
+                return await host.call(name, method, params, timeout=self.limits.call_timeout)  # type: ignore[arg-type]
             # a task, so that cancelling it cancels the call it waits for (a queued call is then skipped)
             call = asyncio.ensure_future(host.call(name, method, params,  # type: ignore[arg-type]
                                                    timeout=self.limits.call_timeout))

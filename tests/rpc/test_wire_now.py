@@ -92,6 +92,24 @@ async def test_a_queued_call_whose_http_client_left_never_runs(server: Server) -
     assert r.json()["result"] == 0
 
 
+async def test_a_notification_whose_http_client_left_still_runs(server: Server) -> None:
+    busy = asyncio.ensure_future(server.http.post("/api/plugin/rpc/p", content=json.dumps(
+        {"jsonrpc": "2.0", "id": 1, "method": "spin", "params": [1500]})))
+    await asyncio.sleep(0.3)  # the spin has started on the plugin's thread
+    await _post_and_leave(server, '{"jsonrpc":"2.0","method":"mark"}', after=0.3)
+    assert (await busy).json()["result"] is True
+    await wait_for_marks(server, 1)
+
+
+async def wait_for_marks(server: Server, n: int) -> None:
+    for _ in range(100):
+        r = await server.http.post("/api/plugin/rpc/p", content='{"jsonrpc":"2.0","id":3,"method":"marks"}')
+        if r.json()["result"] == n:
+            return
+        await asyncio.sleep(0.05)  # polling interval
+    raise AssertionError(f"marks never reached {n}")
+
+
 async def test_a_running_call_whose_http_client_left_is_cancelled_with_context_canceled(
         server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[str] = []
