@@ -15,16 +15,19 @@ plugin's thread), in the shape :mod:`kplug_lab.host.ops.client_socket` uses for 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import SocketError
+from ..errors import PortError, SocketError
+from ..protocol import private as private_model
 from ..protocol.jsonrpc import NO_PARAMS, Limits
 from .api import HostAPI, PluginState, Unsubscribe
 from .calls import process
+from .runtime.api import Deliver as PortDeliver
 
-__all__ = ["LocalRpcSocket"]
+__all__ = ["LocalPrivateSocket", "LocalRpcSocket"]
 
 Deliver = Callable[[dict[str, Any]], None]
 
@@ -92,3 +95,83 @@ class LocalRpcSocket:
     def _on_state(self, name: str, state: PluginState) -> None:
         if name == self.name and state != PluginState.RUNNING:
             self.close(1001, f"plugin [{name}] is {state.label}")
+
+
+class LocalPrivateSocket:
+    """One in-process connection of a plugin to plugin ``name``'s private WebSocket route
+    (``/plugin/private/<name>/...``, served by its ``siyuan.server.private.ws`` handler): the target's
+    ``request.port`` (a :class:`~kplug_lab.host.api.WebSocketPort`) on one side, the caller's
+    ``siyuan.client.socket`` events on the other."""
+
+    def __init__(self, host: HostAPI, name: str | None, rest: str, target: str, url: str, deliver: Deliver) -> None:
+        self.host = host
+        self.name = name or ""
+        self._rest = rest
+        self._target = target
+        self._url = url
+        self._to_caller = deliver
+        self._to_handler: PortDeliver | None = None
+        self.closed = False
+
+    async def open(self) -> None:
+        info = self.host.get_plugin(self.name) if self.name else None
+        if info is None or info.state != PluginState.RUNNING:
+            status = 404 if info is None else 503
+            raise SocketError(f"dial {self._url}: bad handshake (HTTP {status})")
+        request = private_model.request_object(
+            self.name, self._rest, method="GET", uri=self._target, version="HTTP/1.1", host="127.0.0.1",
+            remote_ip="127.0.0.1", headers=[("Upgrade", "websocket"), ("Connection", "Upgrade")], cookies=[],
+            query={}, body=b"", form={}, files={})
+        try:
+            await self.host.http_request(self.name, "ws", request, port=self)
+        except Exception as exc:  # the handler failed: SiYuan drops the connection
+            self.closed = True
+            raise SocketError(f"dial {self._url}: the plugin's ws handler failed: {exc}") from None
+
+    # ---- the caller's side (siyuan.client.socket) ------------------------------------------------------
+
+    async def send_from_caller(self, data: str | bytes) -> None:
+        if self.closed or self._to_handler is None:
+            raise SocketError("WebSocket is closed")
+        if isinstance(data, bytes):
+            await self._to_handler({"type": "binary", "data": base64.b64encode(data).decode("ascii")})
+        else:
+            await self._to_handler({"type": "text", "data": data})
+
+    async def close_from_caller(self, code: int, reason: str, *, deliver: bool = True) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._to_handler is not None:
+            await self._to_handler({"type": "close", "code": code, "reason": reason, "wasClean": True})
+        if deliver:
+            self._to_caller({"type": "close", "code": code, "reason": reason, "wasClean": True})
+
+    # ---- the handler's side (request.port, WebSocketPort) ---------------------------------------------
+
+    def attach(self, deliver: PortDeliver) -> None:
+        self._to_handler = deliver
+
+    async def send(self, data: str | bytes) -> None:
+        if self.closed:
+            raise PortError("WebSocket is closed")
+        if isinstance(data, bytes):
+            self._to_caller({"type": "binary", "data": base64.b64encode(data).decode("ascii")})
+        else:
+            self._to_caller({"type": "text", "data": data})
+
+    async def ping(self, data: bytes) -> None:
+        if self.closed:
+            raise PortError("WebSocket is closed")
+
+    async def pong(self, data: bytes) -> None:
+        if self.closed:
+            raise PortError("WebSocket is closed")
+
+    async def close(self, code: int, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._to_caller({"type": "close", "code": code, "reason": reason, "wasClean": True})
+        if self._to_handler is not None:
+            await self._to_handler({"type": "close", "code": code, "reason": reason, "wasClean": True})

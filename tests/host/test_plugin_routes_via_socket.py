@@ -90,3 +90,34 @@ async def wait_for_async(get: Any, check: Any, timeout: float = 10.0) -> None:
             raise AssertionError(f"condition never held; last value {value!r}")
         await asyncio.sleep(0.02)
 
+
+
+async def test_a_socket_to_a_private_websocket_route_reaches_that_plugins_ws_handler(host: Host) -> None:
+    host.plugin("chat", """
+      const heard = [];
+      siyuan.rpc.bind("heard", () => heard);
+      siyuan.server.private.ws.handler = (req) => {
+        req.port.onmessage = (m) => { heard.push(m.data); req.port.send("echo " + m.data); };
+        req.port.onclose = (ev) => heard.push("closed " + ev.code);
+      };
+    """)
+    host.plugin("client", """
+      const seen = [];
+      let ws = null;
+      siyuan.rpc.bind("seen", () => seen);
+      siyuan.rpc.bind("talk", async (text) => {
+        ws = await siyuan.client.socket("/plugin/private/chat/room");
+        ws.onmessage = (ev) => seen.push(ev.data);
+        ws.onclose = (ev) => seen.push("closed " + ev.code);
+        await ws.open();
+        await ws.send(text);
+        return true;
+      });
+      siyuan.rpc.bind("bye", () => ws.close(1000, "done"));
+    """)
+    m = await host.start(siyuan_url="http://127.0.0.1:9")
+    assert await m.call("client", "talk", ["hi"]) is True
+    await wait_for_async(lambda: m.call("client", "seen"), lambda s: s == ["echo hi"])
+    await m.call("client", "bye")
+    await wait_for_async(lambda: m.call("chat", "heard"), lambda s: s == ["hi", "closed 1000"])
+    await wait_for_async(lambda: m.call("client", "seen"), lambda s: s == ["echo hi", "closed 1000"])

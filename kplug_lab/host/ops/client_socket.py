@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from ...errors import SocketError
 from ...protocol import routes
-from ..route_sockets import LocalRpcSocket
+from ..route_sockets import LocalPrivateSocket, LocalRpcSocket
 from ..runtime.context import Capability, Op, PluginContext
 from .kernel import kernel_headers, kernel_url
 
@@ -38,6 +38,7 @@ class ClientSockets(Capability):
         super().__init__(ctx)
         self._conns: dict[int, ClientConnection] = {}
         self._local: dict[int, LocalRpcSocket] = {}  # connections to this host's own RPC sockets
+        self._private: dict[int, LocalPrivateSocket] = {}  # ... and to its plugins' private WebSocket routes
         self._cancelled: set[int] = set()
         self._readers: set[asyncio.Task[None]] = set()
 
@@ -67,6 +68,16 @@ class ClientSockets(Capability):
             self._local[sid] = LocalRpcSocket(self.ctx.host, route.name, url,
                                               functools.partial(self._local_event, sid))
             return {"protocol": ""}
+        if route is not None and route.kind is routes.RouteKind.PRIVATE:
+            private = LocalPrivateSocket(self.ctx.host, route.name, route.rest or "", path, url,
+                                         functools.partial(self._private_event, sid))
+            self._private[sid] = private
+            try:
+                await private.open()
+            except SocketError:
+                self._private.pop(sid, None)
+                raise
+            return {"protocol": ""}
         headers = kernel_headers(self.ctx.config)
         try:
             conn = await connect(url, additional_headers=headers, subprotocols=protocols or None,  # type: ignore[arg-type]
@@ -83,6 +94,10 @@ class ClientSockets(Capability):
         return {"protocol": conn.subprotocol or ""}
 
     async def send(self, sid: int, data: str, binary: bool) -> None:
+        private = self._private.get(sid)
+        if private is not None:
+            await private.send_from_caller(base64.b64decode(data) if binary else data)
+            return
         local = self._local.get(sid)
         if local is not None:
             local.send(base64.b64decode(data) if binary else data)
@@ -90,6 +105,8 @@ class ClientSockets(Capability):
         await self._write(sid, lambda conn: conn.send(base64.b64decode(data) if binary else data))
 
     async def ping(self, sid: int, data: str) -> None:
+        if sid in self._private:
+            return  # in-process: there is no wire to keep alive
         local = self._local.get(sid)
         if local is not None:
             local.ping()
@@ -97,6 +114,8 @@ class ClientSockets(Capability):
         await self._write(sid, lambda conn: conn.ping(data.encode("utf-8")))
 
     async def pong(self, sid: int, data: str) -> None:
+        if sid in self._private:
+            return  # in-process: there is no wire to keep alive
         local = self._local.get(sid)
         if local is not None:
             local.ping()
@@ -104,6 +123,10 @@ class ClientSockets(Capability):
         await self._write(sid, lambda conn: conn.pong(data.encode("utf-8")))
 
     async def close(self, sid: int, code: int, reason: str) -> None:
+        private = self._private.get(sid)
+        if private is not None:
+            await private.close_from_caller(code, reason)
+            return
         local = self._local.get(sid)
         if local is not None:
             local.close(code, reason)
@@ -122,8 +145,18 @@ class ClientSockets(Capability):
         loop = self.ctx.loop
         for sock in local:
             loop.call_soon_threadsafe(functools.partial(sock.close, 1001, "plugin stopping", deliver=False))
+        private, self._private = list(self._private.values()), {}
+        for route in private:
+            asyncio.run_coroutine_threadsafe(route.close_from_caller(1001, "plugin stopping", deliver=False), loop)
         for conn in conns:
             asyncio.run_coroutine_threadsafe(conn.close(1001, "plugin stopping"), loop)
+
+    def _private_event(self, sid: int, event: dict[str, Any]) -> None:
+        if sid not in self._private:
+            return
+        if event.get("type") == "close":
+            del self._private[sid]
+        self._post(sid, event)
 
     def _local_event(self, sid: int, event: dict[str, Any]) -> None:
         if sid not in self._local:
