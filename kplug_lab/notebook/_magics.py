@@ -19,6 +19,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 from ..client import Client, Connection, LogEntry, discover
 from ..errors import KplugError
 from ._display import CallValue, LogView, Message, PluginList, PluginView, ToolList
+from ._health import Top, top_text
 from ._local import LocalServer
 
 __all__ = ["KplugMagics", "Session"]
@@ -35,6 +36,7 @@ USAGE = """\
 %kplug logs NAME [--limit N] [--follow]               log lines (--follow: stream until idle/interrupted)
 %kplug tools                                          MCP tools / agent capabilities
 %kplug inspect [NAME]                                 the inspector widget
+%kplug top [--once] [--interval S] [--duration S]     every plugin's health, refreshing in place
 %%kplug eval NAME                                     run the cell's JS inside the plugin (server in dev mode)
 %%kplug plugin NAME                                   the cell is NAME's kernel.js: write it and (re)load it
 %kplug help [COMMAND]                                 this text, or one command's help
@@ -117,6 +119,12 @@ def _parser() -> _Parser:
     p = add("inspect", "Open the inspector widget: plugins, methods with a call form, logs, reload/unload, "
                        "the last calls with timings.")
     p.add_argument("name", nargs="?")
+    p = add("top", "Every plugin's state, memory, CPU, calls, errors and restarts, refreshing in place.",
+            examples=("%kplug top", "%kplug top --once", "%kplug top --interval 0.5 --duration 60"))
+    p.add_argument("--once", action="store_true", help="a table of now, not refreshed")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes (default 1)")
+    p.add_argument("--duration", type=float, default=None,
+                   help="stop refreshing after this many seconds (default: until the next %%kplug top or disconnect)")
     p = add("eval", "Run the cell's JavaScript inside plugin NAME's VM and show its value (awaited if a "
                     "Promise). The server must run in dev mode (kplug serve --dev, or --local).", cell=True)
     p.add_argument("name")
@@ -164,6 +172,7 @@ class Session:
         self.connection: Connection | None = None
         self.local: LocalServer | None = None
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        self.tops: list[Top] = []
 
     def connect(self, url: str, token: str | None, source: str) -> Client:
         self.disconnect()
@@ -195,7 +204,13 @@ class Session:
             self._scratch = tempfile.TemporaryDirectory(prefix="kplug-scratch-")
         return Path(self._scratch.name)
 
+    def stop_tops(self) -> None:
+        for top in self.tops:
+            top.stop()
+        self.tops.clear()
+
     def disconnect(self) -> None:
+        self.stop_tops()
         if self.client is not None:
             self.client.close()
         self.client = None
@@ -342,6 +357,18 @@ class KplugMagics(Magics):
         from ._inspector import Inspector
 
         return Inspector(self.session.require(), select=args.name)
+
+    def _do_top(self, args: argparse.Namespace, cell: str | None) -> Top | Message:
+        client = self.session.require()
+        if args.interval <= 0:
+            raise UsageError("%kplug top: --interval must be a positive number of seconds")
+        if args.once:
+            return Message(top_text(client.stats()))
+        self.session.stop_tops()  # one live table at a time: an older one stops refreshing
+        quiet = Client(client.url, client.endpoint.token, timeout=client.timeout)  # not in the call history
+        top = Top(quiet.stats, interval=args.interval, duration=args.duration, on_stop=quiet.close)
+        self.session.tops.append(top)
+        return top
 
     def _do_eval(self, args: argparse.Namespace, cell: str | None) -> CallValue:
         return CallValue(f"{args.name} (eval)", self.session.require().eval(args.name, cell or ""))

@@ -724,6 +724,9 @@ class AdminAPI:
             raise PluginCallError("kplug.eval is only available when the server runs in dev mode (--dev)")
         return await self.host.eval(name, code)
 
+    async def stats(self) -> Any:
+        return await self.host.plugin_stats()
+
     async def discover(self) -> Any:
         methods = []
         for info in self.host.list_plugins():
@@ -738,7 +741,7 @@ class AdminAPI:
     methods = {
         "kplug.list": list, "kplug.state": state, "kplug.load": load, "kplug.unload": unload,
         "kplug.reload": reload, "kplug.logs": logs, "kplug.call": call_method, "kplug.tools": tools,
-        "kplug.invokeTool": invoke_tool, "kplug.eval": eval_js, "rpc.discover": discover,
+        "kplug.invokeTool": invoke_tool, "kplug.eval": eval_js, "kplug.stats": stats, "rpc.discover": discover,
     }
 
 

@@ -162,6 +162,10 @@ class HostAPI(Protocol):
 
     async def invoke_tool(self, tool_name: str, arguments: dict[str, Any]) -> dict[str, Any]: ...
 
+    async def plugin_stats(self) -> list[dict[str, Any]]:
+        """Health numbers of every plugin (the ``kplug.stats`` shape: docs/workbench.md)."""
+        ...
+
     async def eval(self, name: str, code: str) -> Any:
         """Run JS inside a plugin's VM (dev mode only; the server checks that)."""
         ...
