@@ -18,6 +18,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 
 from ..client import Client, Connection, LogEntry, discover
 from ..errors import KplugError
+from ._bench import BenchResult, run_bench
 from ._display import CallValue, LogView, Message, PluginList, PluginView, ToolList
 from ._health import Top, top_text
 from ._local import LocalServer
@@ -36,6 +37,7 @@ USAGE = """\
 %kplug logs NAME [--limit N] [--follow]               log lines (--follow: stream until idle/interrupted)
 %kplug tools                                          MCP tools / agent capabilities
 %kplug inspect [NAME]                                 the inspector widget
+%kplug bench NAME.METHOD [JSON ...] [-n N] [--concurrency C] [--ws]   latency percentiles, histogram
 %kplug top [--once] [--interval S] [--duration S]     every plugin's health, refreshing in place
 %%kplug eval NAME                                     run the cell's JS inside the plugin (server in dev mode)
 %%kplug plugin NAME                                   the cell is NAME's kernel.js: write it and (re)load it
@@ -119,6 +121,14 @@ def _parser() -> _Parser:
     p = add("inspect", "Open the inspector widget: plugins, methods with a call form, logs, reload/unload, "
                        "the last calls with timings.")
     p.add_argument("name", nargs="?")
+    p = add("bench", "Call NAME.METHOD N times, C at a time (each worker on its own connection), over HTTP or "
+                     "WebSocket; show p50/p90/p99 latency, calls per second and a histogram. Usage: "
+                     "%kplug bench NAME.METHOD [JSON ...] [options]",
+            examples=('%kplug bench hello.echo "hi" -n 500', "%kplug bench counter.get -n 1000 --concurrency 4 --ws"))
+    p.add_argument("-n", type=int, default=200, help="how many calls (default 200)")
+    p.add_argument("--concurrency", "-c", type=int, default=1, help="calls in flight at once (default 1)")
+    p.add_argument("--ws", action="store_true", help="over each worker's plugin WebSocket instead of HTTP")
+    p.add_argument("--warmup", type=int, default=5, help="uncounted calls per worker first (default 5)")
     p = add("top", "Every plugin's state, memory, CPU, calls, errors and restarts, refreshing in place.",
             examples=("%kplug top", "%kplug top --once", "%kplug top --interval 0.5 --duration 60"))
     p.add_argument("--once", action="store_true", help="a table of now, not refreshed")
@@ -162,6 +172,43 @@ def parse_json_args(text: str) -> list[Any]:
         if pos < len(text) and not text[pos].isspace():
             raise UsageError(f"%kplug call: arguments must be separated by spaces (column {pos + 1} of "
                              f"{text.strip()!r})")
+
+
+def split_options(text: str) -> tuple[str, list[str]]:
+    """``NAME.METHOD [JSON ...] [--options]`` as the text of target and JSON values (quotes kept: JSON strings need
+    them), and the option words for argparse. An option is a word starting with ``-`` and a letter or ``-``; the
+    word after an option that takes a value is its value. A negative number is JSON."""
+    decoder = json.JSONDecoder()
+    kept: list[str] = []
+    options: list[str] = []
+    pos, expect_value = 0, False
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos >= len(text):
+            return " ".join(kept), options
+        end = pos
+        while end < len(text) and not text[end].isspace():
+            end += 1
+        word = text[pos:end]
+        if expect_value or re.match(r"^--?[A-Za-z-]", word):
+            options.append(word)
+            expect_value = not expect_value and word in _VALUE_OPTIONS
+            pos = end
+            continue
+        if not kept:  # the target
+            kept.append(word)
+            pos = end
+            continue
+        try:
+            _, json_end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            json_end = end  # parse_json_args reports it with its column
+        kept.append(text[pos:json_end])
+        pos = json_end
+
+
+_VALUE_OPTIONS = {"-n", "--concurrency", "-c", "--warmup"}
 
 
 class Session:
@@ -242,6 +289,13 @@ class KplugMagics(Magics):
         command, _, rest = line.strip().partition(" ")
         if not command or command in ("help", "-h", "--help"):
             return self._help(rest.strip())
+        if command == "bench" and not re.search(r"(^|\s)(-h|--help)(\s|$)", rest):
+            if cell is not None:
+                raise UsageError("%kplug bench is a line magic")
+            json_text, options = split_options(rest)
+            args = self._parser.parse_args(["bench", *options])
+            args.args = [json_text]
+            return self._do_bench(args, cell)
         if command == "call" and not re.search(r"(^|\s)(-h|--help)(\s|$)", rest):
             if cell is not None:
                 raise UsageError("%kplug call is a line magic: %kplug call NAME.METHOD [JSON ...]")
@@ -357,6 +411,17 @@ class KplugMagics(Magics):
         from ._inspector import Inspector
 
         return Inspector(self.session.require(), select=args.name)
+
+    def _do_bench(self, args: argparse.Namespace, cell: str | None) -> BenchResult:
+        target, _, json_text = args.args[0].partition(" ") if args.args else ("", "", "")
+        plugin, dot, method = target.partition(".")
+        if not dot or not plugin or not method:
+            raise UsageError(f"%kplug bench: the target must be NAME.METHOD (like hello.echo), got {target!r}")
+        if args.n < 1 or args.concurrency < 1 or args.warmup < 0:
+            raise UsageError("%kplug bench: -n and --concurrency must be at least 1, --warmup at least 0")
+        params = parse_json_args(json_text)
+        return run_bench(self.session.require(), plugin, method, params, n=args.n,
+                         concurrency=min(args.concurrency, args.n), websocket=args.ws, warmup=args.warmup)
 
     def _do_top(self, args: argparse.Namespace, cell: str | None) -> Top | Message:
         client = self.session.require()
