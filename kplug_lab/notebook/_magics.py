@@ -22,6 +22,7 @@ from ._bench import BenchResult, run_bench
 from ._display import CallValue, LogView, Message, PluginList, PluginView, ToolList
 from ._health import Top, top_text
 from ._local import LocalServer
+from ._record import Recorder, load_sanitize_patterns
 
 __all__ = ["KplugMagics", "Session"]
 
@@ -38,6 +39,7 @@ USAGE = """\
 %kplug tools                                          MCP tools / agent capabilities
 %kplug inspect [NAME]                                 the inspector widget
 %kplug bench NAME.METHOD [JSON ...] [-n N] [--concurrency C] [--ws]   latency percentiles, histogram
+%kplug record [--others] | --stop | --save PATH       record calls; save them as an nbval regression test
 %kplug top [--once] [--interval S] [--duration S]     every plugin's health, refreshing in place
 %%kplug eval NAME                                     run the cell's JS inside the plugin (server in dev mode)
 %%kplug plugin NAME                                   the cell is NAME's kernel.js: write it and (re)load it
@@ -129,6 +131,17 @@ def _parser() -> _Parser:
     p.add_argument("--concurrency", "-c", type=int, default=1, help="calls in flight at once (default 1)")
     p.add_argument("--ws", action="store_true", help="over each worker's plugin WebSocket instead of HTTP")
     p.add_argument("--warmup", type=int, default=5, help="uncounted calls per worker first (default 5)")
+    p = add("record", "Record the calls made from this notebook (with --others: every client's calls, from the "
+                      "server); --save writes them as a notebook of %kplug call cells with their answers, a "
+                      "regression test for pytest --nbval.",
+            examples=("%kplug record", "%kplug record --others", "%kplug record --save tests/greetings.ipynb"))
+    p.add_argument("--others", action="store_true", help="record every client's calls, not only this notebook's")
+    p.add_argument("--stop", action="store_true", help="stop recording and drop what was recorded")
+    p.add_argument("--save", type=Path, metavar="PATH", help="write the recorded calls as a notebook and stop")
+    p.add_argument("--title", help="the saved notebook's heading")
+    p.add_argument("--sanitize", type=Path, metavar="CFG",
+                   help="the nbval sanitize file whose patterns mask volatile output (default: the project's "
+                        "notebooks/nbval_sanitize.cfg, found from the current folder up)")
     p = add("top", "Every plugin's state, memory, CPU, calls, errors and restarts, refreshing in place.",
             examples=("%kplug top", "%kplug top --once", "%kplug top --interval 0.5 --duration 60"))
     p.add_argument("--once", action="store_true", help="a table of now, not refreshed")
@@ -220,6 +233,7 @@ class Session:
         self.local: LocalServer | None = None
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         self.tops: list[Top] = []
+        self.recorder: Recorder | None = None
 
     def connect(self, url: str, token: str | None, source: str) -> Client:
         self.disconnect()
@@ -256,8 +270,15 @@ class Session:
             top.stop()
         self.tops.clear()
 
+    def stop_recording(self) -> Recorder | None:
+        recorder, self.recorder = self.recorder, None
+        if recorder is not None:
+            recorder.stop()
+        return recorder
+
     def disconnect(self) -> None:
         self.stop_tops()
+        self.stop_recording()
         if self.client is not None:
             self.client.close()
         self.client = None
@@ -423,6 +444,26 @@ class KplugMagics(Magics):
         return run_bench(self.session.require(), plugin, method, params, n=args.n,
                          concurrency=min(args.concurrency, args.n), websocket=args.ws, warmup=args.warmup)
 
+    def _do_record(self, args: argparse.Namespace, cell: str | None) -> Message:
+        if args.stop:
+            return Message("stopped recording" if self.session.stop_recording() else "not recording")
+        if args.save is not None:
+            recorder = self.session.recorder
+            if recorder is None:
+                raise UsageError("%kplug record --save: not recording; start with %kplug record, make calls, "
+                                 "then save")
+            path = args.save.expanduser()
+            count = recorder.save(path, load_sanitize_patterns(args.sanitize or _find_sanitize_file()),
+                                  title=args.title)
+            self.session.stop_recording()
+            return Message(f"saved {count} call(s) to {path}; replay them with: pytest --nbval --nbval-current-env "
+                           f"--nbval-sanitize-with notebooks/nbval_sanitize.cfg {path}")
+        client = self.session.require()
+        self.session.stop_recording()
+        self.session.recorder = Recorder(client, others=args.others)
+        whose = "every client's calls" if args.others else "calls made from this notebook"
+        return Message(f"recording {whose}; %kplug record --save PATH writes them as a test")
+
     def _do_top(self, args: argparse.Namespace, cell: str | None) -> Top | Message:
         client = self.session.require()
         if args.interval <= 0:
@@ -449,6 +490,14 @@ class KplugMagics(Magics):
         (folder / "plugin.json").write_text(json.dumps(manifest, indent=2) + "\n")
         (folder / "kernel.js").write_text(cell or "")
         return PluginView(client.load(str(folder.resolve())))
+
+
+def _find_sanitize_file() -> Path | None:
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        candidate = folder / "notebooks" / "nbval_sanitize.cfg"
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def _log_line(e: LogEntry) -> str:

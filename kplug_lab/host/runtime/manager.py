@@ -87,6 +87,7 @@ class PluginManager:
         self._restart_tasks: dict[str, asyncio.Task[None]] = {}
         self._states = _Subscribers()
         self._logs = _Subscribers()
+        self._calls = _Subscribers()
         self._broadcasts: dict[str, _Subscribers] = {}
         self._watch_task: asyncio.Task[None] | None = None
         self._watch_stop = asyncio.Event()
@@ -375,17 +376,26 @@ class PluginManager:
 
     def start_call(self, name: str, method: str, params: Any = NO_PARAMS, *,
                    timeout: float | None = None) -> asyncio.Future[Any]:
-        plugin = self._bound(name, method)
         started = time.perf_counter()
         try:
+            plugin = self._bound(name, method)
+        except KplugError as exc:  # not counted in the stats (any name may come here), but shown to call watchers
+            if self._calls:
+                self._calls.emit(name, method, params, None, exc)
+            raise
+        try:
             fut = plugin.start_call(method, params, timeout)
-        except BaseException:
+        except BaseException as exc:
             self.stats.record_call(name, method, time.perf_counter() - started, False)
+            if self._calls:
+                self._calls.emit(name, method, params, None, exc)
             raise
 
         def finished(f: asyncio.Future[Any]) -> None:
-            ok = not f.cancelled() and f.exception() is None
-            self.stats.record_call(name, method, time.perf_counter() - started, ok)
+            error = asyncio.CancelledError() if f.cancelled() else f.exception()
+            self.stats.record_call(name, method, time.perf_counter() - started, error is None)
+            if self._calls:
+                self._calls.emit(name, method, params, None if error is not None else f.result(), error)
 
         fut.add_done_callback(finished)
         return fut
@@ -450,6 +460,9 @@ class PluginManager:
 
     def subscribe_states(self, callback: Callable[[str, PluginState], None]) -> Unsubscribe:
         return self._states.add(callback)
+
+    def subscribe_calls(self, callback: Callable[[str, str, Any, Any, BaseException | None], None]) -> Unsubscribe:
+        return self._calls.add(callback)
 
     def subscribe_logs(self, callback: Callable[[LogRecord], None]) -> Unsubscribe:
         return self._logs.add(callback)
