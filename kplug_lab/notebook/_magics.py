@@ -10,6 +10,7 @@ import re
 import shlex
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -19,6 +20,7 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 from ..client import Client, Connection, LogEntry, discover
 from ..errors import KplugError
 from ._bench import BenchResult, run_bench
+from ._dev import BuildFailed, DevProject, DevView, SourceMap, build_cell, map_positions
 from ._display import CallValue, LogView, Message, PluginList, PluginView, ToolList
 from ._health import Top, top_text
 from ._local import LocalServer
@@ -38,11 +40,12 @@ USAGE = """\
 %kplug logs NAME [--limit N] [--follow]               log lines (--follow: stream until idle/interrupted)
 %kplug tools                                          MCP tools / agent capabilities
 %kplug inspect [NAME]                                 the inspector widget
-%kplug bench NAME.METHOD [JSON ...] [-n N] [--concurrency C] [--ws]   latency percentiles, histogram
+%kplug bench NAME.METHOD [JSON ...] [-n N] [-c C]     latency percentiles and histogram (--ws: WebSocket)
 %kplug record [--others] | --stop | --save PATH       record calls; save them as an nbval regression test
 %kplug top [--once] [--interval S] [--duration S]     every plugin's health, refreshing in place
+%kplug dev PATH [--no-watch] | --stop                 build a plugin project (esbuild), load it, reload on save
 %%kplug eval NAME                                     run the cell's JS inside the plugin (server in dev mode)
-%%kplug plugin NAME                                   the cell is NAME's kernel.js: write it and (re)load it
+%%kplug plugin NAME [--ts]                            the cell is NAME's kernel.js (or TypeScript): (re)load it
 %kplug help [COMMAND]                                 this text, or one command's help
 
 Connection discovery: %kplug connect, then KPLUG_LAB_URL / KPLUG_LAB_TOKEN, then the Jupyter server that
@@ -156,6 +159,18 @@ def _parser() -> _Parser:
     p.add_argument("name")
     p.add_argument("--dir", type=Path, help="the plugins folder to write to (default: a scratch folder)")
     p.add_argument("--version", default="0.0.1", help="the version written to plugin.json")
+    p.add_argument("--ts", action="store_true",
+                   help="the cell is TypeScript: compiled with esbuild (installed from npm on first use), with a "
+                        "source map so errors name the cell's lines")
+    p = add("dev", "Develop a plugin project: PATH has plugin.json and src/kernel.ts (or kernel.js, or "
+                   "src/index.ts), with or without package.json (its dependencies are installed). The kernel is "
+                   "bundled with esbuild (from npm, on first use), loaded into the server, and rebuilt and reloaded "
+                   "on every save; a failed build is shown with file, line and source, and the running copy keeps "
+                   "running. Errors of %kplug call name the TypeScript lines (source maps).",
+            examples=("%kplug dev ../my-plugin", "%kplug dev ../my-plugin --no-watch", "%kplug dev --stop"))
+    p.add_argument("path", nargs="?", type=Path)
+    p.add_argument("--no-watch", action="store_true", help="build and load once")
+    p.add_argument("--stop", action="store_true", help="stop watching every project")
     p = add("help", "Show the list of commands, or one command's help.")
     p.add_argument("topic", nargs="?")
     return root
@@ -233,7 +248,11 @@ class Session:
         self.local: LocalServer | None = None
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         self.tops: list[Top] = []
+        self._ts: tempfile.TemporaryDirectory[str] | None = None
         self.recorder: Recorder | None = None
+        self.dev: dict[str, DevProject] = {}
+        #: plugin name -> what maps positions in its built kernel.js back to its sources
+        self.mappers: dict[str, Callable[[str], str]] = {}
 
     def connect(self, url: str, token: str | None, source: str) -> Client:
         self.disconnect()
@@ -276,8 +295,22 @@ class Session:
             recorder.stop()
         return recorder
 
+    def stop_dev(self) -> list[str]:
+        names = list(self.dev)
+        for project in self.dev.values():
+            project.stop()
+        self.dev.clear()
+        return names
+
+    def ts_sources(self) -> Path:
+        """Where ``%%kplug plugin --ts`` keeps cells' TypeScript (outside any plugins folder a server watches)."""
+        if self._ts is None:
+            self._ts = tempfile.TemporaryDirectory(prefix="kplug-ts-")
+        return Path(self._ts.name)
+
     def disconnect(self) -> None:
         self.stop_tops()
+        self.stop_dev()
         self.stop_recording()
         if self.client is not None:
             self.client.close()
@@ -292,6 +325,9 @@ class Session:
         if self._scratch is not None:
             self._scratch.cleanup()
             self._scratch = None
+        if self._ts is not None:
+            self._ts.cleanup()
+            self._ts = None
 
 
 @magics_class
@@ -397,7 +433,13 @@ class KplugMagics(Magics):
         plugin, dot, method = target.partition(".")
         if not dot or not plugin or not method:
             raise UsageError(f"%kplug call: the target must be NAME.METHOD (like hello.echo), got {target!r}")
-        return CallValue(target, self.session.require().call(plugin, method, *params))
+        try:
+            return CallValue(target, self.session.require().call(plugin, method, *params))
+        except KplugError as exc:
+            mapper = self.session.mappers.get(plugin)
+            if mapper is not None:  # positions in the built kernel.js, shown in the sources
+                exc.args = tuple(mapper(a) if isinstance(a, str) else a for a in exc.args)
+            raise
 
     def _do_call(self, args: argparse.Namespace, cell: str | None) -> CallValue:
         return self._call(args.target, parse_json_args(" ".join(args.args)))
@@ -488,8 +530,44 @@ class KplugMagics(Magics):
         manifest = {"name": args.name, "version": args.version, "kernels": ["all"],
                     "displayName": {"default": args.name}}
         (folder / "plugin.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        (folder / "kernel.js").write_text(cell or "")
+        if args.ts:
+            src = self.session.ts_sources() / args.name
+            build_cell(cell or "", args.name, src, folder, progress=_progress)
+            sourcemap = SourceMap.load(folder / "kernel.js.map")
+            self.session.mappers[args.name] = lambda text: map_positions(text, args.name, sourcemap, src)
+        else:
+            (folder / "kernel.js").write_text(cell or "")
+            (folder / "kernel.js.map").unlink(missing_ok=True)
+            self.session.mappers.pop(args.name, None)
         return PluginView(client.load(str(folder.resolve())))
+
+    def _do_dev(self, args: argparse.Namespace, cell: str | None) -> Any:
+        if args.stop:
+            names = self.session.stop_dev()
+            return Message(f"stopped watching {', '.join(names)}" if names else "not watching any project")
+        if args.path is None:
+            raise UsageError("%kplug dev: give the plugin project's folder (%kplug dev PATH), or --stop")
+        client = self.session.require()
+        project = DevProject(client, args.path.expanduser(), progress=_progress)
+        old = self.session.dev.pop(project.name, None)
+        if old is not None:
+            old.stop()
+        project.install_dependencies()
+        record = project.build_and_load()
+        if not record.ok:
+            project.stop()
+            raise BuildFailed(record.errors, record.output)
+        self.session.mappers[project.name] = project.map
+        if not args.no_watch:
+            self.session.dev[project.name] = project
+            project.watch()
+        else:
+            project.stop()
+        return DevView(project)
+
+
+def _progress(text: str) -> None:
+    print(text, flush=True)
 
 
 def _find_sanitize_file() -> Path | None:
