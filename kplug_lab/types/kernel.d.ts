@@ -21,6 +21,10 @@ interface KernelData {
   json<T = any>(): Promise<T>;
   buffer(): Promise<Buffer>;
   arrayBuffer(): Promise<ArrayBuffer>;
+  /** A copy of the bytes (newer SiYuan). */
+  bytes(): Promise<Uint8Array>;
+  /** A Blob typed with the body's Content-Type (newer SiYuan). */
+  blob(): Promise<Blob>;
 }
 
 /** Host errors: an Error subclass whose `message` is the host's text. */
@@ -429,7 +433,7 @@ declare function require(id: "url" | "node:url"): { URL: typeof URL; URLSearchPa
 declare function require(id: "buffer" | "node:buffer"): { Buffer: typeof Buffer };
 declare function require(id: string): any;
 
-// ---- web globals ----------------------------------------------------------------------------------------------
+// ---- web globals (newer SiYuan has these too, except where tagged) ---------------------------------------------
 
 declare class TextEncoder {
   readonly encoding: "utf-8";
@@ -474,6 +478,144 @@ declare class AbortSignal extends EventTarget {
 declare class AbortController {
   readonly signal: AbortSignal;
   abort(reason?: unknown): void;
+}
+
+type BlobPart = string | ArrayBuffer | ArrayBufferView | Blob;
+
+declare class Blob {
+  constructor(parts?: BlobPart[], options?: { type?: string; endings?: "transparent" | "native" });
+  readonly size: number;
+  readonly type: string;
+  slice(start?: number, end?: number, contentType?: string): Blob;
+  text(): Promise<string>;
+  arrayBuffer(): Promise<ArrayBuffer>;
+  bytes(): Promise<Uint8Array>;
+  stream(): ReadableStream<Uint8Array>;
+}
+
+declare class File extends Blob {
+  constructor(bits: BlobPart[], name: string, options?: { type?: string; lastModified?: number });
+  readonly name: string;
+  readonly lastModified: number;
+}
+
+type FormDataEntryValue = string | File;
+
+declare class FormData {
+  append(name: string, value: string | Blob, filename?: string): void;
+  set(name: string, value: string | Blob, filename?: string): void;
+  get(name: string): FormDataEntryValue | null;
+  getAll(name: string): FormDataEntryValue[];
+  has(name: string): boolean;
+  delete(name: string): void;
+  forEach(fn: (value: FormDataEntryValue, name: string, parent: FormData) => void): void;
+  keys(): IterableIterator<string>;
+  values(): IterableIterator<FormDataEntryValue>;
+  entries(): IterableIterator<[string, FormDataEntryValue]>;
+  [Symbol.iterator](): IterableIterator<[string, FormDataEntryValue]>;
+}
+
+interface QueuingStrategy<T = any> { highWaterMark?: number; size?: (chunk: T) => number }
+
+declare class CountQueuingStrategy implements QueuingStrategy {
+  constructor(init: { highWaterMark: number });
+  readonly highWaterMark: number;
+  size(): 1;
+}
+
+declare class ByteLengthQueuingStrategy implements QueuingStrategy<ArrayBufferView> {
+  constructor(init: { highWaterMark: number });
+  readonly highWaterMark: number;
+  size(chunk: ArrayBufferView): number;
+}
+
+declare class ReadableStreamDefaultController<R = any> {
+  readonly desiredSize: number | null;
+  enqueue(chunk: R): void;
+  close(): void;
+  error(reason?: unknown): void;
+}
+
+type ReadableStreamReadResult<R> = { done: false; value: R } | { done: true; value: undefined };
+
+declare class ReadableStreamDefaultReader<R = any> {
+  constructor(stream: ReadableStream<R>);
+  readonly closed: Promise<undefined>;
+  read(): Promise<ReadableStreamReadResult<R>>;
+  releaseLock(): void;
+  cancel(reason?: unknown): Promise<void>;
+}
+
+interface UnderlyingSource<R = any> {
+  start?(controller: ReadableStreamDefaultController<R>): unknown;
+  pull?(controller: ReadableStreamDefaultController<R>): unknown;
+  cancel?(reason?: unknown): unknown;
+}
+
+declare class ReadableStream<R = any> {
+  constructor(source?: UnderlyingSource<R>, strategy?: QueuingStrategy<R>);
+  static from<R>(iterable: Iterable<R> | AsyncIterable<R>): ReadableStream<R>;
+  readonly locked: boolean;
+  getReader(): ReadableStreamDefaultReader<R>;
+  cancel(reason?: unknown): Promise<void>;
+  pipeTo(dest: WritableStream<R>, options?: { preventClose?: boolean; preventAbort?: boolean;
+    preventCancel?: boolean; signal?: AbortSignal }): Promise<void>;
+  pipeThrough<T>(transform: { writable: WritableStream<R>; readable: ReadableStream<T> },
+    options?: { preventClose?: boolean; preventAbort?: boolean; preventCancel?: boolean; signal?: AbortSignal }):
+    ReadableStream<T>;
+  tee(): [ReadableStream<R>, ReadableStream<R>];
+  [Symbol.asyncIterator](): AsyncIterableIterator<R>;
+}
+
+declare class WritableStreamDefaultController {
+  readonly signal: AbortSignal;
+  error(reason?: unknown): void;
+}
+
+declare class WritableStreamDefaultWriter<W = any> {
+  constructor(stream: WritableStream<W>);
+  readonly closed: Promise<undefined>;
+  readonly desiredSize: number | null;
+  readonly ready: Promise<undefined>;
+  write(chunk: W): Promise<void>;
+  close(): Promise<void>;
+  abort(reason?: unknown): Promise<void>;
+  releaseLock(): void;
+}
+
+interface UnderlyingSink<W = any> {
+  start?(controller: WritableStreamDefaultController): unknown;
+  write?(chunk: W, controller: WritableStreamDefaultController): unknown;
+  close?(): unknown;
+  abort?(reason?: unknown): unknown;
+}
+
+declare class WritableStream<W = any> {
+  constructor(sink?: UnderlyingSink<W>, strategy?: QueuingStrategy<W>);
+  readonly locked: boolean;
+  getWriter(): WritableStreamDefaultWriter<W>;
+  close(): Promise<void>;
+  abort(reason?: unknown): Promise<void>;
+}
+
+declare class TransformStreamDefaultController<O = any> {
+  readonly desiredSize: number | null;
+  enqueue(chunk: O): void;
+  error(reason?: unknown): void;
+  terminate(): void;
+}
+
+interface Transformer<I = any, O = any> {
+  start?(controller: TransformStreamDefaultController<O>): unknown;
+  transform?(chunk: I, controller: TransformStreamDefaultController<O>): unknown;
+  flush?(controller: TransformStreamDefaultController<O>): unknown;
+}
+
+declare class TransformStream<I = any, O = any> {
+  constructor(transformer?: Transformer<I, O>, writableStrategy?: QueuingStrategy<I>,
+    readableStrategy?: QueuingStrategy<O>);
+  readonly readable: ReadableStream<O>;
+  readonly writable: WritableStream<I>;
 }
 
 /** Random values only (no `subtle` in kplug_lab). */

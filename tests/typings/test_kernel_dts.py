@@ -63,6 +63,12 @@ clearInterval(timer);
 const id: string = crypto.randomUUID();
 const bytes: Buffer = Buffer.from(new TextEncoder().encode(id));
 console.log(bytes.toString("hex"), new URL("/a?b=1", "http://x").searchParams.get("b"));
+
+const upper = new TransformStream<string, string>({ transform(chunk, ctl) { ctl.enqueue(chunk.toUpperCase()); } });
+void ReadableStream.from(["a", "b"]).pipeThrough(upper).getReader().read().then((r) => r.done || r.value.length);
+const form = new FormData();
+form.append("file", new File([new Blob(["hi"], { type: "text/plain" })], "hi.txt"));
+void siyuan.storage.get("x").then((d) => d.blob()).then((b) => b.size);
 """
 
 
