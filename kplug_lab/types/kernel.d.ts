@@ -618,11 +618,56 @@ declare class TransformStream<I = any, O = any> {
   readonly writable: WritableStream<I>;
 }
 
-/** Random values only (no `subtle` in kplug_lab). */
+type KeyUsage = "encrypt" | "decrypt" | "sign" | "verify" | "deriveKey" | "deriveBits" | "wrapKey" | "unwrapKey";
+type KeyFormat = "raw" | "pkcs8" | "spki" | "jwk";
+type BufferSource = ArrayBuffer | ArrayBufferView;
+/** `"SHA-256"`, or `{name: "AES-GCM", iv}`, `{name: "HMAC", hash: "SHA-256"}`, ... (Web Crypto's dictionaries;
+ *  also the non-standard "MD5" and "AES-ECB"). */
+type AlgorithmIdentifier = string | { name: string; [member: string]: unknown };
+
+interface JsonWebKey {
+  kty?: string; use?: string; key_ops?: string[]; alg?: string; ext?: boolean; crv?: string; x?: string; y?: string;
+  d?: string; n?: string; e?: string; p?: string; q?: string; dp?: string; dq?: string; qi?: string; k?: string;
+}
+
+/** An opaque handle to a key the host keeps. */
+interface CryptoKey {
+  readonly type: "secret" | "private" | "public";
+  readonly extractable: boolean;
+  readonly algorithm: { name: string; [member: string]: unknown };
+  readonly usages: KeyUsage[];
+}
+
+interface CryptoKeyPair { publicKey: CryptoKey; privateKey: CryptoKey }
+
+interface SubtleCrypto {
+  digest(algorithm: AlgorithmIdentifier, data: BufferSource): Promise<ArrayBuffer>;
+  encrypt(algorithm: AlgorithmIdentifier, key: CryptoKey, data: BufferSource): Promise<ArrayBuffer>;
+  decrypt(algorithm: AlgorithmIdentifier, key: CryptoKey, data: BufferSource): Promise<ArrayBuffer>;
+  sign(algorithm: AlgorithmIdentifier, key: CryptoKey, data: BufferSource): Promise<ArrayBuffer>;
+  verify(algorithm: AlgorithmIdentifier, key: CryptoKey, signature: BufferSource, data: BufferSource):
+    Promise<boolean>;
+  generateKey(algorithm: AlgorithmIdentifier, extractable: boolean, usages: KeyUsage[]):
+    Promise<CryptoKey | CryptoKeyPair>;
+  deriveBits(algorithm: AlgorithmIdentifier, baseKey: CryptoKey, length: number): Promise<ArrayBuffer>;
+  deriveKey(algorithm: AlgorithmIdentifier, baseKey: CryptoKey, derivedKeyType: AlgorithmIdentifier,
+    extractable: boolean, usages: KeyUsage[]): Promise<CryptoKey>;
+  importKey(format: KeyFormat, keyData: BufferSource | JsonWebKey, algorithm: AlgorithmIdentifier,
+    extractable: boolean, usages: KeyUsage[]): Promise<CryptoKey>;
+  exportKey(format: "jwk", key: CryptoKey): Promise<JsonWebKey>;
+  exportKey(format: Exclude<KeyFormat, "jwk">, key: CryptoKey): Promise<ArrayBuffer>;
+  wrapKey(format: KeyFormat, key: CryptoKey, wrappingKey: CryptoKey, wrapAlgorithm: AlgorithmIdentifier):
+    Promise<ArrayBuffer>;
+  unwrapKey(format: KeyFormat, wrappedKey: BufferSource, unwrappingKey: CryptoKey,
+    unwrapAlgorithm: AlgorithmIdentifier, unwrappedKeyAlgorithm: AlgorithmIdentifier, extractable: boolean,
+    usages: KeyUsage[]): Promise<CryptoKey>;
+}
+
 declare const crypto: {
   getRandomValues<T extends Int8Array | Uint8Array | Uint8ClampedArray | Int16Array | Uint16Array | Int32Array
     | Uint32Array>(array: T): T;
   randomUUID(): string;
+  readonly subtle: SubtleCrypto;
 };
 
 /** @kplugOnly */

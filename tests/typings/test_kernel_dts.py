@@ -69,6 +69,9 @@ void ReadableStream.from(["a", "b"]).pipeThrough(upper).getReader().read().then(
 const form = new FormData();
 form.append("file", new File([new Blob(["hi"], { type: "text/plain" })], "hi.txt"));
 void siyuan.storage.get("x").then((d) => d.blob()).then((b) => b.size);
+void crypto.subtle.digest("SHA-256", new TextEncoder().encode("x")).then((h) => h.byteLength);
+void crypto.subtle.importKey("raw", new Uint8Array(32), { name: "HMAC", hash: "SHA-256" }, false, ["sign"])
+  .then((key) => crypto.subtle.sign("HMAC", key, new Uint8Array([1])));
 """
 
 
