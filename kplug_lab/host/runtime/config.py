@@ -43,6 +43,11 @@ class HostConfig:
     #: host I/O operations (fetch, socket and stream calls, ...) one plugin may have waiting at once; more are
     #: refused with a clear error, since each holds host memory (outside the sandbox's limit) and maybe a socket
     max_io_in_flight: int = 1000
+    #: ``siyuan.client.fetch`` responses one plugin may have open at once (headers awaited or body not read to
+    #: the end); each holds a connection to the kernel
+    max_open_fetches: int = 64
+    #: the largest request body a plugin's ``siyuan.client.fetch`` may send, bytes
+    max_fetch_body_bytes: int = 64 * 1024 * 1024
     #: storage quota per plugin, bytes (None: unlimited)
     storage_quota: int | None = None
     #: watch plugin folders and reload on changes to kernel.js / plugin.json
