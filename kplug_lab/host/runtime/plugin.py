@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import concurrent.futures
 import functools
@@ -425,6 +426,8 @@ class Plugin:
         body = result.get("body") if isinstance(result, dict) else None
         if isinstance(body, dict) and isinstance(body.get("file"), dict):
             body["file"]["resolved"] = self._servable_file(body["file"].get("path"))
+        if isinstance(body, dict) and isinstance(body.get("stream"), dict):
+            body["stream"]["reader"] = _BodyStream(self, int(body["stream"].get("id") or 0))
         return result
 
     def _servable_file(self, path: Any) -> str | None:
@@ -443,6 +446,24 @@ class Plugin:
     async def eval(self, code: str) -> Any:
         return await asyncio.wait_for(self.on_actor(lambda: self._live_vm().call_start("__kplug.devEval", code)),
                                       self.config.call_timeout)
+
+
+class _BodyStream:
+    """:class:`~.api.BodyStream` over the plugin's ``__kplug.streamRead`` / ``streamCancel`` (private_ports.js).
+    A chunk may take as long as the plugin takes to produce it (SiYuan has no timeout there either), within a day."""
+
+    _PATIENCE = 86400.0
+
+    def __init__(self, plugin: Plugin, sid: int) -> None:
+        self._plugin = plugin
+        self._sid = sid
+
+    async def read(self) -> bytes | None:
+        chunk = await self._plugin.call_entry("streamRead", self._sid, timeout=self._PATIENCE)
+        return None if chunk is None else base64.b64decode(str(chunk))
+
+    async def cancel(self, reason: str) -> None:
+        await self._plugin.call_entry("streamCancel", self._sid, reason)
 
 
 async def _await(obj: Any) -> Any:
