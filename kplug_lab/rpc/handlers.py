@@ -35,6 +35,7 @@ from .private import (
     ResponseError,
     SocketPort,
     apply_page_policy,
+    cancel_body_stream,
     request_object,
     write_response,
 )
@@ -605,9 +606,7 @@ class PrivateHandler(KplugHandlerBase):
             self._failed(name, "HTTP", exc)
             return
         if self._gone.is_set():  # the client left before the handler settled (changes page §2.8)
-            stream = res.get("body", {}).get("stream") if isinstance(res, dict) and isinstance(res.get("body"), dict) else None
-            if isinstance(stream, dict) and stream.get("reader") is not None:
-                await stream["reader"].cancel("client disconnected")
+            await cancel_body_stream(res)
             self._abandoned(name)
             return
         try:

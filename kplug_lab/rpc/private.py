@@ -135,6 +135,15 @@ async def write_response(handler: tornado.web.RequestHandler, name: str, res: An
         handler.finish()
 
 
+async def cancel_body_stream(res: Any) -> None:
+    """Cancel the ``body.stream`` of a handler's response that will not be written (its client left)."""
+    body = res.get("body") if isinstance(res, dict) else None
+    stream = body.get("stream") if isinstance(body, dict) else None
+    reader = stream.get("reader") if isinstance(stream, dict) else None
+    if reader is not None:
+        await reader.cancel("client disconnected")
+
+
 async def _write_stream(handler: tornado.web.RequestHandler, name: str, status: int, spec: Any,
                         gone: asyncio.Event) -> None:
     """``body.stream`` (changes page §2.8): status and headers at once, then each chunk flushed as the plugin

@@ -118,7 +118,11 @@ siyuan.rpc.bind("startAbortable", (path) => {
   held.pending = outcome(siyuan.client.fetch(path, { signal: held.ctl.signal }));
   return null;
 });
-siyuan.rpc.bind("abort", () => { held.reason = new Error("changed my mind"); held.ctl.abort(held.reason); return null; });
+siyuan.rpc.bind("abort", () => {
+  held.reason = new Error("changed my mind");
+  held.ctl.abort(held.reason);
+  return null;
+});
 siyuan.rpc.bind("pending", () => held.pending);
 siyuan.rpc.bind("preAborted", async () => {
   held.reason = new Error("never mind");
@@ -300,7 +304,8 @@ async def test_formdata_is_sent_as_multipart_with_its_files(manager: PluginManag
     })()""")
     assert got["contentType"].startswith("multipart/form-data; boundary=")
     assert got["args"] == {"title": ["notes"]}
-    assert got["files"]["doc"] == [{"filename": "a.md", "type": "text/markdown", "body": "helloé".encode().decode("latin-1")}]
+    doc = {"filename": "a.md", "type": "text/markdown", "body": "helloé".encode().decode("latin-1")}
+    assert got["files"]["doc"] == [doc]
     assert got["files"]["raw"] == [{"filename": "blob", "type": "application/octet-stream", "body": "\x00\xff"}]
 
 

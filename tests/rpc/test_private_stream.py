@@ -5,7 +5,7 @@ client left before the handler settled is answered 500 with an empty body."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -71,6 +71,18 @@ async def state(host: Host) -> dict[str, Any]:
     return got
 
 
+async def until_state(host: Host, check: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+    """The plugin's state once ``check`` holds (asked again every 20 ms, for at most 15 s)."""
+    deadline = asyncio.get_running_loop().time() + 15
+    while True:
+        got = await state(host)
+        if check(got):
+            return got
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}: {got}")
+        await asyncio.sleep(0.02)
+
+
 async def call(host: Host, method: str, *params: Any) -> None:
     assert host.manager is not None
     await host.manager.call("web", method, list(params))
@@ -99,13 +111,7 @@ async def test_an_async_iterable_of_strings_and_buffer_sources_is_a_stream(serve
 async def test_a_client_that_leaves_cancels_the_plugins_stream(server: Server, host: Host) -> None:
     async with server.http.stream("GET", "/plugin/private/web/live") as r:
         assert await anext(r.aiter_raw()) == b"first "
-    async def cancelled() -> bool:
-        return "cancel: client disconnected" in (await state(host))["log"]
-    for _ in range(200):
-        if await cancelled():
-            break
-        await asyncio.sleep(0.05)
-    assert await cancelled()
+    await until_state(host, lambda got: "cancel: client disconnected" in got["log"], "the stream cancelled")
 
 
 async def test_an_endless_stream_is_pulled_as_the_client_reads_and_stops_when_it_leaves(
@@ -116,12 +122,8 @@ async def test_an_endless_stream_is_pulled_as_the_client_reads_and_stops_when_it
             read += len(chunk)
             if read >= 1024 * 1024:
                 break
-    for _ in range(200):
-        got = await state(host)
-        if "endless cancelled: client disconnected" in got["log"]:
-            break
-        await asyncio.sleep(0.05)
-    assert "endless cancelled: client disconnected" in got["log"]
+    got = await until_state(host, lambda got: "endless cancelled: client disconnected" in got["log"],
+                            "the stream cancelled")
     assert got["pulls"] * 64 * 1024 < 64 * 1024 * 1024  # bounded by what the sockets hold, not run away
 
 
@@ -134,14 +136,11 @@ async def test_credentials_headers_are_removed_and_cookies_kept(server: Server) 
 async def test_a_request_whose_client_left_before_the_handler_settled_is_answered_500_empty(
         server: Server, host: Host) -> None:
     with captured_logs("kplug_lab.rpc") as records:
-        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        _, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(f"GET /plugin/private/web/hang HTTP/1.1\r\nHost: x\r\nAuthorization: Token {TOKEN}\r\n\r\n"
                      .encode())
         await writer.drain()
-        for _ in range(200):
-            if (await state(host))["entered"]:
-                break
-            await asyncio.sleep(0.02)
+        await until_state(host, lambda got: got["entered"] > 0, "the handler entered")
         writer.close()
         await writer.wait_closed()
         await wait_for(lambda: any("client left before" in r.getMessage() for r in records), timeout=15,
