@@ -114,7 +114,7 @@ async def write_response(handler: tornado.web.RequestHandler, name: str, res: An
         handler.set_header("Content-Type", ctype)
         handler.finish(text)
     elif response.body_kind == "file":
-        await _write_file(handler, body)
+        await _write_file(handler, name, body)
     elif response.body_kind == "string":
         handler.set_status(status or 200)
         handler.set_header("Content-Type", "text/plain; charset=utf-8")
@@ -183,11 +183,12 @@ async def _write_stream(handler: tornado.web.RequestHandler, name: str, status: 
     handler.finish()
 
 
-async def _write_file(handler: tornado.web.RequestHandler, spec: Any) -> None:
-    """A file the host found inside the plugin's storage or the workspace (``resolved``), else 404."""
+async def _write_file(handler: tornado.web.RequestHandler, name: str, spec: Any) -> None:
+    """A file the host found inside the workspace or the plugin's storage (``resolved``), else SiYuan's 404: the
+    same answer for a path outside and a missing file (changes page §2.8)."""
     path = spec.get("resolved") if isinstance(spec, dict) else None
     if not isinstance(path, str):
-        raise ResponseError(404, "404 page not found")
+        raise ResponseError(404, f"[plugin:{name}] file not found")
     stat = os.stat(path)
     modified = datetime.datetime.fromtimestamp(int(stat.st_mtime), datetime.UTC)
     handler.set_header("Last-Modified", email.utils.format_datetime(modified, usegmt=True))

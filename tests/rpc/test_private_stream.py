@@ -1,18 +1,23 @@
 """``server.private`` ``body.stream`` responses (changes page §2.8): chunks flushed as the plugin produces them,
 pulled only as fast as the client reads, the plugin's stream cancelled when the client leaves; and a request whose
-client left before the handler settled is answered 500 with an empty body."""
+client left before the handler settled is answered 500 with an empty body; ``file`` bodies confined to the
+workspace as SiYuan confines them."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
-from kplug_testing import Host, captured_logs, wait_for
+from kplug_testing import Host, captured_logs, wait_for, write_plugin
 from rpc_server import TOKEN, Server
 
 from kplug_lab.host.runtime.api import PluginState
+from kplug_lab.host.runtime.config import HostConfig
+from kplug_lab.host.runtime.manager import PluginManager
+from kplug_lab.host.runtime.manifest import petals_path
 
 PLUGIN = r"""
 const log = [];
@@ -145,3 +150,37 @@ async def test_a_request_whose_client_left_before_the_handler_settled_is_answere
         await writer.wait_closed()
         await wait_for(lambda: any("client left before" in r.getMessage() for r in records), timeout=15,
                        what="the abandoned request answered")
+
+
+FILE_PLUGIN = """
+siyuan.server.private.http.handler = (req) => ({ body: { file: { path: (req.url.query.p || [""])[0] } } });
+"""
+
+
+async def test_file_in_a_workspace_is_confined_as_siyuan_does_with_one_404_for_outside_and_missing(
+        tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    write_plugin(ws / "data" / "plugins", "web", FILE_PLUGIN)
+    petals = petals_path(ws)
+    petals.parent.mkdir(parents=True, exist_ok=True)
+    petals.write_text('[{"name": "web", "enabled": true}]')
+    (ws / "data" / "a.txt").write_text("inside")
+    (tmp_path / "outside.txt").write_text("secret")
+    (ws / "data" / "link.txt").symlink_to(tmp_path / "outside.txt")
+    manager = PluginManager(HostConfig(data_dir=tmp_path / "kplug", hot_reload=False), workspace=ws)
+    await manager.start()
+    server = Server(Host(tmp_path), manager)
+    try:
+        await wait_for(lambda: manager.get_plugin("web") is not None
+                       and manager.get_plugin("web").state == PluginState.RUNNING,  # type: ignore[union-attr]
+                       what="web running")
+        for inside in ("data/a.txt", "/data/a.txt", str(ws / "data" / "a.txt")):
+            r = await server.http.get("/plugin/private/web/f", params={"p": inside})
+            assert (r.status_code, r.text) == (200, "inside"), inside
+        for outside in (str(tmp_path / "outside.txt"), "../outside.txt", "/etc/passwd", "data/link.txt",
+                        "data/missing.txt", "data"):
+            r = await server.http.get("/plugin/private/web/f", params={"p": outside})
+            assert (r.status_code, r.text) == (404, "[plugin:web] file not found"), outside
+    finally:
+        await server.close()
+        await manager.close()

@@ -431,16 +431,26 @@ class Plugin:
         return result
 
     def _servable_file(self, path: Any) -> str | None:
-        """[better] ``body.file.path`` as an absolute path if it names a regular file inside the plugin's storage
-        or the workspace (relative paths are taken from the storage root), else None (the route answers 404)."""
+        """``body.file.path`` as an absolute path if it names a regular file inside the workspace (as SiYuan v3.8
+        confines it: an absolute path inside the workspace, or a workspace-relative one, a leading ``/`` allowed)
+        or inside the plugin's storage; symlinks are resolved before the check. Relative paths are taken from the
+        workspace, or from the storage root when kplug_lab runs over a plain plugins folder. None (the route
+        answers 404) for anything else."""
         if not isinstance(path, str) or not path or "\0" in path:
             return None
-        roots = [self.storage.root] + ([self.owner.workspace] if self.owner.workspace is not None else [])
-        real = os.path.realpath(os.path.join(self.storage.root, path))
-        for root in roots:
-            real_root = os.path.realpath(root)
-            if (real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)) and os.path.isfile(real):
-                return real
+        workspace = self.owner.workspace
+        roots = [self.storage.root] + ([workspace] if workspace is not None else [])
+        candidates = [path] if os.path.isabs(path) else []
+        if workspace is not None:
+            candidates.append(os.path.join(workspace, path.lstrip("/\\")))
+        else:
+            candidates.append(os.path.join(self.storage.root, path))
+        for candidate in candidates:
+            real = os.path.realpath(candidate)
+            for root in roots:
+                real_root = os.path.realpath(root)
+                if (real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)) and os.path.isfile(real):
+                    return real
         return None
 
     async def eval(self, code: str) -> Any:
