@@ -143,7 +143,7 @@ class FetchOps(Capability):
             return None
         try:
             chunk = await anext(held.chunks, None)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.StreamError) as exc:
             self._open.pop(rid, None)
             await held.close()
             raise HostOpError(f"reading the response body: {exc}") from None
