@@ -30,6 +30,7 @@ PRELUDE_PARTS: tuple[str, ...] = (
     "structured_clone.js",
     "event_target.js",      # Event, EventTarget, AbortSignal, AbortController
     "crypto.js",            # getRandomValues, randomUUID
+    "crypto_subtle.js",     # crypto.subtle (host/ops/crypto.py)
     "buffer.js",
     "url.js",               # URL, URLSearchParams
     "streams_core.js",      # WHATWG Streams: promise helpers, sized queue, queuing strategies
