@@ -164,6 +164,8 @@ class FetchOps(Capability):
     def close_all(self) -> None:
         """The plugin is stopping: cancel the requests waiting for headers and close every open response."""
         self._closed = True
+        if self._client is None or self.ctx.loop.is_closed():  # nothing was ever sent
+            return
         asyncio.run_coroutine_threadsafe(self._close_all(), self.ctx.loop)
 
     async def _close_all(self) -> None:
