@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from kplug_testing import Host, captured_logs, wait_for, write_plugin
 from rpc_server import TOKEN, Server
@@ -50,6 +51,10 @@ siyuan.server.private.http.handler = async (req) => {
   if (p === "/headers") {
     return { body: { data: { type: "JSON", data: { headers: Object.keys(req.request.headers),
                                                    cookies: req.request.cookies } } } };
+  }
+  if (p === "/broken") {
+    async function* failing() { yield "part"; throw new Error("producer broke"); }
+    return { body: { stream: { stream: failing() } } };
   }
   if (p === "/hang") { entered++; return new Promise(() => {}); }
   return { statusCode: 404 };
@@ -130,6 +135,17 @@ async def test_an_endless_stream_is_pulled_as_the_client_reads_and_stops_when_it
     got = await until_state(host, lambda got: "endless cancelled: client disconnected" in got["log"],
                             "the stream cancelled")
     assert got["pulls"] * 64 * 1024 < 64 * 1024 * 1024  # bounded by what the sockets hold, not run away
+
+
+async def test_a_stream_that_fails_midway_cuts_the_response_and_the_route_keeps_serving(server: Server) -> None:
+    with captured_logs("kplug_lab.rpc") as records, pytest.raises(httpx.RemoteProtocolError):
+        async with server.http.stream("GET", "/plugin/private/web/broken") as r:
+            assert r.status_code == 200
+            async for _ in r.aiter_raw():
+                pass
+    assert any("producer broke" in record.getMessage() for record in records)
+    r = await server.http.get("/plugin/private/web/gen")
+    assert r.content == b"abcdf"
 
 
 async def test_credentials_headers_are_removed_and_cookies_kept(server: Server) -> None:
