@@ -333,3 +333,20 @@ async def test_stopping_the_plugin_closes_its_open_responses(tmp_path: Path, ker
         await mgr.close()
     await asyncio.wait_for(kernel[1].broken.wait(), 10)
     await wait_for(lambda: kernel[1].closed.is_set(), what="the connection closed")
+
+
+async def test_a_request_body_past_max_fetch_body_is_refused_with_a_clear_error(
+        tmp_path: Path, kernel: tuple[str, Seen]) -> None:
+    host = Host(tmp_path)
+    host.plugin("fetcher", PLUGIN + """
+siyuan.rpc.bind("postSized", (n) => outcome(siyuan.client.fetch("/echo", { method: "POST", body: "x".repeat(n) })
+  .then((r) => r.status)));
+""")
+    mgr = await host.start(siyuan_url=kernel[0], max_fetch_body=100)
+    try:
+        assert await mgr.call("fetcher", "postSized", [100]) == {"ok": 200}
+        got = await mgr.call("fetcher", "postSized", [101])
+        assert got["error"] == ("fetch /echo: the request body is 101 bytes, the limit is 100 "
+                                "(HostConfig.max_fetch_body)")
+    finally:
+        await mgr.close()

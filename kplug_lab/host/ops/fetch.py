@@ -12,7 +12,7 @@ A request is three operations on the host loop, keyed by an id the JavaScript pi
 * ``fetch_cancel(id)`` ends the request: a pending open is cancelled, an open response's connection is closed.
 
 Open responses are bounded per plugin (:attr:`HostConfig.max_open_fetches`), request bodies in bytes
-(:attr:`HostConfig.max_fetch_body_bytes`, checked in :func:`check_body_size` only); everything is closed when the
+(:attr:`HostConfig.max_fetch_body`, checked in :func:`check_body_size` only); everything is closed when the
 plugin stops.
 """
 
@@ -43,7 +43,7 @@ def check_body_size(size: int, limit: int, path: str) -> None:
     """The one place a request body's size is checked against the host's limit."""
     if size > limit:
         raise HostOpError(f"fetch {path}: the request body is {size} bytes, the limit is {limit} "
-                          "(HostConfig.max_fetch_body_bytes)")
+                          "(HostConfig.max_fetch_body)")
 
 
 def go_duration(seconds: float) -> str:
@@ -95,7 +95,7 @@ class FetchOps(Capability):
         content = unb64(body) if isinstance(body, str) and init.get("bodyIsBase64") else (
             body.encode("utf-8") if isinstance(body, str) else None)
         if content is not None:
-            check_body_size(len(content), self.ctx.config.max_fetch_body_bytes, path)
+            check_body_size(len(content), self.ctx.config.max_fetch_body, path)
         if method in ("GET", "HEAD", "OPTIONS"):
             content = None
         route = route_answers.match(method, path)

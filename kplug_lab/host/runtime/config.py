@@ -46,8 +46,9 @@ class HostConfig:
     #: ``siyuan.client.fetch`` responses one plugin may have open at once (headers awaited or body not read to
     #: the end); each holds a connection to the kernel
     max_open_fetches: int = 64
-    #: the largest request body a plugin's ``siyuan.client.fetch`` may send, bytes
-    max_fetch_body_bytes: int = 64 * 1024 * 1024
+    #: most bytes of a request body a plugin's ``siyuan.client.fetch`` may send. Response bodies are streamed: the
+    #: host holds at most one 32 KiB chunk per open response (``max_open_fetches``), whatever their size
+    max_fetch_body: int = 32 * 1024 * 1024
     #: storage quota per plugin, bytes (None: unlimited)
     storage_quota: int | None = None
     #: watch plugin folders and reload on changes to kernel.js / plugin.json
