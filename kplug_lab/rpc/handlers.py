@@ -35,6 +35,7 @@ from .private import (
     ResponseError,
     SocketPort,
     apply_page_policy,
+    cancel_body_stream,
     request_object,
     write_response,
 )
@@ -605,6 +606,11 @@ class PrivateHandler(KplugHandlerBase):
     need_admin = True
     _events: EventStream | None = None
 
+    def initialize(self, *args: Any, **kwargs: Any) -> None:
+        super().initialize(*args, **kwargs)
+        #: set when the client closes the connection
+        self._gone = asyncio.Event()
+
     def flush(self, include_footers: bool = False) -> asyncio.Future[None]:
         apply_page_policy(self)  # whatever the plugin set, the browser gets the host's sandbox (docs/sandbox.md)
         return super().flush(include_footers)
@@ -629,6 +635,12 @@ class PrivateHandler(KplugHandlerBase):
         else:
             await self._serve_http(name, request)
 
+    def _abandoned(self, name: str) -> None:
+        """SiYuan's answer to a request whose client left before the handler settled: 500, empty body."""
+        log.info("[plugin:%s] the client left before the private HTTP handler settled: 500, empty body", name)
+        self.set_status(500)
+        self.finish()
+
     def _failed(self, name: str, kind: str, exc: Exception) -> None:
         self.set_status(500)
         self.finish(f"[plugin:{name}] Error occurred while handling {kind} request: {exc}")
@@ -637,10 +649,17 @@ class PrivateHandler(KplugHandlerBase):
         try:
             res = await self.host.http_request(name, "http", request)
         except Exception as exc:
+            if self._gone.is_set():
+                self._abandoned(name)
+                return
             self._failed(name, "HTTP", exc)
             return
+        if self._gone.is_set():  # the client left before the handler settled (changes page §2.8)
+            await cancel_body_stream(res)
+            self._abandoned(name)
+            return
         try:
-            await write_response(self, name, res)
+            await write_response(self, name, res, self._gone)
         except (ResponseError, ValueError, TypeError, AttributeError) as exc:
             if not isinstance(exc, ResponseError):
                 exc = ResponseError(500, f"[plugin:{name}] Error occurred while handling HTTP request: "
@@ -676,6 +695,7 @@ class PrivateHandler(KplugHandlerBase):
         await stream.finish()
 
     def on_connection_close(self) -> None:
+        self._gone.set()
         if self._events is not None:
             self._events.lost()
         super().on_connection_close()

@@ -43,12 +43,13 @@ siyuan.server.private.http.handler = async (req) => {
 
 # every method answers what the plugin saw of the Response, body methods included
 CALLER = """
+// the body can be read once (SiYuan v3.8): the text, and the other readings derived from it
 async function seen(r) {
   const text = await r.text();
   let json = null;
-  try { json = await r.json(); } catch (e) { json = "not JSON: " + e.message; }
+  try { json = JSON.parse(text); } catch (e) { json = "not JSON: " + e.message; }
   return { url: r.url, ok: r.ok, status: r.status, statusText: r.statusText, headers: r.headers, text, json,
-           bytes: (await r.arrayBuffer()).byteLength, bufferText: (await r.buffer()).toString() };
+           bytes: new TextEncoder().encode(text).byteLength, bufferText: Buffer.from(text).toString() };
 }
 const post = (body) => ({ method: "POST", body: typeof body === "string" ? body : JSON.stringify(body) });
 siyuan.rpc.bind("fetch", async (path, init) => seen(await siyuan.client.fetch(path, init)));

@@ -17,6 +17,7 @@ from ...protocol.jsonrpc import NO_PARAMS
 
 __all__ = [
     "NO_PARAMS",
+    "BodyStream",
     "Deliver",
     "EventStreamPort",
     "HostAPI",
@@ -117,6 +118,18 @@ class EventStreamPort(Protocol):
 
     def end(self) -> None:
         """Finish the response."""
+
+
+class BodyStream(Protocol):
+    """A ``body.stream`` response of a ``server.private`` ``http`` handler (changes page §2.8), as the result of
+    :meth:`HostAPI.http_request` carries it in ``body["stream"]["reader"]``: chunks pulled one at a time from the
+    plugin. Call on the host loop."""
+
+    async def read(self) -> bytes | None:
+        """The next chunk the plugin's stream produces, None at its end; raises if the stream errors."""
+
+    async def cancel(self, reason: str) -> None:
+        """The client left: cancel the plugin's stream with ``reason``."""
 
 
 class HostAPI(Protocol):

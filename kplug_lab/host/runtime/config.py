@@ -43,6 +43,12 @@ class HostConfig:
     #: host I/O operations (fetch, socket and stream calls, ...) one plugin may have waiting at once; more are
     #: refused with a clear error, since each holds host memory (outside the sandbox's limit) and maybe a socket
     max_io_in_flight: int = 1000
+    #: ``siyuan.client.fetch`` responses one plugin may have open at once (headers awaited or body not read to
+    #: the end); each holds a connection to the kernel
+    max_open_fetches: int = 64
+    #: most bytes of a request body a plugin's ``siyuan.client.fetch`` may send. Response bodies are streamed: the
+    #: host holds at most one 32 KiB chunk per open response (``max_open_fetches``), whatever their size
+    max_fetch_body: int = 32 * 1024 * 1024
     #: storage quota per plugin, bytes (None: unlimited)
     storage_quota: int | None = None
     #: SiYuan-strict mode: kplug_lab's own globals (structuredClone, siyuan.mcp, kplug, ...; the portability

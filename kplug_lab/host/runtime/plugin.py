@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import concurrent.futures
 import functools
@@ -440,24 +441,54 @@ class Plugin:
         body = result.get("body") if isinstance(result, dict) else None
         if isinstance(body, dict) and isinstance(body.get("file"), dict):
             body["file"]["resolved"] = self._servable_file(body["file"].get("path"))
+        if isinstance(body, dict) and isinstance(body.get("stream"), dict):
+            body["stream"]["reader"] = _BodyStream(self, int(body["stream"].get("id") or 0))
         return result
 
     def _servable_file(self, path: Any) -> str | None:
-        """[better] ``body.file.path`` as an absolute path if it names a regular file inside the plugin's storage
-        or the workspace (relative paths are taken from the storage root), else None (the route answers 404)."""
+        """``body.file.path`` as an absolute path if it names a regular file inside the workspace (as SiYuan v3.8
+        confines it: an absolute path inside the workspace, or a workspace-relative one, a leading ``/`` allowed)
+        or inside the plugin's storage; symlinks are resolved before the check. Relative paths are taken from the
+        workspace, or from the storage root when kplug_lab runs over a plain plugins folder. None (the route
+        answers 404) for anything else."""
         if not isinstance(path, str) or not path or "\0" in path:
             return None
-        roots = [self.storage.root] + ([self.owner.workspace] if self.owner.workspace is not None else [])
-        real = os.path.realpath(os.path.join(self.storage.root, path))
-        for root in roots:
-            real_root = os.path.realpath(root)
-            if (real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)) and os.path.isfile(real):
-                return real
+        workspace = self.owner.workspace
+        roots = [self.storage.root] + ([workspace] if workspace is not None else [])
+        candidates = [path] if os.path.isabs(path) else []
+        if workspace is not None:
+            candidates.append(os.path.join(workspace, path.lstrip("/\\")))
+        else:
+            candidates.append(os.path.join(self.storage.root, path))
+        for candidate in candidates:
+            real = os.path.realpath(candidate)
+            for root in roots:
+                real_root = os.path.realpath(root)
+                if (real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)) and os.path.isfile(real):
+                    return real
         return None
 
     async def eval(self, code: str) -> Any:
         return await asyncio.wait_for(self.on_actor(lambda: self._live_vm().call_start("__kplug.devEval", code)),
                                       self.config.call_timeout)
+
+
+class _BodyStream:
+    """:class:`~.api.BodyStream` over the plugin's ``__kplug.streamRead`` / ``streamCancel`` (private_ports.js).
+    A chunk may take as long as the plugin takes to produce it (SiYuan has no timeout there either), within a day."""
+
+    _PATIENCE = 86400.0
+
+    def __init__(self, plugin: Plugin, sid: int) -> None:
+        self._plugin = plugin
+        self._sid = sid
+
+    async def read(self) -> bytes | None:
+        chunk = await self._plugin.call_entry("streamRead", self._sid, timeout=self._PATIENCE)
+        return None if chunk is None else base64.b64decode(str(chunk))
+
+    async def cancel(self, reason: str) -> None:
+        await self._plugin.call_entry("streamCancel", self._sid, reason)
 
 
 async def _await(obj: Any) -> Any:
