@@ -59,6 +59,8 @@ class PluginInfo:
     error: str | None = None  # why the plugin is in ``error``, when it is
     version: str = ""
     display_name: str = ""
+    #: whether this start ran kernel.js from the compiled-code cache (no parsing) rather than compiling it
+    compiled_from_cache: bool = False
 
     def to_siyuan(self) -> dict[str, Any]:
         """The ``PluginInfo`` shape of SiYuan's info endpoints (spec §5.7)."""

@@ -29,7 +29,7 @@ from ...errors import (
     SandboxError,
     VMCrashed,
 )
-from ...sandbox import VM
+from ...sandbox import VM, BytecodeCache
 from .. import js
 from ..ops.dispatch import HostOps
 from ..ops.storage import Storage
@@ -117,6 +117,7 @@ class Plugin:
         )
         self.ops = HostOps(self.context)
         self._io_in_flight = 0  # host I/O operations started and not yet settled (fetch, sockets, ...)
+        self.compiled_from_cache = False  # kernel.js of this start came from the compiled-code cache
 
     # ---- state --------------------------------------------------------------------------------------
 
@@ -128,6 +129,7 @@ class Plugin:
             error=self.error,
             version=self.source.version,
             display_name=self.source.display_name,
+            compiled_from_cache=self.compiled_from_cache,
         )
 
     def set_state(self, state: PluginState, error: str | None = None) -> None:
@@ -305,7 +307,12 @@ class Plugin:
             "i18n": self.source.i18n,
             "kplug": True,
         })
-        vm.eval(code, f"{self.name}/kernel.js", want_result=False)
+        filename = f"{self.name}/kernel.js"
+        if self.config.bytecode_cache and self.config.data_dir is not None:
+            cache = BytecodeCache.for_directory(Path(self.config.data_dir) / "bytecode")
+            _, self.compiled_from_cache = cache.eval(vm, code, filename)
+        else:
+            vm.eval(code, filename, want_result=False)
 
     async def _run_hook(self, hook: str) -> bool:
         """Run a lifecycle hook with the hook timeout. False (and state ``error``) if it failed."""
