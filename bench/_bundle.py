@@ -18,7 +18,7 @@ def _module(r: random.Random, i: int) -> str:
     names = [f"{chr(97 + (i + k) % 26)}{i}_{k}" for k in range(n)]
     words = ["render", "parse", "value", "option", "state", "token", "node", "child", "error", "config", "cache"]
     parts = []
-    for k, name in enumerate(names):
+    for name in names:
         w1, w2 = r.choice(words), r.choice(words)
         kind = r.randrange(6)
         if kind == 0:
@@ -30,7 +30,8 @@ def _module(r: random.Random, i: int) -> str:
                          f"static of(...e){{return new {name.upper()}(e)}}}}")
         elif kind == 2:
             items = ",".join(f'"{r.choice(words)}{r.randrange(1000)}":{r.randrange(100000)}' for _ in range(8))
-            parts.append(f"const {name}=Object.freeze({{{items},list:[{','.join(str(r.randrange(999)) for _ in range(12))}]}})")
+            nums = ",".join(str(r.randrange(999)) for _ in range(12))
+            parts.append(f"const {name}=Object.freeze({{{items},list:[{nums}]}})")
         elif kind == 3:
             parts.append(f"const {name}=(e,t={{}})=>e.map(n=>`${{n.{w1}}}:${{t.{w2}||\"{w1}-{w2}\"}}`)"
                          f".filter(Boolean).join(\",\")")
@@ -42,14 +43,10 @@ def _module(r: random.Random, i: int) -> str:
             msg = " ".join(r.choice(words) for _ in range(10))
             parts.append(f"var {name}=function(){{var e=\"{msg}\";return function(t){{try{{return e+t}}catch(n)"
                          f"{{throw new Error(\"{w1} failed: \"+n.message)}}}}}}()")
-    exports = ",".join(f"{nm}:{nm.upper() if False else nm}" for nm in names if not nm[0].isupper())
     body = ";".join(parts)
-    # class names were upper-cased: export them too
-    classes = ",".join(f"{nm.upper()}:{nm.upper()}" for nm, p in zip(names, parts, strict=True) if p.startswith("class"))
-    exports = ",".join(x for x in (exports.replace(",".join([]), ""), classes) if x)
-    exports = ",".join(f"{nm}:{nm}" for nm, p in zip(names, parts, strict=True) if not p.startswith("class"))
-    if classes:
-        exports = exports + ("," if exports else "") + classes
+    # classes were declared under the upper-cased name
+    exports = ",".join(f"{nm.upper()}:{nm.upper()}" if p.startswith("class") else f"{nm}:{nm}"
+                       for nm, p in zip(names, parts, strict=True))
     return f"{i}:function(m,x,q){{\"use strict\";{body};m.exports={{{exports}}}}}"
 
 
@@ -69,7 +66,7 @@ def make_bundle(size: int, seed: int = 14) -> str:
     return (
         "(()=>{var __m={" + table + "},__c={};function __r(i){var c=__c[i];if(c)return c.exports;"
         "var m=__c[i]={exports:{}};__m[i](m,m.exports,__r);return m.exports}"
-        f"var n=0;for(var k in __m)n++;globalThis.__bundle_modules=n;"
+        "var n=0;for(var k in __m)n++;globalThis.__bundle_modules=n;"
         "for(var j=0;j<20&&j<n;j++)__r(j);"
         "if(typeof siyuan!==\"undefined\")siyuan.rpc.bind(\"ping\",()=>n)})();\n"
     )
