@@ -375,7 +375,7 @@ class VM:
         """Evaluate a classic script; return its completion value (``None`` for ``undefined``)."""
         name = filename.encode()
         src = code.encode("utf-8", "surrogatepass")
-        self._write_scratch(name + b"\0" + src)
+        self._write_scratch(name, src)
         status = self._invoke("kp_eval", len(name), len(src), int(want_result))
         return self._check(status)
 
@@ -387,7 +387,7 @@ class VM:
         """
         name = filename.encode()
         src = code.encode("utf-8", "surrogatepass")
-        self._write_scratch(name + b"\0" + src)
+        self._write_scratch(name, src)
         status = self._invoke("kp_compile", len(name), len(src))
         if status != KP_OK:
             return self._check(status)  # type: ignore[no-any-return]
@@ -444,7 +444,7 @@ class VM:
         token = next(self._call_tokens) & 0x7FFFFFFF or 1
         self._calls[token] = outcome
         try:
-            self._write_scratch(fname + b"\0" + payload)
+            self._write_scratch(fname, payload)  # name NUL args, without joining 100 KB of args in Python
             status = self._invoke("kp_call", len(fname), len(payload), token)
             if status == KP_PENDING:
                 return token
@@ -706,10 +706,11 @@ class VM:
         self._span(ptr, cap, "the scratch buffer", ctx)
         self._scratch_ptr, self._scratch_cap = ptr, cap
 
-    def _write_scratch(self, data: bytes, ctx: Any = None) -> None:
+    def _write_scratch(self, data: bytes, args: bytes | None = None, ctx: Any = None) -> None:
+        """Put ``data`` (and, if given, a NUL and ``args``) at the start of the scratch buffer."""
         if self._dead is not None:
             raise VMCrashed(f"VM is dead: {self._dead}")
-        n = len(data)
+        n = len(data) if args is None else len(data) + 1 + len(args)
         if n + 1 > self._scratch_cap:
             # kp_buf takes a 32-bit size and rounds up to a power of two: refuse what no wasm32 VM can hold
             ptr = self._invoke("kp_buf", n + 1, ctx=ctx) if n + 1 < WASM32_MAX_MEMORY // 2 else 0
@@ -719,7 +720,11 @@ class VM:
             self._read_out_scratch(ctx)
             if self._scratch_ptr != ptr or n + 1 > self._scratch_cap:
                 self._guest_fault(f"kp_buf({n + 1}) gave {self._scratch_cap} bytes at {ptr:#x}")
-        ctypes.memmove(self._span(self._scratch_ptr, n + 1, "the scratch buffer", ctx), data, n)
+        base = self._span(self._scratch_ptr, n + 1, "the scratch buffer", ctx)
+        ctypes.memmove(base, data, len(data))
+        if args is not None:
+            ctypes.memmove(base + len(data), b"\0", 1)
+            ctypes.memmove(base + len(data) + 1, args, len(args))
 
     def _fit_message(self, message: str) -> bytes | None:
         """``message`` as JSON that fits into the scratch buffer as it is (no allocation in the guest, so this

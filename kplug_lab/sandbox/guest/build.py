@@ -111,7 +111,7 @@ _OOM_PATCH = _OOM_ANCHOR + "        kp_oom_hits++;\n"
 
 # JSON.parse reads numbers with libc's strtod. wasi-libc's (musl's) strtod computes in `long double`, which on
 # wasm32 is a 128-bit float done in software: numbers made JSON.parse many times slower than native
-# (docs/adr/0006-big-bundles-many-plugins.md). QuickJS-NG's own js_atod (dtoa.c, which the script parser uses
+# (docs/adr/0008-big-bundles-many-plugins.md). QuickJS-NG's own js_atod (dtoa.c, which the script parser uses
 # for numeric literals) reads the same decimal syntax, sign included, and rounds correctly as strtod does.
 _STRTOD_ANCHOR = "    s->token.u.num.val = js_float64(strtod((const char *)p_start, NULL));\n"
 _STRTOD_PATCH = ("    { JSATODTempMem atod_mem;\n"

@@ -291,6 +291,8 @@ static int run_jobs(void)
  * still owned by QuickJS is copied first, and OUT is set aside while the jobs run (they may set it). */
 static int run_jobs_keeping_out(void)
 {
+    if (!JS_IsJobPending(rt)) /* nothing can touch OUT: no copy (a 100 KB answer is copied for nothing) */
+        return KP_OK;
     if (OUT.kind == KP_KIND_JSON) {
         char *copy = malloc(OUT.len + 1);
         if (!copy)
