@@ -28,6 +28,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ..errors import OutOfMemory
 from ._engine import engine_build
 from ._vm import VM
 
@@ -94,7 +95,10 @@ class BytecodeCache:
             with self._lock:
                 self.hits += 1
             return vm.eval_bytecode(bytecode, want_result=want_result), True
-        bytecode = vm.compile(code, filename)
+        try:
+            bytecode = vm.compile(code, filename)
+        except OutOfMemory:  # the bytecode is written inside the VM's heap: near its limit, evaluate as before
+            return vm.eval(code, filename, want_result=want_result), False
         with self._lock:
             self.misses += 1
         self._store(key, bytecode)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kplug_lab.sandbox import VM, BytecodeCache, JSError
+from kplug_lab.sandbox import VM, BytecodeCache, JSError, OutOfMemory
 
 CODE = """
 var calls = 0;
@@ -150,3 +150,13 @@ def test_another_engine_build_is_another_entry(cache: BytecodeCache, monkeypatch
 
     monkeypatch.setattr(bytecode, "engine_build", lambda: "0" * 64)
     assert run(cache)[1] is False
+
+
+def test_when_writing_bytecode_runs_out_of_memory_the_script_is_evaluated_as_before(
+        cache: BytecodeCache, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_room(self: VM, code: str, filename: str = "<eval>") -> bytes:
+        raise OutOfMemory("the script exceeded the memory limit of 64 MiB")
+
+    monkeypatch.setattr(VM, "compile", no_room)
+    assert run(cache) == ({"list": [2, 4, 6], "text": "t42", "re": True}, False)
+    assert cache.misses == 0 and not any(cache.directory.glob("*.qbc"))
