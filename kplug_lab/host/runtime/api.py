@@ -60,6 +60,8 @@ class PluginInfo:
     error: str | None = None  # why the plugin is in ``error``, when it is
     version: str = ""
     display_name: str = ""
+    #: whether this start ran kernel.js from the compiled-code cache (no parsing) rather than compiling it
+    compiled_from_cache: bool = False
     hook_errors: list[str] = field(default_factory=list)  # lifecycle hooks that failed (logged; the plugin went on)
     kplug_only: list[str] = field(default_factory=list)  # kplug_lab's own globals it touched (absent in SiYuan)
 

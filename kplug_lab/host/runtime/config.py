@@ -43,6 +43,9 @@ class HostConfig:
     #: host I/O operations (fetch, socket and stream calls, ...) one plugin may have waiting at once; more are
     #: refused with a clear error, since each holds host memory (outside the sandbox's limit) and maybe a socket
     max_io_in_flight: int = 1000
+    #: keep each plugin's compiled kernel.js (QuickJS bytecode) in ``data_dir/bytecode`` so a restart or reload
+    #: of unchanged code skips parsing (kplug_lab.sandbox.BytecodeCache: private folder, HMAC-checked entries)
+    bytecode_cache: bool = True
     #: ``siyuan.client.fetch`` responses one plugin may have open at once (headers awaited or body not read to
     #: the end); each holds a connection to the kernel
     max_open_fetches: int = 64
