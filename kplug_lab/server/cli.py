@@ -28,7 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     where = s.add_mutually_exclusive_group()
     where.add_argument("--workspace", type=Path, help="a SiYuan workspace (plugins in data/plugins)")
     where.add_argument("--plugins", type=Path, help="a folder of plugin folders (each with plugin.json, kernel.js)")
-    s.add_argument("--data", type=Path, help="where plugin storage and durable data live")
+    s.add_argument("--data", type=Path, help="kplug_lab's own files: durable store, host.json, generated token "
+                                             "(default: the workspace's temp/kplug, outside SiYuan's synced data/; "
+                                             ".kplug-data beside --plugins)")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
     s.add_argument("--token", help="admin token (generated and printed when not given); a command line is visible "

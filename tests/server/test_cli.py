@@ -18,9 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from kplug_testing import write_plugin
+from kplug_testing import write_petals, write_plugin
 
-from kplug_lab.host.runtime.manifest import write_petals
 
 HELLO = """
 siyuan.rpc.bind("echo", (...a) => (a.length === 1 ? a[0] : a), "echoes");

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ...durable.lock import STANDBY_POLL_S, HostLock
+from ...durable.places import STORE_FILE, default_data_dir, legacy_data_dir, migrate_legacy_store
 from ...durable.store import DurableStore
 from ...errors import JSError, ManifestError, PluginNotLoaded, PluginNotRunning, VMCrashed
 from .api import NO_PARAMS, EventStreamPort, LogRecord, PluginInfo, PluginState, Unsubscribe, WebSocketPort
@@ -69,9 +70,7 @@ class PluginManager:
         self.workspace = Path(workspace) if workspace else None
         self.plugins_dir = Path(plugins_dir) if plugins_dir else None
         if self.config.data_dir is None:
-            base = self.workspace / "data" / "storage" / "kplug" if self.workspace else (
-                (self.plugins_dir or Path(".")).resolve().parent / ".kplug-data")
-            self.config.data_dir = base
+            self.config.data_dir = default_data_dir(workspace=self.workspace, plugins_dir=self.plugins_dir)
         self.data_dir = Path(self.config.data_dir)
         self.platform = platform_id()
         self._loop = loop
@@ -108,7 +107,7 @@ class PluginManager:
         """The durable store (queues, key-value, schedules), opened on first use."""
         if self._durable is None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            self._durable = DurableStore(self.data_dir / "durable.sqlite3")
+            self._durable = DurableStore(self.data_dir / STORE_FILE)
         return self._durable
 
     # ---- startup / shutdown -------------------------------------------------------------------------
@@ -174,6 +173,7 @@ class PluginManager:
     def _own_workspace(self) -> bool:
         if self.host_lock.try_acquire({"plugins": str(self.workspace or self.plugins_dir)}):
             self.standby = False
+            self._migrate_legacy_store()
             return True
         if not self.standby:
             self.standby = True
@@ -191,8 +191,19 @@ class PluginManager:
                 log.warning("the other host is gone: taking over %s", self.workspace or self.plugins_dir)
                 self.standby = False
                 self._standby_task = None
+                self._migrate_legacy_store()
                 await self.start()
                 return
+
+    def _migrate_legacy_store(self) -> None:
+        """Move a store an earlier kplug_lab kept in the synced ``data/`` (kplug_lab/durable/places.py); safe
+        here because this host owns the workspace, so no other host has that store open."""
+        if self.workspace is None or self._durable is not None:
+            return
+        try:
+            migrate_legacy_store(legacy_data_dir(self.workspace), self.data_dir)
+        except OSError as exc:
+            log.error("could not move the durable store out of %s: %s", legacy_data_dir(self.workspace), exc)
 
     # ---- per-plugin start / stop --------------------------------------------------------------------
 
