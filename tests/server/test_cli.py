@@ -20,7 +20,6 @@ import httpx
 import pytest
 from kplug_testing import write_petals, write_plugin
 
-
 HELLO = """
 siyuan.rpc.bind("echo", (...a) => (a.length === 1 ? a[0] : a), "echoes");
 siyuan.plugin.lifecycle.onunload = async () => { await siyuan.storage.put("unloaded.txt", "bye"); };
