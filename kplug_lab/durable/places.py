@@ -21,8 +21,8 @@ import os
 import shutil
 from pathlib import Path
 
-__all__ = ["LEGACY_WORKSPACE_DATA", "STORE_FILE", "WORKSPACE_DATA", "default_data_dir", "legacy_data_dir",
-           "migrate_legacy_store"]
+__all__ = ["LEGACY_WORKSPACE_DATA", "STORE_FILE", "TOKEN_FILE", "WORKSPACE_DATA", "default_data_dir",
+           "legacy_data_dir", "migrate_legacy_store", "persistent_token"]
 
 log = logging.getLogger("kplug_lab.durable")
 
@@ -32,6 +32,8 @@ WORKSPACE_DATA = Path("temp") / "kplug"
 LEGACY_WORKSPACE_DATA = Path("data") / "storage" / "kplug"
 #: the durable store's file name; SQLite adds ``-wal`` and ``-shm`` beside it
 STORE_FILE = "durable.sqlite3"
+#: the generated admin token of ``kplug serve`` (mode 0600), reused on every restart
+TOKEN_FILE = "token"
 #: moved before the main file, so an interrupted move is finished by the next start (see the function)
 _SIDECARS = (STORE_FILE + "-wal", STORE_FILE + "-shm")
 
@@ -75,6 +77,47 @@ def migrate_legacy_store(old: Path, new: Path) -> bool:
         old.rmdir()
     log.warning("moved the durable store out of SiYuan's synced tree: %s -> %s", old, new)
     return True
+
+
+def persistent_token(data_dir: Path) -> str:
+    """The admin token kept in ``<data_dir>/token``, created (48 hex digits, mode 0600, readable by this user
+    only) on first use, so a restarted server keeps the token its clients were configured with.
+
+    Two hosts starting at once agree on one token: the file is written beside and linked into place, which
+    fails when the other was first; then that one's token is read.
+    """
+    import secrets
+
+    path = Path(data_dir) / TOKEN_FILE
+    existing = _read_token(path)
+    if existing:
+        return existing
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_hex(24)
+    tmp = path.with_name(f".{TOKEN_FILE}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, token.encode() + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        token = _read_token(path) or token
+    except OSError:  # a file system without hard links
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    return token
+
+
+def _read_token(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
 
 
 def _move(src: Path, dst: Path) -> None:

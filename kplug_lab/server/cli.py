@@ -7,7 +7,6 @@ import asyncio
 import json
 import logging
 import os
-import secrets
 import shlex
 import signal
 import sys
@@ -33,7 +32,8 @@ def _parser() -> argparse.ArgumentParser:
                                              ".kplug-data beside --plugins)")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
-    s.add_argument("--token", help="admin token (generated and printed when not given); a command line is visible "
+    s.add_argument("--token", help="admin token (when not given: generated once, kept in the data folder's "
+                                   "'token' file, mode 0600, and reused on restart); a command line is visible "
                                    "to every user of the machine: prefer --token-file or $KPLUG_TOKEN")
     s.add_argument("--token-file", type=Path, help="read the admin token from this file")
     s.add_argument("--call-token", help="an optional token that may call plugin methods but not the admin API "
@@ -73,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _serve(args: argparse.Namespace) -> int:
+    from ..durable.places import TOKEN_FILE, persistent_token
     from ..host.runtime.config import HostConfig
     from ..host.runtime.manager import PluginManager
     from ..protocol.jsonrpc import Limits
@@ -115,7 +116,7 @@ async def _serve(args: argparse.Namespace) -> int:
         print(f"kplug serve: {exc}", file=sys.stderr)
         return 2
     manager = PluginManager(config, workspace=args.workspace, plugins_dir=args.plugins)
-    token = args.token or secrets.token_hex(24)
+    token = args.token or persistent_token(manager.data_dir)
     app = make_standalone_app(manager, token, call_token=args.call_token, base_url=args.base_url,
                               dev_mode=args.dev, allow_origins=args.allow_origin,
                               limits=Limits(max_body_bytes=args.max_request_bytes, call_timeout=args.call_timeout),
@@ -144,6 +145,8 @@ async def _serve(args: argparse.Namespace) -> int:
         shown = "any origin (*)" if allowed_origins.any else ", ".join(sorted(allowed_origins.origins))
         print(f"browser pages may call the plugin routes from {shown}", flush=True)
     print("\n".join(summary_lines(manager, url, token)), flush=True)
+    if not args.token:
+        print(f"(the token is kept in {manager.data_dir / TOKEN_FILE} and reused on restart)", flush=True)
     await stop.wait()
     print("stopping: running every plugin's onunload", flush=True)
     server.stop()

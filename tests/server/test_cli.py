@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from kplug_testing import write_petals, write_plugin
+from kplug_testing import free_port, write_petals, write_plugin
 
 HELLO = """
 siyuan.rpc.bind("echo", (...a) => (a.length === 1 ? a[0] : a), "echoes");
@@ -133,6 +133,31 @@ def test_serve_a_workspace_with_a_given_token(tmp_path: Path, served: list[Serve
     assert [p["name"] for p in listed["data"]] == ["hello"]
     assert s.stop() == 0
     assert (workspace / "data" / "storage" / "petal" / "hello" / "unloaded.txt").read_text() == "bye"
+
+
+def test_restarting_serve_keeps_the_generated_token_and_a_configured_client_keeps_working(
+        tmp_path: Path, served: list[Served]) -> None:
+    workspace = tmp_path / "ws"
+    write_plugin(workspace / "data" / "plugins", "hello", HELLO)
+    write_petals(workspace, [{"name": "hello", "enabled": True}])
+    port = str(free_port())
+    tokens = []
+    for _ in range(2):
+        s = Served(["--workspace", str(workspace), "--port", port, "--no-reload"])
+        served.append(s)
+        url = s.read_until("URL:").split()[1]
+        tokens.append(s.read_until("Token:").split()[1])
+        # the client configured with the first run's URL and token
+        r = httpx.post(f"{url}api/plugin/rpc/hello", json={"jsonrpc": "2.0", "id": 1, "method": "echo",
+                                                           "params": ["again"]},
+                       headers={"Authorization": f"Token {tokens[0]}"}, trust_env=False)
+        assert r.json()["result"] == "again"
+        assert s.stop() == 0
+    assert tokens[0] == tokens[1] and len(tokens[0]) >= 24
+    kept = workspace / "temp" / "kplug" / "token"
+    assert kept.read_text().strip() == tokens[0]
+    if os.name == "posix":
+        assert kept.stat().st_mode & 0o777 == 0o600
 
 
 @pytest.mark.parametrize("source", ["file", "env"])
