@@ -124,9 +124,7 @@ async def _serve(args: argparse.Namespace) -> int:
                               kplug_ws_direct_frames=args.ws_direct_frames)
     # installed before the plugins start, so a SIGTERM during startup still runs every onunload
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    _stop_on_signals(asyncio.get_running_loop(), stop)
     try:
         server = app.listen(args.port, address=args.host)
     except OSError as exc:
@@ -152,6 +150,17 @@ async def _serve(args: argparse.Namespace) -> int:
     server.stop()
     await manager.close()
     return 0
+
+
+def _stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """SIGINT and SIGTERM set ``stop``. The loop's own handlers where it has them (POSIX); where it refuses
+    (Windows' loops raise NotImplementedError), the portable ``signal.signal``, whose handler runs on the main
+    thread between two bytecodes and hands the stop to the loop thread-safely."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
 
 
 def _secret(given: str | None, file: Path | None, env: str, option: str) -> str | None:

@@ -269,3 +269,70 @@ def test_serve_runs_on_uvloop_where_it_is_installed() -> None:
         return 1 if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else 0
 
     assert cli._run(loop_module()) == 1
+
+
+#: a ``sitecustomize`` that makes this Linux Python look like Windows where it matters to ``kplug serve``: the
+#: POSIX-only modules cannot be imported, ``os`` has no eventfd, and the event loop refuses signal handlers
+WINDOWS_LIKE = '''
+import asyncio, asyncio.unix_events, importlib.abc, os, sys
+
+BLOCKED = {"fcntl", "uvloop", "resource", "termios"}
+
+
+class _Blocker(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in BLOCKED:
+            raise ImportError(f"No module named {name!r} (blocked by the import-without-POSIX test)")
+        return None
+
+
+sys.meta_path.insert(0, _Blocker())
+for _name in [n for n in sys.modules if n.partition(".")[0] in BLOCKED]:
+    del sys.modules[_name]
+for _attr in ("eventfd", "eventfd_read", "eventfd_write"):
+    if hasattr(os, _attr):
+        delattr(os, _attr)
+
+
+def _refused(self, *args, **kwargs):
+    raise NotImplementedError("no signal handlers on this loop (as on Windows)")
+
+
+asyncio.AbstractEventLoop.add_signal_handler = _refused
+asyncio.unix_events._UnixSelectorEventLoop.add_signal_handler = _refused
+'''
+
+
+def windows_like_env(tmp_path: Path) -> dict[str, str]:
+    blocker = tmp_path / "windows-like"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(WINDOWS_LIKE)
+    return {"PYTHONPATH": os.pathsep.join(p for p in (str(blocker), os.environ.get("PYTHONPATH", "")) if p)}
+
+
+def test_serve_imports_and_starts_without_fcntl_uvloop_eventfd_or_signal_handlers(
+        tmp_path: Path, served: list[Served]) -> None:
+    env = {**os.environ, **windows_like_env(tmp_path)}
+    probe = subprocess.run([sys.executable, "-c", (
+        "import importlib, pkgutil, kplug_lab\n"
+        "for m in pkgutil.walk_packages(kplug_lab.__path__, 'kplug_lab.'):\n"
+        "    if '.guest' not in m.name and not m.name.endswith('__main__'): importlib.import_module(m.name)\n"
+        "try:\n    import fcntl\nexcept ImportError:\n    print('blocked')\n")],
+        env=env, capture_output=True, text=True, timeout=STARTUP_TIMEOUT)
+    assert probe.returncode == 0 and probe.stdout.strip() == "blocked", probe.stderr
+    helped = subprocess.run([*kplug_command(), "serve", "--help"], env=env, capture_output=True, text=True,
+                            timeout=STARTUP_TIMEOUT)
+    assert helped.returncode == 0 and "--workspace" in helped.stdout, helped.stderr
+
+    workspace = tmp_path / "ws"
+    write_plugin(workspace / "data" / "plugins", "hello", HELLO)
+    write_petals(workspace, [{"name": "hello", "enabled": True}])
+    s = Served(["--workspace", str(workspace), "--port", "0", "--no-reload"], env=env)
+    served.append(s)
+    s.read_until("URL:")
+    r = run_curl_line(s.read_until("curl "))
+    assert r.json()["result"] == "hi"
+    # the host lock took its fcntl-free path (pread: the server shares this file's offset)
+    assert b"locked against this process only" in os.pread(s.stderr.fileno(), 1 << 20, 0)
+    assert s.stop() == 0  # SIGTERM through the portable signal.signal path
+    assert (workspace / "data" / "storage" / "petal" / "hello" / "unloaded.txt").read_text() == "bye"
