@@ -56,7 +56,7 @@ class PluginInfo:
     name: str
     state: PluginState
     methods: list[MethodInfo] = field(default_factory=list)
-    error: str | None = None  # why the plugin is in ``error``, when it is
+    error: str | None = None  # why the plugin does not run: its ``error``, a standby host, SiYuan runs it
     version: str = ""
     display_name: str = ""
 

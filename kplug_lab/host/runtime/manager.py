@@ -20,6 +20,7 @@ from ...errors import JSError, ManifestError, PluginNotLoaded, PluginNotRunning,
 from .api import NO_PARAMS, EventStreamPort, LogRecord, PluginInfo, PluginState, Unsubscribe, WebSocketPort
 from .config import HostConfig
 from .manifest import PluginSource, discover_directory, discover_workspace, platform_id, read_plugin
+from .one_copy import RUNS_IN_SIYUAN, plugins_siyuan_runs
 from .plugin import Plugin, js_detail
 
 __all__ = ["PluginManager"]
@@ -95,6 +96,9 @@ class PluginManager:
                                   owner_file=self.data_dir / "host.json")
         self.standby = False
         self._standby_task: asyncio.Task[None] | None = None
+        #: the kernel plugins SiYuan's own host runs, as it last said (one_copy.py); never run here
+        self.siyuan_runs: frozenset[str] = frozenset()
+        self._siyuan_task: asyncio.Task[None] | None = None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -139,7 +143,14 @@ class PluginManager:
             return
         sources = self.discover()
         eligible = [s for s in sources if s.enabled and s.compatible]
-        await asyncio.gather(*(self._start(s) for s in eligible))
+        if self.config.siyuan_poll_interval > 0:
+            self.siyuan_runs = await plugins_siyuan_runs(self.config) or frozenset()
+            for s in eligible:
+                if s.name in self.siyuan_runs:
+                    log.warning("not starting %s: %s", s.name, RUNS_IN_SIYUAN)
+            if self._siyuan_task is None:
+                self._siyuan_task = asyncio.create_task(self._follow_siyuan())
+        await asyncio.gather(*(self._start(s) for s in eligible if s.name not in self.siyuan_runs))
         running = sum(1 for p in self.plugins.values() if p.state == PluginState.RUNNING)
         log.info("%d/%d plugin(s) loaded", running, len(eligible))
         if self.config.hot_reload and self._watch_task is None:
@@ -149,6 +160,11 @@ class PluginManager:
     async def close(self) -> None:
         """Stop every plugin (running ``onunload``) and the file watcher."""
         self._closed = True
+        if self._siyuan_task is not None:
+            self._siyuan_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._siyuan_task
+            self._siyuan_task = None
         if self._standby_task is not None:
             self._standby_task.cancel()
             self._standby_task = None
@@ -205,6 +221,27 @@ class PluginManager:
         except OSError as exc:
             log.error("could not move the durable store out of %s: %s", legacy_data_dir(self.workspace), exc)
 
+    async def _follow_siyuan(self) -> None:
+        """Every ``siyuan_poll_interval`` seconds: stop our copy of a plugin SiYuan now runs (before anything
+        else), start one SiYuan no longer runs. No answer from the kernel changes nothing."""
+        while not self._closed:
+            await asyncio.sleep(self.config.siyuan_poll_interval)
+            theirs = await plugins_siyuan_runs(self.config)
+            if theirs is None or self._closed or self.standby:
+                continue
+            gone, self.siyuan_runs = self.siyuan_runs - theirs, theirs
+            for name in sorted(theirs & set(self.plugins)):
+                log.warning("SiYuan started %s itself: stopping this host's copy (%s)", name, RUNS_IN_SIYUAN)
+                await self._stop(name)
+            for name in sorted(gone):
+                source = self.sources.get(name)
+                if source is not None and source.enabled and source.compatible and name not in self.plugins:
+                    log.warning("SiYuan no longer runs %s: starting it here", name)
+                    try:
+                        await self._start(source)
+                    except (ManifestError, PluginNotRunning) as exc:
+                        log.error("%s", exc)
+
     # ---- per-plugin start / stop --------------------------------------------------------------------
 
     def _lock(self, name: str) -> asyncio.Lock:
@@ -215,6 +252,8 @@ class PluginManager:
             # never two hosts running one plugin: load/reload are refused until this host owns the workspace
             raise PluginNotRunning(f"plugin [{source.name}] cannot start: this host does not own "
                                    f"{self.workspace or self.plugins_dir} ({self.host_lock.describe_owner()})")
+        if source.name in self.siyuan_runs:
+            raise PluginNotRunning(f"plugin [{source.name}] cannot start: {RUNS_IN_SIYUAN}")
         async with self._lock(source.name):
             old = self.plugins.pop(source.name, None)
             if old is not None:
@@ -262,6 +301,8 @@ class PluginManager:
         if self._closed or self.plugins.get(plugin.name) is not plugin:
             return
         self._restart_tasks.pop(plugin.name, None)
+        if plugin.name in self.siyuan_runs:
+            return
         new = await self._start(plugin.source)
         if new.state == PluginState.RUNNING:
             # a plugin that stays up for a while has its crash count forgiven
@@ -356,12 +397,23 @@ class PluginManager:
         plugin = self.plugins.get(name)
         if plugin is None and self.standby and name in self.sources:
             return self._standby_info(name)
+        if plugin is None and name in self._held_by_siyuan():
+            return self._in_siyuan_info(name)
         return plugin.info() if plugin is not None else None
 
     def list_plugins(self) -> list[PluginInfo]:
         if self.standby:
             return [self._standby_info(name) for name in self.sources]
-        return [p.info() for p in self.plugins.values()]
+        return [p.info() for p in self.plugins.values()] + [self._in_siyuan_info(n) for n in self._held_by_siyuan()]
+
+    def _held_by_siyuan(self) -> list[str]:
+        """Enabled plugins this host does not run because SiYuan runs them."""
+        return [name for name, s in self.sources.items()
+                if name in self.siyuan_runs and name not in self.plugins and s.enabled and s.compatible]
+
+    def _in_siyuan_info(self, name: str) -> PluginInfo:
+        return PluginInfo(name=name, state=PluginState.STOPPED, version=self.sources[name].version,
+                          error=RUNS_IN_SIYUAN)
 
     def _standby_info(self, name: str) -> PluginInfo:
         return PluginInfo(name=name, state=PluginState.INACTIVE, version=self.sources[name].version,
@@ -369,7 +421,7 @@ class PluginManager:
 
     def _running(self, name: str) -> Plugin:
         plugin = self.plugins.get(name)
-        if plugin is None and self.standby and name in self.sources:
+        if plugin is None and ((self.standby and name in self.sources) or name in self._held_by_siyuan()):
             raise PluginNotRunning("Plugin not running")
         if plugin is None:
             raise PluginNotLoaded("Plugin not loaded")
