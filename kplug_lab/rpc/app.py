@@ -26,6 +26,7 @@ from .handlers import (
     needs_streaming,
     streamed,
 )
+from .main_channel import MainChannelSocket
 from .secrets_in_logs import log_request
 
 __all__ = ["ClientScriptHandler", "KplugApplication", "PluginRPCOrInfoHandler", "make_routes", "make_standalone_app"]
@@ -34,14 +35,15 @@ STATIC_DIR = Path(__file__).with_name("static")
 
 
 def make_routes(base_url: str = "/") -> list[tuple[Any, ...]]:
-    """SiYuan's plugin routes (spec §5.1; the table is :data:`kplug_lab.protocol.routes.ROUTES`) and the admin
-    API, under ``base_url``."""
+    """SiYuan's plugin routes (spec §5.1; the table is :data:`kplug_lab.protocol.routes.ROUTES`), the admin API
+    and the main channel's state pushes (``/ws``), under ``base_url``."""
     b = "/" + base_url.strip("/") + "/" if base_url.strip("/") else "/"
     return [
         *((tornado_pattern(route, base_url), _HANDLERS[route.kinds]) for route in ROUTES),
         (rf"{b}kplug/api/rpc", AdminRPCHandler),
         (rf"{b}kplug/api/ws", AdminWebSocketHandler),
         (rf"{b}kplug/static/(.*)", ClientScriptHandler, {"path": str(STATIC_DIR)}),
+        (rf"{b}ws", MainChannelSocket),  # SiYuan's main channel: plugin state pushes (rpc/main_channel.py)
     ]
 
 

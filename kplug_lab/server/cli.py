@@ -79,6 +79,7 @@ async def _serve(args: argparse.Namespace) -> int:
     from ..protocol.jsonrpc import Limits
     from ..rpc.app import make_standalone_app
     from ..rpc.cors import CORSPolicy
+    from ..rpc.main_channel import close_main_channel
 
     if args.workspace is None and args.plugins is None:
         print("kplug serve: give --workspace DIR or --plugins DIR", file=sys.stderr)
@@ -148,6 +149,7 @@ async def _serve(args: argparse.Namespace) -> int:
     await stop.wait()
     print("stopping: running every plugin's onunload", flush=True)
     server.stop()
+    close_main_channel(app)
     await manager.close()
     return 0
 
