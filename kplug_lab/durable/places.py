@@ -16,13 +16,14 @@ Earlier versions kept the store in ``<workspace>/data/storage/kplug/`` (:data:`L
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
 from pathlib import Path
 
-__all__ = ["LEGACY_WORKSPACE_DATA", "STORE_FILE", "TOKEN_FILE", "WORKSPACE_DATA", "default_data_dir",
-           "legacy_data_dir", "migrate_legacy_store", "persistent_token"]
+__all__ = ["CHOICES_FILE", "LEGACY_WORKSPACE_DATA", "STORE_FILE", "TOKEN_FILE", "WORKSPACE_DATA", "default_data_dir",
+           "legacy_data_dir", "migrate_legacy_store", "persistent_token", "read_enablement_choices"]
 
 log = logging.getLogger("kplug_lab.durable")
 
@@ -32,6 +33,9 @@ WORKSPACE_DATA = Path("temp") / "kplug"
 LEGACY_WORKSPACE_DATA = Path("data") / "storage" / "kplug"
 #: the durable store's file name; SQLite adds ``-wal`` and ``-shm`` beside it
 STORE_FILE = "durable.sqlite3"
+#: kplug_lab's own enablement choices, ``{"enabled": {"<plugin>": true|false}}``: they win over SiYuan's
+#: ``petals.json`` for this host only (so a plugin switched off in SiYuan can run sandboxed here)
+CHOICES_FILE = "plugins.json"
 #: the generated admin token of ``kplug serve`` (mode 0600), reused on every restart
 TOKEN_FILE = "token"
 #: moved before the main file, so an interrupted move is finished by the next start (see the function)
@@ -111,6 +115,22 @@ def persistent_token(data_dir: Path) -> str:
         with contextlib.suppress(OSError):
             tmp.unlink()
     return token
+
+
+def read_enablement_choices(data_dir: Path) -> dict[str, bool]:
+    """The ``enabled`` map of ``<data_dir>/plugins.json`` (kplug_lab's own file; SiYuan's ``petals.json`` is
+    never written). Missing file: no choices. ValueError says what is wrong with a file that is there."""
+    path = Path(data_dir) / CHOICES_FILE
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot be read as JSON: {exc}") from None
+    enabled = value.get("enabled") if isinstance(value, dict) else None
+    if not isinstance(enabled, dict) or not all(isinstance(v, bool) for v in enabled.values()):
+        raise ValueError(f'{path}: must be {{"enabled": {{"<plugin name>": true or false, ...}}}}')
+    return dict(enabled)
 
 
 def _read_token(path: Path) -> str:

@@ -119,3 +119,17 @@ def test_an_interrupted_move_is_finished_and_an_existing_store_is_never_overwrit
         assert not migrate_legacy_store(old, new)
     assert (new / STORE_FILE).read_bytes() == b"db" and (old / STORE_FILE).read_bytes() == b"other"
     assert any("two durable stores" in r.getMessage() for r in records)
+
+
+async def test_kplug_labs_own_choices_win_over_petals_json_which_stays_untouched(tmp_path: Path) -> None:
+    ws = workspace_with_plugins(tmp_path)
+    petals = (ws / "data" / "storage" / "petal" / "petals.json").read_bytes()
+    (ws / WORKSPACE_DATA).mkdir(parents=True)
+    (ws / WORKSPACE_DATA / "plugins.json").write_text('{"enabled": {"off": true, "writer": false}}')
+    manager = PluginManager(HostConfig(hot_reload=False, siyuan_poll_interval=0), workspace=ws)
+    await manager.start()
+    try:
+        assert sorted(manager.plugins) == ["off"]
+    finally:
+        await manager.close()
+    assert (ws / "data" / "storage" / "petal" / "petals.json").read_bytes() == petals

@@ -63,7 +63,7 @@ async def test_a_plugin_siyuan_runs_is_not_started_and_says_why(kernel: FakeSiYu
         info = manager.get_plugin("hello")
         assert info is not None and info.state == PluginState.STOPPED
         assert info.error is not None and "running in SiYuan's own host; disable it there" in info.error
-        assert "hello" not in manager.plugins
+        assert info.runs_in_siyuan and "hello" not in manager.plugins
         assert manager.get_plugin("other").state == PluginState.RUNNING  # type: ignore[union-attr]
         with pytest.raises(PluginNotRunning):
             await manager.call("hello", "hi", [])

@@ -59,6 +59,9 @@ class PluginInfo:
     error: str | None = None  # why the plugin does not run: its ``error``, a standby host, SiYuan runs it
     version: str = ""
     display_name: str = ""
+    #: SiYuan's own host runs this plugin, so this host does not (kplug_lab/host/runtime/one_copy.py): its plugin
+    #: routes belong to the SiYuan kernel
+    runs_in_siyuan: bool = False
 
     def to_siyuan(self) -> dict[str, Any]:
         """The ``PluginInfo`` shape of SiYuan's info endpoints (spec §5.7)."""

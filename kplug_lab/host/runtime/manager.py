@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from ...durable.lock import STANDBY_POLL_S, HostLock
-from ...durable.places import STORE_FILE, default_data_dir, legacy_data_dir, migrate_legacy_store
+from ...durable.places import (
+    STORE_FILE,
+    default_data_dir,
+    legacy_data_dir,
+    migrate_legacy_store,
+    read_enablement_choices,
+)
 from ...durable.store import DurableStore
 from ...errors import JSError, ManifestError, PluginNotLoaded, PluginNotRunning, VMCrashed
 from .api import NO_PARAMS, EventStreamPort, LogRecord, PluginInfo, PluginState, Unsubscribe, WebSocketPort
@@ -124,6 +130,14 @@ class PluginManager:
                                                  platform=self.platform)
         else:
             sources, errors = [], []
+        if self.workspace is not None:
+            try:
+                choices = read_enablement_choices(self.data_dir)
+            except ValueError as exc:
+                errors.append(ManifestError(str(exc)))
+                choices = {}
+            for src in sources:
+                src.enabled = choices.get(src.name, src.enabled)
         self.load_errors = errors
         for err in errors:
             log.error("%s", err)
@@ -413,7 +427,7 @@ class PluginManager:
 
     def _in_siyuan_info(self, name: str) -> PluginInfo:
         return PluginInfo(name=name, state=PluginState.STOPPED, version=self.sources[name].version,
-                          error=RUNS_IN_SIYUAN)
+                          error=RUNS_IN_SIYUAN, runs_in_siyuan=True)
 
     def _standby_info(self, name: str) -> PluginInfo:
         return PluginInfo(name=name, state=PluginState.INACTIVE, version=self.sources[name].version,
