@@ -35,15 +35,14 @@ STATIC_DIR = Path(__file__).with_name("static")
 
 
 def make_routes(base_url: str = "/") -> list[tuple[Any, ...]]:
-    """SiYuan's plugin routes (spec §5.1; the table is :data:`kplug_lab.protocol.routes.ROUTES`), the admin API
-    and the main channel's state pushes (``/ws``), under ``base_url``."""
+    """SiYuan's plugin routes (spec §5.1; the table is :data:`kplug_lab.protocol.routes.ROUTES`) and the admin
+    API, under ``base_url``."""
     b = "/" + base_url.strip("/") + "/" if base_url.strip("/") else "/"
     return [
         *((tornado_pattern(route, base_url), _HANDLERS[route.kinds]) for route in ROUTES),
         (rf"{b}kplug/api/rpc", AdminRPCHandler),
         (rf"{b}kplug/api/ws", AdminWebSocketHandler),
         (rf"{b}kplug/static/(.*)", ClientScriptHandler, {"path": str(STATIC_DIR)}),
-        (rf"{b}ws", MainChannelSocket),  # SiYuan's main channel: plugin state pushes (rpc/main_channel.py)
     ]
 
 
@@ -92,8 +91,12 @@ def make_standalone_app(
 ) -> tornado.web.Application:
     """``allow_origins``: browser origins (``scheme://host[:port]``, or ``*``) that may call the plugin routes
     from their pages (:mod:`kplug_lab.rpc.cors`); ValueError for one that is not an origin."""
+    b = "/" + base_url.strip("/") + "/" if base_url.strip("/") else "/"
+    # SiYuan's main channel, for the plugin state pushes (rpc/main_channel.py): standalone only, since behind the
+    # front door /ws is the kernel's (the pushes are merged into it) and in Jupyter the page is not SiYuan's
+    main_channel = (rf"{b}ws", MainChannelSocket)
     return KplugApplication(
-        make_routes(base_url),  # type: ignore[arg-type]
+        [*make_routes(base_url), main_channel],  # type: ignore[arg-type]
         kplug_host=host,
         kplug_auth=TokenAuth(token, call_token),
         kplug_cors=CORSPolicy(allow_origins),

@@ -50,7 +50,6 @@ from ..rpc.handlers import (
     TokenAuth,
     write_envelope_error,
 )
-from ..rpc.main_channel import MainChannelSocket
 from ..rpc.secrets_in_logs import token_from_subprotocols
 
 __all__ = ["ACTIONS", "CALL_ONLY_USER", "KPLUG_RESOURCE", "PUBLIC", "jupyter_handler", "jupyter_routes"]
@@ -71,7 +70,6 @@ ACTIONS: dict[type[tornado.web.RequestHandler], dict[str, str]] = {
     AdminRPCHandler: {"POST": "write"},
     AdminWebSocketHandler: {"GET": "write"},
     ClientScriptHandler: {"GET": PUBLIC, "HEAD": PUBLIC},
-    MainChannelSocket: {"GET": "read"},
 }
 
 CALL_ONLY_USER = User(username="kplug-call-only", name="kplug call-only token", display_name="kplug call-only token")
