@@ -23,6 +23,8 @@ from kplug_lab.host.runtime.config import HostConfig
 from kplug_lab.host.runtime.manager import PluginManager
 from kplug_lab.rpc.app import make_standalone_app
 from kplug_lab.rpc.main_channel import close_main_channel, subscribe_state_pushes
+from kplug_lab.server.front_door import FrontDoor, FrontDoorConfig, make_front_door_app
+from kplug_lab.testing.fake_siyuan import FakeSiYuan
 
 TOKEN = "main-channel-token"
 TICKER = """
@@ -72,9 +74,10 @@ class SiYuanLikeClient:
     ``updateKernelPluginState`` pushes and opens ``/ws/plugin/rpc?name=`` whenever the state is set to 2 and no
     RPC socket is open or connecting. Broadcasts are recorded per RPC socket (``ticks[i]``: the i-th socket)."""
 
-    def __init__(self, port: int, name: str) -> None:
+    def __init__(self, port: int, name: str, token: str = TOKEN) -> None:
         self.base = f"ws://127.0.0.1:{port}"
         self.name = name
+        self.token = token
         self.state = -1
         self.states: list[int] = []
         self.ticks: list[list[Any]] = []
@@ -90,9 +93,23 @@ class SiYuanLikeClient:
 
     def start(self) -> None:
         self._spawn(self._main_channel())
+        self._spawn(self._init())
+
+    async def _init(self) -> None:
+        """After the frontend plugin's onload: ask the plugin's state once, adopted if no push came first."""
+        client = tornado.httpclient.AsyncHTTPClient(force_instance=True)
+        try:
+            response = await client.fetch("http" + self.base[2:] + "/api/plugin/getLoadedPlugin", method="POST",
+                                          body=json.dumps({"name": self.name}), raise_error=False,
+                                          headers={"Authorization": f"Token {self.token}"})
+        finally:
+            client.close()
+        answer = json.loads(response.body) if response.code == 200 else {}
+        if self.state == -1 and answer.get("code") == 0:
+            self._set_state(answer["data"]["stateCode"])
 
     async def _connect(self, path: str) -> tornado.websocket.WebSocketClientConnection:
-        request = tornado.httpclient.HTTPRequest(self.base + path, headers={"Authorization": f"Token {TOKEN}"})
+        request = tornado.httpclient.HTTPRequest(self.base + path, headers={"Authorization": f"Token {self.token}"})
         return await tornado.websocket.websocket_connect(request)
 
     async def _main_channel(self) -> None:
@@ -173,9 +190,42 @@ async def test_a_siyuan_like_client_keeps_receiving_broadcasts_across_reload_cra
         await server.stop()
         await server.start()
         await client.ticks_on_socket(3)
-        assert client.ticks[3][0] == 0  # a fresh instance on the restarted server
+        assert len(client.ticks) == 4  # one RPC socket per instance: never two open at once
     finally:
         await client.close()
+
+
+async def test_behind_the_front_door_the_client_follows_reload_and_crash_on_the_kernels_own_channel(
+        tmp_path: Path) -> None:
+    plugins = tmp_path / "plugins"
+    write_plugin(plugins, "ticker", TICKER)
+    manager = PluginManager(HostConfig(data_dir=tmp_path / "data", hot_reload=False, restart_initial=0.1,
+                                       siyuan_poll_interval=0), plugins_dir=plugins)
+    await manager.start()
+    async with FakeSiYuan(tmp_path / "ws") as kernel:
+        door = FrontDoor(FrontDoorConfig(kernel_url=kernel.url))
+        unfollow = door.follow(lambda send: subscribe_state_pushes(manager, send, snapshot=False))
+        port = free_port()
+        server = make_front_door_app(manager, TOKEN, door).listen(port, address="127.0.0.1")
+        client = SiYuanLikeClient(port, "ticker", token=kernel.token)  # SiYuan's own credential
+        client.start()
+        try:
+            await client.ticks_on_socket(0)  # getLoadedPlugin said running: the first RPC socket
+            kernel.push("transactions", [])  # the kernel's own pushes still arrive on the same channel
+            await manager.reload("ticker")
+            await client.ticks_on_socket(1)
+            assert client.states[-5:] == [3, 4, 0, 1, 2]
+            with pytest.raises(Exception, match="crashed"):
+                await manager.call("ticker", "crash", [])
+            await client.ticks_on_socket(2)
+            assert [m["cmd"] for m in kernel.broadcasts] == ["transactions"]
+        finally:
+            await client.close()
+            unfollow()
+            server.stop()
+            door.close()
+            await server.close_all_connections()
+            await manager.close()
 
 
 async def test_the_main_channel_needs_the_token_and_pushes_to_main_sessions_only(server: Server) -> None:
