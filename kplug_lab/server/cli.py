@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--siyuan-token", help="API token for the SiYuan kernel (or --siyuan-token-file, "
                                           "$KPLUG_SIYUAN_TOKEN)")
     s.add_argument("--siyuan-token-file", type=Path, help="read the SiYuan kernel's API token from this file")
+    s.add_argument("--siyuan-poll-interval", type=float, default=5.0, metavar="SECONDS",
+                   help="how often to ask the SiYuan kernel which kernel plugins SiYuan runs itself; those are not "
+                        "run here (docs/beside-siyuan.md); 0 turns the check off (default 5)")
     s.add_argument("--memory-mb", type=int, default=64, help="JS heap limit per plugin, MiB")
     s.add_argument("--cpu-limit", type=float, default=2.0, help="CPU seconds one job may take")
     s.add_argument("--hook-timeout", type=float, default=10.0, help="seconds a lifecycle hook may take")
@@ -116,7 +119,8 @@ async def _serve(args: argparse.Namespace) -> int:
         config = HostConfig(memory_limit=args.memory_mb * 1024 * 1024, cpu_limit=args.cpu_limit,
                             hook_timeout=args.hook_timeout, call_timeout=args.call_timeout,
                             siyuan_url=args.siyuan_url, siyuan_token=args.siyuan_token,
-                            hot_reload=not args.no_reload, data_dir=args.data,
+                            siyuan_poll_interval=args.siyuan_poll_interval, hot_reload=not args.no_reload,
+                            data_dir=args.data,
                             follow_caller_cpu=args.follow_caller_cpu)
     except ValueError as exc:  # a limit the sandbox cannot honour (e.g. --memory-mb past wasm32's 4 GiB)
         print(f"kplug serve: {exc}", file=sys.stderr)

@@ -208,7 +208,8 @@ def test_help_lists_the_documented_options() -> None:
     for option in ("--workspace", "--plugins", "--data", "--host", "--port", "--token", "--siyuan-url",
                    "--siyuan-token", "--call-token", "--base-url", "--dev", "--call-timeout", "--max-request-bytes",
                    "--proxy-allow-private", "--token-file", "--call-token-file", "--siyuan-token-file",
-                   "--follow-caller-cpu", "--no-follow-caller-cpu", "--switch-interval", "--ws-direct-frames"):
+                   "--follow-caller-cpu", "--no-follow-caller-cpu", "--switch-interval", "--ws-direct-frames",
+                   "--siyuan-poll-interval"):
         assert option in out, option
     assert "default 127.0.0.1" in out
 
