@@ -62,6 +62,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="stand in front of the SiYuan kernel at --siyuan-url: open SiYuan through this port; plugin "
                         "routes are answered here (with SiYuan's own login), everything else goes to the kernel")
     s.add_argument("--no-reload", action="store_true", help="do not watch plugin folders for changes")
+    s.add_argument("--siyuan-strict", action="store_true",
+                   help="SiYuan-strict mode: leave out kplug_lab's own globals (structuredClone, atob/btoa, "
+                        "queueMicrotask, performance, DOMException, Event/EventTarget, global, kplug, siyuan.mcp, "
+                        "lifecycle.onloaded), so that a plugin that runs here runs in SiYuan")
     s.add_argument("--proxy-allow-private", action="store_true",
                    help="let a private route's proxy body reach loopback and private addresses (refused by default)")
     tuning = s.add_argument_group("tuning switches (off by default; measured in docs/adr/0004-rpc-benchmark.md)")
@@ -120,7 +124,7 @@ async def _serve(args: argparse.Namespace) -> int:
                             hook_timeout=args.hook_timeout, call_timeout=args.call_timeout,
                             siyuan_url=args.siyuan_url, siyuan_token=args.siyuan_token,
                             siyuan_poll_interval=args.siyuan_poll_interval, hot_reload=not args.no_reload,
-                            data_dir=args.data,
+                            data_dir=args.data, siyuan_strict=args.siyuan_strict,
                             follow_caller_cpu=args.follow_caller_cpu)
     except ValueError as exc:  # a limit the sandbox cannot honour (e.g. --memory-mb past wasm32's 4 GiB)
         print(f"kplug serve: {exc}", file=sys.stderr)

@@ -51,6 +51,11 @@ class KplugLabApp(ExtensionApp):
     hook_timeout = Float(10.0, min=0.001, config=True, help="Seconds a lifecycle hook may take to settle.")
     call_timeout = Float(30.0, min=0.001, config=True, help="Seconds an RPC call may take to settle.")
     hot_reload = Bool(True, config=True, help="Reload a plugin when its kernel.js or plugin.json changes.")
+    siyuan_strict = Bool(False, config=True, help="SiYuan-strict mode: leave out kplug_lab's own globals "
+                                                  "(structuredClone, atob/btoa, queueMicrotask, performance, "
+                                                  "DOMException, Event/EventTarget, global, kplug, siyuan.mcp, "
+                                                  "lifecycle.onloaded), so that a plugin that runs here runs in "
+                                                  "SiYuan. Each plugin's state lists those it touched otherwise.")
     front_door = Bool(False, config=True, help=(
         "Stand in front of the SiYuan kernel. Standalone-only (kplug serve --front-door): the front door owns the "
         "server's root, which in Jupyter mode is Jupyter's own; True is refused with that reason."))
@@ -94,7 +99,8 @@ class KplugLabApp(ExtensionApp):
                           hook_timeout=self.hook_timeout, call_timeout=self.call_timeout,
                           siyuan_url=self.siyuan_url, siyuan_token=self.siyuan_token, hot_reload=self.hot_reload,
                           siyuan_poll_interval=self.siyuan_poll_interval,
-                          data_dir=data_dir, follow_caller_cpu=self.follow_caller_cpu)
+                          data_dir=data_dir, follow_caller_cpu=self.follow_caller_cpu,
+                          siyuan_strict=self.siyuan_strict)
 
     def _plugin_roots(self) -> tuple[Path | None, Path | None]:
         if self.workspace and self.plugins_dir:

@@ -209,7 +209,7 @@ def test_help_lists_the_documented_options() -> None:
                    "--siyuan-token", "--call-token", "--base-url", "--dev", "--call-timeout", "--max-request-bytes",
                    "--proxy-allow-private", "--token-file", "--call-token-file", "--siyuan-token-file",
                    "--follow-caller-cpu", "--no-follow-caller-cpu", "--switch-interval", "--ws-direct-frames",
-                   "--siyuan-poll-interval"):
+                   "--siyuan-poll-interval", "--siyuan-strict"):
         assert option in out, option
     assert "default 127.0.0.1" in out
 
@@ -337,3 +337,19 @@ def test_serve_imports_and_starts_without_fcntl_uvloop_eventfd_or_signal_handler
     assert b"locked against this process only" in os.pread(s.stderr.fileno(), 1 << 20, 0)
     assert s.stop() == 0  # SIGTERM through the portable signal.signal path
     assert (workspace / "data" / "storage" / "petal" / "hello" / "unloaded.txt").read_text() == "bye"
+
+
+def test_siyuan_strict_reaches_the_host_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``kplug serve --siyuan-strict`` is ``HostConfig.siyuan_strict`` (tests/host/test_portability.py: its effect)."""
+    from kplug_lab.server import cli
+
+    seen: list[bool] = []
+
+    async def fake_serve(args: object) -> int:
+        seen.append(bool(args.siyuan_strict))  # type: ignore[attr-defined]
+        return 0
+
+    monkeypatch.setattr(cli, "_serve", fake_serve)
+    assert cli.main(["serve", "--port", "0", "--siyuan-strict"]) == 0
+    assert cli.main(["serve", "--port", "0"]) == 0
+    assert seen == [True, False]

@@ -46,12 +46,21 @@ class HostConfig:
     #: host I/O operations (fetch, socket and stream calls, ...) one plugin may have waiting at once; more are
     #: refused with a clear error, since each holds host memory (outside the sandbox's limit) and maybe a socket
     max_io_in_flight: int = 1000
+    #: ``siyuan.client.fetch`` responses one plugin may have open at once (headers awaited or body not read to
+    #: the end); each holds a connection to the kernel
+    max_open_fetches: int = 64
+    #: most bytes of a request body a plugin's ``siyuan.client.fetch`` may send. Response bodies are streamed: the
+    #: host holds at most one 32 KiB chunk per open response (``max_open_fetches``), whatever their size
+    max_fetch_body: int = 32 * 1024 * 1024
     #: storage quota per plugin, bytes (None: unlimited)
     storage_quota: int | None = None
-    #: watch plugin folders and reload on changes to kernel.js / plugin.json
+    #: SiYuan-strict mode: kplug_lab's own globals (structuredClone, siyuan.mcp, kplug, ...; the portability
+    #: report's list) are absent, so that a plugin that runs here runs in SiYuan
+    siyuan_strict: bool = False
+    #: watch plugin folders and reload when kernel.js's content (its SHA-256) or plugin.json changes
     hot_reload: bool = True
-    #: debounce for hot reload, milliseconds
-    reload_debounce_ms: int = 200
+    #: debounce for hot reload, milliseconds (SiYuan's: 300)
+    reload_debounce_ms: int = 300
     #: opt-in tuning: wake a plugin's idle thread through eventfd doorbells on the CPU of the thread that calls it
     #: (Linux), and let it go once it stays busy. Faster sequential calls on a 2-vCPU VM, but CPU-bound plugins
     #: share the loop's CPU for a while, so off by default (docs/adr/0004-rpc-benchmark.md, addendum)
