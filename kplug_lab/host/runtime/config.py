@@ -31,6 +31,9 @@ class HostConfig:
     #: the SiYuan kernel that ``siyuan.client`` talks to, and its API token
     siyuan_url: str = "http://127.0.0.1:6806"
     siyuan_token: str = ""
+    #: how often to ask that kernel which plugins SiYuan runs itself (those are not run here: one copy of a
+    #: worker, kplug_lab/host/runtime/one_copy.py), seconds; 0 turns the check off
+    siyuan_poll_interval: float = 5.0
     #: what ``siyuan.secrets.resolve`` / ``siyuan.vars.resolve`` substitute
     secrets: dict[str, str] = field(default_factory=dict)
     vars: dict[str, str] = field(default_factory=dict)
