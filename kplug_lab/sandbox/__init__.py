@@ -5,7 +5,7 @@ It knows nothing about SiYuan. See :class:`VM`.
 
 from ..errors import CPUTimeout, JSError, OutOfMemory, SandboxError, ValueConversionError, VMCrashed
 from ._engine import on_wasm_thread
-from ._vm import MAX_MEMORY_LIMIT, MAX_STACK_LIMIT, VM, check_limits
+from ._vm import MAX_MEMORY_LIMIT, MAX_STACK_LIMIT, VM, check_limits, live_vm_count
 
 __all__ = ["MAX_MEMORY_LIMIT", "MAX_STACK_LIMIT", "VM", "CPUTimeout", "JSError", "OutOfMemory", "SandboxError",
-           "VMCrashed", "ValueConversionError", "check_limits", "on_wasm_thread"]
+           "VMCrashed", "ValueConversionError", "check_limits", "live_vm_count", "on_wasm_thread"]

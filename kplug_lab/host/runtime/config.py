@@ -38,6 +38,20 @@ class HostConfig:
     lang: str = "en"
     #: log lines kept per plugin for ``kplug.logs`` and the inspector
     log_buffer: int = 1000
+    #: bytes of log text kept per plugin (the oldest lines go first), whatever the line count
+    log_buffer_bytes: int = 4 * 1024 * 1024
+    #: longest log line, bytes of UTF-8; longer text is cut and ends with a marker ("… [truncated 4.0 MiB]")
+    log_line_max: int = 64 * 1024
+    #: most bytes of a ``siyuan.client.fetch`` response body (and of a ``body.proxy`` response a private route
+    #: relays); past it the fetch fails with a clear error (the proxied response is cut off)
+    max_fetch_body: int = 32 * 1024 * 1024
+    #: bytes one plugin may have waiting on one path at once: pushes queued for one client connection (SSE
+    #: events, WebSocket frames, broadcasts), frames from the kernel's SSE and WebSocket not yet taken by the
+    #: plugin. Past it the slow side is cut off (the connection is closed), never buffered
+    max_pending_bytes: int = 16 * 1024 * 1024
+    #: how long a durable operation waits for the store's lock (SQLite's busy timeout), seconds; never longer
+    #: than ``hook_timeout`` or ``call_timeout``. Past it the operation fails: "the durable store is busy"
+    durable_busy_timeout: float = 5.0
     #: where durable data (queues, key-value, schedules) and plain-folder storage live
     data_dir: Path | None = None
     #: host I/O operations (fetch, socket and stream calls, ...) one plugin may have waiting at once; more are

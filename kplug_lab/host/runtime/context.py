@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ...errors import CPUTimeout, JSError, OutOfMemory
+from .shared import SharedDict
 
 if TYPE_CHECKING:
     from ...durable.store import DurableStore
@@ -26,8 +27,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Capability", "Op", "PluginContext", "Timers", "ToolRegistry"]
 
-#: every tool of every plugin of a host, by global name: ``{"plugin", "kind", "local", "record"}``
-ToolRegistry = dict[str, dict[str, Any]]
+#: every tool of every plugin of a host, by global name: ``{"plugin", "kind", "local", "record"}``; written on
+#: plugins' threads, read on the loop, so copy-on-write
+ToolRegistry = SharedDict[str, dict[str, Any]]
 
 
 class Timers(Protocol):
@@ -46,7 +48,7 @@ class PluginContext:
     """One plugin instance as its host operations see it. A restarted plugin gets a new context."""
 
     def __init__(self, *, name: str, config: HostConfig, loop: asyncio.AbstractEventLoop, storage: Storage,
-                 methods: dict[str, list[str]], tools: ToolRegistry, host: HostAPI,
+                 methods: SharedDict[str, list[str]], tools: ToolRegistry, host: HostAPI,
                  log: Callable[[str, str], None], post: Callable[[Callable[[], Any]], None],
                  vm: Callable[[], VM | None], timers: Callable[[], Timers | None],
                  broadcast: Callable[[str, Any], None], watch_storage: Callable[[Path, bool], None],

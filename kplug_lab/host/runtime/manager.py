@@ -18,8 +18,10 @@ from ...durable.store import DurableStore
 from ...errors import JSError, ManifestError, PluginNotLoaded, PluginNotRunning, VMCrashed
 from .api import NO_PARAMS, EventStreamPort, LogRecord, PluginInfo, PluginState, Unsubscribe, WebSocketPort
 from .config import HostConfig
+from .context import ToolRegistry
 from .manifest import PluginSource, discover_directory, discover_workspace, platform_id, read_plugin
 from .plugin import Plugin, js_detail
+from .shared import SharedDict
 
 __all__ = ["PluginManager"]
 
@@ -78,7 +80,7 @@ class PluginManager:
         self.plugins: dict[str, Plugin] = {}
         self.sources: dict[str, PluginSource] = {}
         self.load_errors: list[ManifestError] = []
-        self.tools_registry: dict[str, dict[str, Any]] = {}
+        self.tools_registry: ToolRegistry = SharedDict()
         self._locks: dict[str, asyncio.Lock] = {}
         self._restarts: dict[str, int] = {}
         self._restart_tasks: dict[str, asyncio.Task[None]] = {}
@@ -282,8 +284,7 @@ class PluginManager:
             self._in_loop(subs.emit, method, params)
 
     def release_tools(self, plugin: Plugin) -> None:
-        for key in [k for k, t in self.tools_registry.items() if t["plugin"] == plugin.name]:
-            del self.tools_registry[key]
+        self.tools_registry.remove_if(lambda _k, t: t["plugin"] == plugin.name)
 
     def watch_storage(self, plugin: Plugin, target: Path, add: bool) -> None:
         """Start (``add``) or stop delivering ``fs-notify`` events for ``target`` (a storage path) to the plugin
