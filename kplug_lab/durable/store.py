@@ -189,29 +189,48 @@ def next_slot(spec: ScheduleSpec, anchor: float, last_slot: float | None, now: f
 class DurableStore:
     """Queues, key-value state and schedule progress, per plugin, in one SQLite file."""
 
-    def __init__(self, path: Path | str, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, path: Path | str, *, clock: Callable[[], float] = time.time,
+                 busy_timeout: float = 10.0) -> None:
+        """``busy_timeout``: seconds an operation waits for the database's write lock (held by another connection
+        or another thread of this host) before it fails with "the durable store is busy"."""
         self.path = Path(path)
         self.clock = clock
+        self.busy_timeout = busy_timeout
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False,
+                                   timeout=busy_timeout)
         for pragma in PRAGMAS:
             self._db.execute(pragma)
+        self._db.execute(f"PRAGMA busy_timeout={max(0, int(busy_timeout * 1000))}")
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
+    def _busy(self) -> DurableError:
+        return DurableError(f"the durable store is busy (locked by another connection) for {self.busy_timeout:g} s: "
+                           f"{self.path}; try again later")
+
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+        if not self._lock.acquire(timeout=self.busy_timeout):
+            raise self._busy()
+        try:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    raise self._busy() from None
+                raise
             try:
                 yield self._db
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+        finally:
+            self._lock.release()
 
     # ---- queues -----------------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from ...errors import HostOpError
 from .. import route_answers
+from ..runtime.bounds import human_bytes
 from ..runtime.context import Capability, Op
 from .encoding import payload, unb64
 from .kernel import kernel_headers, kernel_url
@@ -43,15 +44,30 @@ class FetchOps(Capability):
         if route is not None:  # the kernel plugins live here, not in the kernel at siyuan_url
             return answer_plugin_route(self.ctx, route, path, content)
         headers.update(kernel_headers(self.ctx.config))
-        return _IO_POOL.submit(_do_fetch, url, path, method, headers, content)
+        return _IO_POOL.submit(_do_fetch, url, path, method, headers, content, self.ctx.config.max_fetch_body)
 
 
-def _do_fetch(url: str, path: str, method: str, headers: dict[str, str], content: bytes | None) -> dict[str, Any]:
+def _do_fetch(url: str, path: str, method: str, headers: dict[str, str], content: bytes | None,
+              max_body: int) -> dict[str, Any]:
+    """The request, its body read in chunks and refused past ``max_body`` bytes (``HostConfig.max_fetch_body``)."""
     import httpx
 
+    too_large = HostOpError(f"{method} {path}: the response body is larger than {human_bytes(max_body)}, the most "
+                            "siyuan.client.fetch reads (max_fetch_body)")
     try:
-        with httpx.Client(timeout=FETCH_TIMEOUT, follow_redirects=False, trust_env=False) as client:
-            resp = client.request(method, url, headers=headers, content=content)
+        with httpx.Client(timeout=FETCH_TIMEOUT, follow_redirects=False, trust_env=False) as client, \
+                client.stream(method, url, headers=headers, content=content) as resp:
+            length = resp.headers.get("Content-Length", "")
+            if length.isdigit() and int(length) > max_body:
+                raise too_large
+            chunks, size = [], 0
+            for chunk in resp.iter_bytes():
+                size += len(chunk)
+                if size > max_body:
+                    raise too_large
+                chunks.append(chunk)
+            body = b"".join(chunks)
+            del chunks
     except httpx.HTTPError as exc:
         raise HostOpError(f"{method} {path}: {exc}") from None
     joined: dict[str, str] = {}
@@ -63,5 +79,5 @@ def _do_fetch(url: str, path: str, method: str, headers: dict[str, str], content
         "status": resp.status_code,
         "statusText": f"{resp.status_code} {resp.reason_phrase}".strip(),
         "headers": joined,
-        "body": payload(resp.content),
+        "body": payload(body),
     }

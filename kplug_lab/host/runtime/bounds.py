@@ -14,7 +14,12 @@ from collections.abc import Iterator
 
 from .api import LogRecord
 
-__all__ = ["ByteBudget", "LogBuffer", "clip_text", "human_bytes", "utf8_size"]
+__all__ = ["MAX_FETCH_BODY", "MAX_PENDING_BYTES", "ByteBudget", "LogBuffer", "clip_text", "human_bytes",
+           "utf8_size"]
+
+#: the defaults of ``HostConfig.max_pending_bytes`` and ``HostConfig.max_fetch_body``
+MAX_PENDING_BYTES = 16 * 1024 * 1024
+MAX_FETCH_BODY = 32 * 1024 * 1024
 
 
 def human_bytes(n: int) -> str:
@@ -61,12 +66,12 @@ class LogBuffer:
         self._lock = threading.Lock()
 
     def append(self, record: LogRecord) -> None:
-        size = utf8_size(record.text)
+        size = utf8_size(record.message)
         with self._lock:
             self._lines.append(record)
             self._bytes += size
             while self._lines and (len(self._lines) > self.max_lines or self._bytes > self.max_bytes):
-                self._bytes -= utf8_size(self._lines.popleft().text)
+                self._bytes -= utf8_size(self._lines.popleft().message)
 
     @property
     def size(self) -> int:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...sandbox import check_limits
+from .bounds import MAX_FETCH_BODY, MAX_PENDING_BYTES
 
 __all__ = ["HostConfig"]
 
@@ -44,11 +45,11 @@ class HostConfig:
     log_line_max: int = 64 * 1024
     #: most bytes of a ``siyuan.client.fetch`` response body (and of a ``body.proxy`` response a private route
     #: relays); past it the fetch fails with a clear error (the proxied response is cut off)
-    max_fetch_body: int = 32 * 1024 * 1024
+    max_fetch_body: int = MAX_FETCH_BODY
     #: bytes one plugin may have waiting on one path at once: pushes queued for one client connection (SSE
     #: events, WebSocket frames, broadcasts), frames from the kernel's SSE and WebSocket not yet taken by the
     #: plugin. Past it the slow side is cut off (the connection is closed), never buffered
-    max_pending_bytes: int = 16 * 1024 * 1024
+    max_pending_bytes: int = MAX_PENDING_BYTES
     #: how long a durable operation waits for the store's lock (SQLite's busy timeout), seconds; never longer
     #: than ``hook_timeout`` or ``call_timeout``. Past it the operation fails: "the durable store is busy"
     durable_busy_timeout: float = 5.0

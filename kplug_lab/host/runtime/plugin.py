@@ -86,8 +86,8 @@ class PluginOwner(HostAPI, Protocol):
     def release_tools(self, plugin: Plugin) -> None:
         """Drop every tool ``plugin`` registered."""
 
-    def broadcast(self, name: str, method: str, params: Any) -> None:
-        """``siyuan.rpc.broadcast`` of plugin ``name``."""
+    def broadcast(self, name: str, method: str, params: Any, done: Callable[[], None] | None = None) -> None:
+        """``siyuan.rpc.broadcast`` of plugin ``name``; ``done`` once it was handed to the subscribers."""
 
     def watch_storage(self, plugin: Plugin, target: Path, add: bool) -> None:
         """Start or stop ``fs-notify`` events of ``target`` for ``plugin``."""

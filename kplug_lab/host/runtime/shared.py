@@ -47,6 +47,14 @@ class SharedDict(MutableMapping[K, V]):
             del data[key]
             self._data = data
 
+    def discard(self, key: K) -> None:
+        """Drop ``key`` if it is there."""
+        with self._lock:
+            if key in self._data:
+                data = dict(self._data)
+                del data[key]
+                self._data = data
+
     def pop(self, key: K, *default: V) -> V:  # type: ignore[override]
         with self._lock:
             if key not in self._data:
