@@ -25,8 +25,9 @@ const sizeText = (n) => (n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFix
   : n < 1073741824 ? `${(n / 1048576).toFixed(1)} MiB` : `${(n / 1073741824).toFixed(1)} GiB`);
 const log = (level, text) => {
   if (typeof text === "string" && text.length > logLineMax) {
-    const code = text.charCodeAt(logLineMax - 1);
-    const keep = code >= 0xd800 && code <= 0xdbff ? logLineMax - 1 : logLineMax; // not half a surrogate pair
+    const room = Math.max(1, logLineMax - 64); // the marker fits in the line too
+    const code = text.charCodeAt(room - 1);
+    const keep = code >= 0xd800 && code <= 0xdbff ? room - 1 : room; // not half a surrogate pair
     text = `${text.slice(0, keep)}… [truncated ${sizeText(text.length - keep)}]`;
   }
   const max = call("log", level, text);

@@ -51,7 +51,8 @@ class HostConfig:
     #: plugin. Past it the slow side is cut off (the connection is closed), never buffered
     max_pending_bytes: int = MAX_PENDING_BYTES
     #: how long a durable operation waits for the store's lock (SQLite's busy timeout), seconds; never longer
-    #: than ``hook_timeout`` or ``call_timeout``. Past it the operation fails: "the durable store is busy"
+    #: than ``call_timeout``. Past it the operation fails in JS: "the durable store is busy (locked by another
+    #: connection) for 5 s"
     durable_busy_timeout: float = 5.0
     #: where durable data (queues, key-value, schedules) and plain-folder storage live
     data_dir: Path | None = None

@@ -119,8 +119,8 @@ class PluginManager:
         if self._durable is None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             config = self.config
-            # a plugin's durable op waits for the lock on its thread: never longer than a call or a hook may take
-            busy = min(config.durable_busy_timeout, config.hook_timeout, config.call_timeout)
+            # a plugin's durable op waits for the lock on its thread: never longer than a call may take
+            busy = min(config.durable_busy_timeout, config.call_timeout)
             self._durable = DurableStore(self.data_dir / "durable.sqlite3", busy_timeout=busy)
         return self._durable
 

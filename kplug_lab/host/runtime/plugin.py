@@ -472,6 +472,10 @@ def js_detail(exc: JSError) -> str:
     text = f"{exc.name}: {exc.message}" if exc.name else exc.message
     if not exc.name and isinstance(exc.value, dict) and isinstance(exc.value.get("message"), str):
         text = exc.value["message"]  # [better] a thrown plain object says its message, not [object Object]
+    if not exc.name and exc.value is None and text in ("", "null", "undefined"):
+        # [better] never a bare "null": QuickJS throws null itself when it runs out of memory building an error
+        text = (f"{text or 'nothing'} was thrown, without a reason (the plugin threw {text or 'it'}, or its VM ran "
+                "out of memory while building an error)")
     frames = [ln.strip() for ln in exc.stack.splitlines() if ln.strip().startswith("at ")]
     frames = [f for f in frames if "<kplug" not in f]
     return f"{text} {frames[0]}" if frames else text
