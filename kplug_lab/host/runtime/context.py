@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 __all__ = ["Capability", "Op", "PluginContext", "Timers", "ToolRegistry"]
 
 #: every tool of every plugin of a host, by global name: ``{"plugin", "kind", "local", "record"}``; written on
-#: plugins' threads, read on the loop, so copy-on-write
+#: plugins' threads, read on the loop, so every listing copies it under a lock (shared.py)
 ToolRegistry = SharedDict[str, dict[str, Any]]
 
 

@@ -104,7 +104,7 @@ class Plugin:
         self.loop = owner.loop
         self.state = PluginState.READY
         self.error: str | None = None
-        # bound on the plugin's thread, listed on the loop: copy-on-write (shared.py)
+        # bound on the plugin's thread, listed on the loop: listings copy it under a lock (shared.py)
         self.methods: SharedDict[str, list[str]] = SharedDict()
         self.started_at = time.time()
         self.logs = LogBuffer(config.log_buffer, config.log_buffer_bytes)
