@@ -113,3 +113,28 @@ async def test_broadcasts_and_sse_flooding_a_client_that_reads_nothing_stay_boun
         ws.close()
         writer.close()
         await server.close()
+
+
+PROXY = """
+siyuan.server.private.http.handler = (req) => ({ body: { proxy: { url: req.url.query.url[0] } } });
+"""
+
+
+async def test_a_proxied_body_past_max_fetch_body_is_refused_with_a_clear_error(host: Host) -> None:
+    import tornado.web
+    from kplug_testing import loopback_app
+
+    class Big(tornado.web.RequestHandler):
+        def get(self) -> None:
+            self.finish(b"p" * (2 * MiB))
+
+    host.plugin("px", PROXY)
+    await host.start()
+    server = Server(host, kplug_proxy_allow_private=True, kplug_max_fetch_body=MiB)
+    try:
+        async with loopback_app([(r"/big", Big)]) as upstream:
+            r = await server.http.get("/plugin/private/px/p", params={"url": upstream + "/big"})
+        assert r.status_code == 502
+        assert "the proxied response is 2.0 MiB, more than the 1.0 MiB a proxy body may relay" in r.text, r.text
+    finally:
+        await server.close()
