@@ -109,6 +109,10 @@ class AsyncClient(BaseClient):
     async def logs(self, name: str, limit: int = 200) -> list[LogEntry]:
         return [LogEntry.from_json(r) for r in await self.admin("kplug.logs", name=name, limit=limit)]
 
+    async def stats(self) -> list[dict[str, Any]]:
+        """Health of every plugin (``kplug.stats``): memory, CPU, calls, errors, latencies, restarts."""
+        return list(await self.admin("kplug.stats"))
+
     async def tools(self) -> list[dict[str, Any]]:
         return list(await self.admin("kplug.tools"))
 

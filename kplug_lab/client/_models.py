@@ -74,6 +74,7 @@ class CallRecord:
     ok: bool
     result: Any = None
     error: str | None = None
+    error_type: str | None = None  # the exception's class name, when it failed
 
 
 class CallHistory:
@@ -160,4 +161,5 @@ def outcome_of(response: Any, target: str) -> Any:
 def record(target: str, params: Any, seconds: float, result: Any = None, error: BaseException | None = None
            ) -> CallRecord:
     return CallRecord(target=target, params=None if params is _OMITTED else params, seconds=seconds,
-                      ok=error is None, result=result, error=None if error is None else str(error))
+                      ok=error is None, result=result, error=None if error is None else str(error),
+                      error_type=None if error is None else type(error).__name__)

@@ -130,6 +130,10 @@ class Client(BaseClient):
     def logs(self, name: str, limit: int = 200) -> list[LogEntry]:
         return [LogEntry.from_json(r) for r in self.admin("kplug.logs", name=name, limit=limit)]
 
+    def stats(self) -> list[dict[str, Any]]:
+        """Health of every plugin (``kplug.stats``): memory, CPU, calls, errors, latencies, restarts."""
+        return list(self.admin("kplug.stats"))
+
     def tools(self) -> list[dict[str, Any]]:
         return list(self.admin("kplug.tools"))
 

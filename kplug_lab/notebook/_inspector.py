@@ -1,9 +1,11 @@
 """The inspector widget (``%kplug inspect``): plugins with live state, their methods with a call form, a live
-log view, reload and unload buttons, and the last calls with timings.
+log view, reload and unload buttons, the last calls with timings, and live health charts (memory, CPU, calls,
+latencies: :mod:`._health`).
 
 User actions (Call, Reload, Unload) go through the session's client, so they appear in its call history next to
 the magics' calls; the inspector's own bookkeeping (listing, fetching logs) uses a second client whose history is
-not shown. Live updates come from the admin WebSocket (``kplug.subscribe``) on its reader thread.
+not shown. Live updates come from the admin WebSocket (``kplug.subscribe``) on its reader thread; the charts poll
+``kplug.stats`` every ``stats_interval`` seconds on a thread of their own.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import ipywidgets as widgets
 
 from ..client import AdminSocket, CallRecord, Client, LogEntry, Notification, PluginStatus, TransportError
 from ..errors import KplugError
+from ._health import HealthCharts
 
 __all__ = ["Inspector"]
 
@@ -33,7 +36,7 @@ class Inspector:
     """
 
     def __init__(self, client: Client, *, select: str | None = None, live: bool = True, log_lines: int = 200,
-                 history_rows: int = 10) -> None:
+                 history_rows: int = 10, stats_interval: float = 1.0) -> None:
         self.client = client
         self._quiet = Client(client.url, client.endpoint.token, timeout=client.timeout)
         self._lock = threading.RLock()
@@ -42,6 +45,10 @@ class Inspector:
         self._log_lines = log_lines
         self._history_rows = history_rows
         self._admin: AdminSocket | None = None
+        self.charts = HealthCharts()
+        self._stats_interval = stats_interval
+        self._stop_stats = threading.Event()
+        self._stats_thread: threading.Thread | None = None
 
         self.plugin_select = widgets.Dropdown(description="plugin", options=[])
         self.refresh_button = widgets.Button(description="Refresh", icon="refresh")
@@ -72,13 +79,18 @@ class Inspector:
             self.log_view,
             widgets.HTML("<b>Last calls</b>"),
             self.history_html,
+            widgets.HTML("<b>Health</b>"),
+            self.charts.widget,
             self.status_html,
         ])
         client.history.listeners.append(self._on_call)
         self.refresh(select)
         self._render_history()
+        self.refresh_stats()
         if live:
             self._start_live()
+            self._stats_thread = threading.Thread(target=self._poll_stats, daemon=True, name="kplug-inspector-stats")
+            self._stats_thread.start()
 
     # ---- data ---------------------------------------------------------------------------------------
 
@@ -105,7 +117,20 @@ class Inspector:
         self._show_plugin()
         self._load_logs()
 
+    def refresh_stats(self) -> None:
+        """Add one ``kplug.stats`` point to the selected plugin's charts."""
+        self.charts.select(self.selected)
+        try:
+            self.charts.add(self._quiet.stats())
+        except KplugError as exc:
+            self.status_html.value = _error_html(exc)
+
+    def _poll_stats(self) -> None:
+        while not self._stop_stats.wait(self._stats_interval):
+            self.refresh_stats()
+
     def _on_select(self, change: dict[str, Any]) -> None:
+        self.charts.select(self.selected)
         self._show_plugin()
         self._load_logs()
         self.result_html.value = ""
@@ -239,6 +264,9 @@ class Inspector:
         """Stop live updates and close the inspector's connections."""
         if self._on_call in self.client.history.listeners:
             self.client.history.listeners.remove(self._on_call)
+        self._stop_stats.set()
+        if self._stats_thread is not None:
+            self._stats_thread.join(5)
         if self._admin is not None:
             self._admin.close()
             self._admin = None

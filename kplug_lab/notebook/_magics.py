@@ -10,6 +10,7 @@ import re
 import shlex
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -18,8 +19,12 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_exp
 
 from ..client import Client, Connection, LogEntry, discover
 from ..errors import KplugError
+from ._bench import BenchResult, run_bench
+from ._dev import BuildFailed, DevProject, DevView, SourceMap, build_cell, map_positions
 from ._display import CallValue, LogView, Message, PluginList, PluginView, ToolList
+from ._health import Top, top_text
 from ._local import LocalServer
+from ._record import Recorder, load_sanitize_patterns
 
 __all__ = ["KplugMagics", "Session"]
 
@@ -35,8 +40,12 @@ USAGE = """\
 %kplug logs NAME [--limit N] [--follow]               log lines (--follow: stream until idle/interrupted)
 %kplug tools                                          MCP tools / agent capabilities
 %kplug inspect [NAME]                                 the inspector widget
+%kplug bench NAME.METHOD [JSON ...] [-n N] [-c C]     latency percentiles and histogram (--ws: WebSocket)
+%kplug record [--others] | --stop | --save PATH       record calls; save them as an nbval regression test
+%kplug top [--once] [--interval S] [--duration S]     every plugin's health, refreshing in place
+%kplug dev PATH [--no-watch] | --stop                 build a plugin project (esbuild), load it, reload on save
 %%kplug eval NAME                                     run the cell's JS inside the plugin (server in dev mode)
-%%kplug plugin NAME                                   the cell is NAME's kernel.js: write it and (re)load it
+%%kplug plugin NAME [--ts]                            the cell is NAME's kernel.js (or TypeScript): (re)load it
 %kplug help [COMMAND]                                 this text, or one command's help
 
 Connection discovery: %kplug connect, then KPLUG_LAB_URL / KPLUG_LAB_TOKEN, then the Jupyter server that
@@ -117,6 +126,31 @@ def _parser() -> _Parser:
     p = add("inspect", "Open the inspector widget: plugins, methods with a call form, logs, reload/unload, "
                        "the last calls with timings.")
     p.add_argument("name", nargs="?")
+    p = add("bench", "Call NAME.METHOD N times, C at a time (each worker on its own connection), over HTTP or "
+                     "WebSocket; show p50/p90/p99 latency, calls per second and a histogram. Usage: "
+                     "%kplug bench NAME.METHOD [JSON ...] [options]",
+            examples=('%kplug bench hello.echo "hi" -n 500', "%kplug bench counter.get -n 1000 --concurrency 4 --ws"))
+    p.add_argument("-n", type=int, default=200, help="how many calls (default 200)")
+    p.add_argument("--concurrency", "-c", type=int, default=1, help="calls in flight at once (default 1)")
+    p.add_argument("--ws", action="store_true", help="over each worker's plugin WebSocket instead of HTTP")
+    p.add_argument("--warmup", type=int, default=5, help="uncounted calls per worker first (default 5)")
+    p = add("record", "Record the calls made from this notebook (with --others: every client's calls, from the "
+                      "server); --save writes them as a notebook of %kplug call cells with their answers, a "
+                      "regression test for pytest --nbval.",
+            examples=("%kplug record", "%kplug record --others", "%kplug record --save tests/greetings.ipynb"))
+    p.add_argument("--others", action="store_true", help="record every client's calls, not only this notebook's")
+    p.add_argument("--stop", action="store_true", help="stop recording and drop what was recorded")
+    p.add_argument("--save", type=Path, metavar="PATH", help="write the recorded calls as a notebook and stop")
+    p.add_argument("--title", help="the saved notebook's heading")
+    p.add_argument("--sanitize", type=Path, metavar="CFG",
+                   help="the nbval sanitize file whose patterns mask volatile output (default: the project's "
+                        "notebooks/nbval_sanitize.cfg, found from the current folder up)")
+    p = add("top", "Every plugin's state, memory, CPU, calls, errors and restarts, refreshing in place.",
+            examples=("%kplug top", "%kplug top --once", "%kplug top --interval 0.5 --duration 60"))
+    p.add_argument("--once", action="store_true", help="a table of now, not refreshed")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes (default 1)")
+    p.add_argument("--duration", type=float, default=None,
+                   help="stop refreshing after this many seconds (default: until the next %%kplug top or disconnect)")
     p = add("eval", "Run the cell's JavaScript inside plugin NAME's VM and show its value (awaited if a "
                     "Promise). The server must run in dev mode (kplug serve --dev, or --local).", cell=True)
     p.add_argument("name")
@@ -125,6 +159,18 @@ def _parser() -> _Parser:
     p.add_argument("name")
     p.add_argument("--dir", type=Path, help="the plugins folder to write to (default: a scratch folder)")
     p.add_argument("--version", default="0.0.1", help="the version written to plugin.json")
+    p.add_argument("--ts", action="store_true",
+                   help="the cell is TypeScript: compiled with esbuild (installed from npm on first use), with a "
+                        "source map so errors name the cell's lines")
+    p = add("dev", "Develop a plugin project: PATH has plugin.json and src/kernel.ts (or kernel.js, or "
+                   "src/index.ts), with or without package.json (its dependencies are installed). The kernel is "
+                   "bundled with esbuild (from npm, on first use), loaded into the server, and rebuilt and reloaded "
+                   "on every save; a failed build is shown with file, line and source, and the running copy keeps "
+                   "running. Errors of %kplug call name the TypeScript lines (source maps).",
+            examples=("%kplug dev ../my-plugin", "%kplug dev ../my-plugin --no-watch", "%kplug dev --stop"))
+    p.add_argument("path", nargs="?", type=Path)
+    p.add_argument("--no-watch", action="store_true", help="build and load once")
+    p.add_argument("--stop", action="store_true", help="stop watching every project")
     p = add("help", "Show the list of commands, or one command's help.")
     p.add_argument("topic", nargs="?")
     return root
@@ -156,6 +202,43 @@ def parse_json_args(text: str) -> list[Any]:
                              f"{text.strip()!r})")
 
 
+def split_options(text: str) -> tuple[str, list[str]]:
+    """``NAME.METHOD [JSON ...] [--options]`` as the text of target and JSON values (quotes kept: JSON strings need
+    them), and the option words for argparse. An option is a word starting with ``-`` and a letter or ``-``; the
+    word after an option that takes a value is its value. A negative number is JSON."""
+    decoder = json.JSONDecoder()
+    kept: list[str] = []
+    options: list[str] = []
+    pos, expect_value = 0, False
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos >= len(text):
+            return " ".join(kept), options
+        end = pos
+        while end < len(text) and not text[end].isspace():
+            end += 1
+        word = text[pos:end]
+        if expect_value or re.match(r"^--?[A-Za-z-]", word):
+            options.append(word)
+            expect_value = not expect_value and word in _VALUE_OPTIONS
+            pos = end
+            continue
+        if not kept:  # the target
+            kept.append(word)
+            pos = end
+            continue
+        try:
+            _, json_end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            json_end = end  # parse_json_args reports it with its column
+        kept.append(text[pos:json_end])
+        pos = json_end
+
+
+_VALUE_OPTIONS = {"-n", "--concurrency", "-c", "--warmup"}
+
+
 class Session:
     """The connection the magics use (one per IPython shell), and where ``%%kplug plugin`` writes."""
 
@@ -164,6 +247,12 @@ class Session:
         self.connection: Connection | None = None
         self.local: LocalServer | None = None
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        self.tops: list[Top] = []
+        self._ts: tempfile.TemporaryDirectory[str] | None = None
+        self.recorder: Recorder | None = None
+        self.dev: dict[str, DevProject] = {}
+        #: plugin name -> what maps positions in its built kernel.js back to its sources
+        self.mappers: dict[str, Callable[[str], str]] = {}
 
     def connect(self, url: str, token: str | None, source: str) -> Client:
         self.disconnect()
@@ -195,7 +284,34 @@ class Session:
             self._scratch = tempfile.TemporaryDirectory(prefix="kplug-scratch-")
         return Path(self._scratch.name)
 
+    def stop_tops(self) -> None:
+        for top in self.tops:
+            top.stop()
+        self.tops.clear()
+
+    def stop_recording(self) -> Recorder | None:
+        recorder, self.recorder = self.recorder, None
+        if recorder is not None:
+            recorder.stop()
+        return recorder
+
+    def stop_dev(self) -> list[str]:
+        names = list(self.dev)
+        for project in self.dev.values():
+            project.stop()
+        self.dev.clear()
+        return names
+
+    def ts_sources(self) -> Path:
+        """Where ``%%kplug plugin --ts`` keeps cells' TypeScript (outside any plugins folder a server watches)."""
+        if self._ts is None:
+            self._ts = tempfile.TemporaryDirectory(prefix="kplug-ts-")
+        return Path(self._ts.name)
+
     def disconnect(self) -> None:
+        self.stop_tops()
+        self.stop_dev()
+        self.stop_recording()
         if self.client is not None:
             self.client.close()
         self.client = None
@@ -209,6 +325,9 @@ class Session:
         if self._scratch is not None:
             self._scratch.cleanup()
             self._scratch = None
+        if self._ts is not None:
+            self._ts.cleanup()
+            self._ts = None
 
 
 @magics_class
@@ -227,6 +346,13 @@ class KplugMagics(Magics):
         command, _, rest = line.strip().partition(" ")
         if not command or command in ("help", "-h", "--help"):
             return self._help(rest.strip())
+        if command == "bench" and not re.search(r"(^|\s)(-h|--help)(\s|$)", rest):
+            if cell is not None:
+                raise UsageError("%kplug bench is a line magic")
+            json_text, options = split_options(rest)
+            args = self._parser.parse_args(["bench", *options])
+            args.args = [json_text]
+            return self._do_bench(args, cell)
         if command == "call" and not re.search(r"(^|\s)(-h|--help)(\s|$)", rest):
             if cell is not None:
                 raise UsageError("%kplug call is a line magic: %kplug call NAME.METHOD [JSON ...]")
@@ -307,7 +433,13 @@ class KplugMagics(Magics):
         plugin, dot, method = target.partition(".")
         if not dot or not plugin or not method:
             raise UsageError(f"%kplug call: the target must be NAME.METHOD (like hello.echo), got {target!r}")
-        return CallValue(target, self.session.require().call(plugin, method, *params))
+        try:
+            return CallValue(target, self.session.require().call(plugin, method, *params))
+        except KplugError as exc:
+            mapper = self.session.mappers.get(plugin)
+            if mapper is not None:  # positions in the built kernel.js, shown in the sources
+                exc.args = tuple(mapper(a) if isinstance(a, str) else a for a in exc.args)
+            raise
 
     def _do_call(self, args: argparse.Namespace, cell: str | None) -> CallValue:
         return self._call(args.target, parse_json_args(" ".join(args.args)))
@@ -343,6 +475,49 @@ class KplugMagics(Magics):
 
         return Inspector(self.session.require(), select=args.name)
 
+    def _do_bench(self, args: argparse.Namespace, cell: str | None) -> BenchResult:
+        target, _, json_text = args.args[0].partition(" ") if args.args else ("", "", "")
+        plugin, dot, method = target.partition(".")
+        if not dot or not plugin or not method:
+            raise UsageError(f"%kplug bench: the target must be NAME.METHOD (like hello.echo), got {target!r}")
+        if args.n < 1 or args.concurrency < 1 or args.warmup < 0:
+            raise UsageError("%kplug bench: -n and --concurrency must be at least 1, --warmup at least 0")
+        params = parse_json_args(json_text)
+        return run_bench(self.session.require(), plugin, method, params, n=args.n,
+                         concurrency=min(args.concurrency, args.n), websocket=args.ws, warmup=args.warmup)
+
+    def _do_record(self, args: argparse.Namespace, cell: str | None) -> Message:
+        if args.stop:
+            return Message("stopped recording" if self.session.stop_recording() else "not recording")
+        if args.save is not None:
+            recorder = self.session.recorder
+            if recorder is None:
+                raise UsageError("%kplug record --save: not recording; start with %kplug record, make calls, "
+                                 "then save")
+            path = args.save.expanduser()
+            count = recorder.save(path, load_sanitize_patterns(args.sanitize or _find_sanitize_file()),
+                                  title=args.title)
+            self.session.stop_recording()
+            return Message(f"saved {count} call(s) to {path}; replay them with: pytest --nbval --nbval-current-env "
+                           f"--nbval-sanitize-with notebooks/nbval_sanitize.cfg {path}")
+        client = self.session.require()
+        self.session.stop_recording()
+        self.session.recorder = Recorder(client, others=args.others)
+        whose = "every client's calls" if args.others else "calls made from this notebook"
+        return Message(f"recording {whose}; %kplug record --save PATH writes them as a test")
+
+    def _do_top(self, args: argparse.Namespace, cell: str | None) -> Top | Message:
+        client = self.session.require()
+        if args.interval <= 0:
+            raise UsageError("%kplug top: --interval must be a positive number of seconds")
+        if args.once:
+            return Message(top_text(client.stats()))
+        self.session.stop_tops()  # one live table at a time: an older one stops refreshing
+        quiet = Client(client.url, client.endpoint.token, timeout=client.timeout)  # not in the call history
+        top = Top(quiet.stats, interval=args.interval, duration=args.duration, on_stop=quiet.close)
+        self.session.tops.append(top)
+        return top
+
     def _do_eval(self, args: argparse.Namespace, cell: str | None) -> CallValue:
         return CallValue(f"{args.name} (eval)", self.session.require().eval(args.name, cell or ""))
 
@@ -355,8 +530,52 @@ class KplugMagics(Magics):
         manifest = {"name": args.name, "version": args.version, "kernels": ["all"],
                     "displayName": {"default": args.name}}
         (folder / "plugin.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        (folder / "kernel.js").write_text(cell or "")
+        if args.ts:
+            src = self.session.ts_sources() / args.name
+            build_cell(cell or "", args.name, src, folder, progress=_progress)
+            sourcemap = SourceMap.load(folder / "kernel.js.map")
+            self.session.mappers[args.name] = lambda text: map_positions(text, args.name, sourcemap, src)
+        else:
+            (folder / "kernel.js").write_text(cell or "")
+            (folder / "kernel.js.map").unlink(missing_ok=True)
+            self.session.mappers.pop(args.name, None)
         return PluginView(client.load(str(folder.resolve())))
+
+    def _do_dev(self, args: argparse.Namespace, cell: str | None) -> Any:
+        if args.stop:
+            names = self.session.stop_dev()
+            return Message(f"stopped watching {', '.join(names)}" if names else "not watching any project")
+        if args.path is None:
+            raise UsageError("%kplug dev: give the plugin project's folder (%kplug dev PATH), or --stop")
+        client = self.session.require()
+        project = DevProject(client, args.path.expanduser(), progress=_progress)
+        old = self.session.dev.pop(project.name, None)
+        if old is not None:
+            old.stop()
+        project.install_dependencies()
+        record = project.build_and_load()
+        if not record.ok:
+            project.stop()
+            raise BuildFailed(record.errors, record.output)
+        self.session.mappers[project.name] = project.map
+        if not args.no_watch:
+            self.session.dev[project.name] = project
+            project.watch()
+        else:
+            project.stop()
+        return DevView(project)
+
+
+def _progress(text: str) -> None:
+    print(text, flush=True)
+
+
+def _find_sanitize_file() -> Path | None:
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        candidate = folder / "notebooks" / "nbval_sanitize.cfg"
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def _log_line(e: LogEntry) -> str:

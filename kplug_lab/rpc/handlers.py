@@ -23,13 +23,13 @@ import tornado.iostream
 import tornado.web
 import tornado.websocket
 
-from ..errors import PluginNotLoaded
+from ..errors import INTERNAL_ERROR, KplugError, PluginNotLoaded
 from ..host import route_answers
 from ..host.api import NO_PARAMS, HostAPI, LogRecord, PluginInfo, PluginState
 from ..host.calls import process, start
 from ..host.runtime.bounds import MAX_PENDING_BYTES as _MAX_PENDING_BYTES
 from ..host.runtime.bounds import human_bytes, utf8_size
-from ..protocol.jsonrpc import Limits, error_response
+from ..protocol.jsonrpc import MESSAGES, Limits, error_response
 from ..protocol.routes import RouteKind, RouteMatch
 from .cors import ALLOWED_HEADERS, ALLOWED_METHODS, PREFLIGHT_MAX_AGE, CORSPolicy
 from .private import (
@@ -671,6 +671,20 @@ def _log_dict(r: LogRecord) -> dict[str, Any]:
     return {"plugin": r.plugin, "level": r.level, "message": r.message, "time": r.time}
 
 
+def _call_event(plugin: str, method: str, params: Any, result: Any, error: BaseException | None) -> dict[str, Any]:
+    """A ``kplug.call`` notification: one finished call of any client, its error as the caller got it."""
+    event: dict[str, Any] = {"plugin": plugin, "method": method, "params": None if params is NO_PARAMS else params}
+    if error is None:
+        event["result"] = result
+    elif isinstance(error, KplugError):
+        data = str(error) if error.code not in (-32001, -32002) else None
+        event["error"] = error_response(error.code, data, message=MESSAGES.get(error.code, "Server error"))["error"]
+    else:
+        internal = f'error invoking method "{method}": internal host error'
+        event["error"] = error_response(INTERNAL_ERROR, internal)["error"]
+    return event
+
+
 class AdminAPI:
     """The ``kplug.*`` methods, shared by the HTTP and WebSocket admin endpoints."""
 
@@ -739,6 +753,9 @@ class AdminAPI:
             raise PluginCallError("kplug.eval is only available when the server runs in dev mode (--dev)")
         return await self.host.eval(name, code)
 
+    async def stats(self) -> Any:
+        return await self.host.plugin_stats()
+
     async def discover(self) -> Any:
         methods = []
         for info in self.host.list_plugins():
@@ -753,7 +770,7 @@ class AdminAPI:
     methods = {
         "kplug.list": list, "kplug.state": state, "kplug.load": load, "kplug.unload": unload,
         "kplug.reload": reload, "kplug.logs": logs, "kplug.call": call_method, "kplug.tools": tools,
-        "kplug.invokeTool": invoke_tool, "kplug.eval": eval_js, "rpc.discover": discover,
+        "kplug.invokeTool": invoke_tool, "kplug.eval": eval_js, "kplug.stats": stats, "rpc.discover": discover,
     }
 
 
@@ -801,6 +818,9 @@ class AdminWebSocketHandler(_BoundedSocket):
                 lambda n, s: self._push("kplug.state", {"name": n, "state": s.label, "stateCode": int(s)})))
         if "log" in topics:
             self._unsubs.append(host.subscribe_logs(lambda r: self._push("kplug.log", _log_dict(r))))
+        if "call" in topics:
+            self._unsubs.append(host.subscribe_calls(
+                lambda n, m, p, r, e: self._push("kplug.call", _call_event(n, m, p, r, e))))
         if "broadcast" in topics:
             for info in host.list_plugins():
                 name = info.name

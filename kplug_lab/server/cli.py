@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import tornado.web
+
     from ..host.runtime.api import HostAPI
 
 __all__ = ["main"]
@@ -57,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                    help="a browser origin (scheme://host[:port], or *) whose pages may call the plugin routes, "
                         "e.g. SiYuan's http://127.0.0.1:6806; repeatable (default: same origin only)")
+    s.add_argument("--front-door", action="store_true",
+                   help="stand in front of the SiYuan kernel at --siyuan-url: open SiYuan through this port; plugin "
+                        "routes are answered here (with SiYuan's own login), everything else goes to the kernel")
     s.add_argument("--no-reload", action="store_true", help="do not watch plugin folders for changes")
     s.add_argument("--proxy-allow-private", action="store_true",
                    help="let a private route's proxy body reach loopback and private addresses (refused by default)")
@@ -119,15 +124,33 @@ async def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:  # a limit the sandbox cannot honour (e.g. --memory-mb past wasm32's 4 GiB)
         print(f"kplug serve: {exc}", file=sys.stderr)
         return 2
+    door = None
+    if args.front_door:
+        from .front_door import FrontDoor, FrontDoorConfig
+        if args.base_url.strip("/") or args.allow_origin:
+            print("kplug serve: --front-door serves SiYuan's root on SiYuan's origin: --base-url and --allow-origin "
+                  "do not apply", file=sys.stderr)
+            return 2
+        try:
+            door = FrontDoor(FrontDoorConfig(kernel_url=args.siyuan_url.rstrip("/")))
+        except ValueError as exc:
+            print(f"kplug serve: --siyuan-url: {exc}", file=sys.stderr)
+            return 2
     manager = PluginManager(config, workspace=args.workspace, plugins_dir=args.plugins)
     token = args.token or secrets.token_hex(24)
-    app = make_standalone_app(manager, token, call_token=args.call_token, base_url=args.base_url,
-                              dev_mode=args.dev, allow_origins=args.allow_origin,
-                              limits=Limits(max_body_bytes=args.max_request_bytes, call_timeout=args.call_timeout),
-                              kplug_proxy_allow_private=args.proxy_allow_private,
-                              kplug_ws_direct_frames=args.ws_direct_frames,
-                              kplug_max_fetch_body=config.max_fetch_body,
-                              kplug_max_pending_bytes=config.max_pending_bytes)
+    bounds = {"kplug_max_fetch_body": config.max_fetch_body, "kplug_max_pending_bytes": config.max_pending_bytes}
+    limits = Limits(max_body_bytes=args.max_request_bytes, call_timeout=args.call_timeout)
+    app: tornado.web.Application
+    if door is not None:
+        from .front_door import make_front_door_app
+        app = make_front_door_app(manager, token, door, call_token=args.call_token, dev_mode=args.dev,
+                                  limits=limits, kplug_proxy_allow_private=args.proxy_allow_private,
+                                  kplug_ws_direct_frames=args.ws_direct_frames, **bounds)
+    else:
+        app = make_standalone_app(manager, token, call_token=args.call_token, base_url=args.base_url,
+                                  dev_mode=args.dev, allow_origins=args.allow_origin, limits=limits,
+                                  kplug_proxy_allow_private=args.proxy_allow_private,
+                                  kplug_ws_direct_frames=args.ws_direct_frames, **bounds)
     # installed before the plugins start, so a SIGTERM during startup still runs every onunload
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -150,10 +173,18 @@ async def _serve(args: argparse.Namespace) -> int:
     if allowed_origins:
         shown = "any origin (*)" if allowed_origins.any else ", ".join(sorted(allowed_origins.origins))
         print(f"browser pages may call the plugin routes from {shown}", flush=True)
+    if door is not None:
+        print(f"front door to the SiYuan kernel at {door.config.origin}: open SiYuan at {url}; plugin routes "
+              "take SiYuan's own login", flush=True)
+        if shown_host not in ("127.0.0.1", "localhost", "[::1]"):
+            print("warning: the front door listens beyond this machine; set an access code in SiYuan, or its "
+                  "kernel trusts every request that reaches it from localhost", flush=True)
     print("\n".join(summary_lines(manager, url, token)), flush=True)
     await stop.wait()
     print("stopping: running every plugin's onunload", flush=True)
     server.stop()
+    if door is not None:
+        door.close()
     await manager.close()
     return 0
 

@@ -47,6 +47,9 @@ class KplugLabApp(ExtensionApp):
     hook_timeout = Float(10.0, min=0.001, config=True, help="Seconds a lifecycle hook may take to settle.")
     call_timeout = Float(30.0, min=0.001, config=True, help="Seconds an RPC call may take to settle.")
     hot_reload = Bool(True, config=True, help="Reload a plugin when its kernel.js or plugin.json changes.")
+    front_door = Bool(False, config=True, help=(
+        "Stand in front of the SiYuan kernel. Standalone-only (kplug serve --front-door): the front door owns the "
+        "server's root, which in Jupyter mode is Jupyter's own; True is refused with that reason."))
     dev_mode = Bool(False, config=True, help="Enable kplug.eval (run JavaScript inside a plugin) on the admin API.")
     call_token = Unicode(config=True, help="An extra token that may call plugin methods and read plugin info, but "
                                            "not use the admin API or private routes. Empty: none. Default: "
@@ -107,6 +110,11 @@ class KplugLabApp(ExtensionApp):
         return workspace, plugins
 
     def initialize_settings(self) -> None:
+        if self.front_door:
+            raise ValueError("KplugLabApp.front_door: the front door is standalone-only (kplug serve --front-door). "
+                             "It must own the server's root, where SiYuan's clients call /api/... and /ws, but "
+                             "that root is Jupyter's: its /api/contents, /api/kernels, login and XSRF rules would "
+                             "collide with SiYuan's routes and cookies (docs/beside-siyuan.md, Front door)")
         workspace, plugins = self._plugin_roots()
         if workspace is None and plugins is None:
             self.log.info("kplug_lab: no plugins configured; set KplugLabApp.plugins_dir or KplugLabApp.workspace")

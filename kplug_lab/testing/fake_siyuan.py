@@ -29,6 +29,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import hashlib
 import ipaddress
 import json
 import mimetypes
@@ -128,8 +129,20 @@ class FakeSiYuan:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._boot_id = secrets.token_hex(4)
+        #: a browser session: the ``siyuan`` cookie ``/api/system/loginAuth`` sets (SiYuan's session cookie)
+        self.session = secrets.token_hex(16)
+        #: pages served at their path to anyone (``serve_page``), as SiYuan serves its app's files
+        self.pages: dict[str, tuple[str, bytes]] = {}
+        #: close codes and reasons the kernel received on ``/ws/test/echo``
+        self.echo_closes: list[tuple[int | None, str | None]] = []
         self._app = web.Application([
             (r"/ws", _PushSocket, {"kernel": self}),
+            (r"/ws/test/echo", _EchoSocket, {"kernel": self}),
+            (r"/test/upload", _UploadSink, {"kernel": self}),
+            (r"/test/download", _Download, {"kernel": self}),
+            (r"/test/events", _Events, {"kernel": self}),
+            (r"/test/redirect", _Redirect, {"kernel": self}),
+            (r"/test/files/(.*)", web.StaticFileHandler, {"path": str(self.workspace / "data" / "assets")}),
             (r"/(.*)", _ApiHandler, {"kernel": self}),
         ])
 
@@ -250,9 +263,18 @@ class FakeSiYuan:
 
     # ---- auth ---------------------------------------------------------------------------------------
 
+    def serve_page(self, path: str, html: str, content_type: str = "text/html; charset=utf-8") -> None:
+        """Serve ``html`` at ``GET path`` (no authentication: SiYuan serves its app's files to anyone)."""
+        self.pages[path] = (content_type, html.encode("utf-8"))
+
     def authorized(self, headers: Any, query_token: str | None) -> bool:
         if not self.token:
             return True
+        for cookie in headers.get_list("Cookie") if hasattr(headers, "get_list") else [headers.get("Cookie", "")]:
+            for part in cookie.split(";"):
+                name, _, value = part.strip().partition("=")
+                if name == "siyuan" and secrets.compare_digest(value, self.session):
+                    return True
         if secrets.compare_digest(headers.get("X-Auth-Token", ""), self.token):
             return True
         scheme, _, value = headers.get("Authorization", "").partition(" ")
@@ -276,7 +298,7 @@ class FakeSiYuan:
 
 Endpoint = Callable[["_ApiHandler", Any], Awaitable[_Result]]
 _ROUTES: dict[str, Endpoint] = {}
-_NO_AUTH = {"/api/system/version"}
+_NO_AUTH = {"/api/system/version", "/api/system/loginAuth"}
 _GET_TOO = {"/api/system/version"}
 
 
@@ -310,6 +332,12 @@ class _ApiHandler(web.RequestHandler):
         return None
 
     async def get(self, path: str) -> None:
+        page = self.kernel.pages.get("/" + path)
+        if page is not None:
+            self.kernel.requests.append(RecordedRequest("GET", "/" + path, dict(self.request.headers), b"",
+                                                        authorized=True, status=200))
+            self.raw(page[1], page[0])
+            return
         await self._serve("/" + path, allow_get=True)
 
     async def post(self, path: str) -> None:
@@ -380,6 +408,19 @@ class _ApiHandler(web.RequestHandler):
 @_route("/api/system/version")
 async def _version(h: _ApiHandler, body: Any) -> _Result:
     return _Result(h.kernel.version)
+
+
+@_route("/api/system/loginAuth")
+async def _login_auth(h: _ApiHandler, body: Any) -> _Result:
+    if not isinstance(body, dict) or not secrets.compare_digest(str(body.get("authCode", "")), h.kernel.token):
+        return _Result(code=-1, msg="Authentication failed")
+    h.set_cookie("siyuan", h.kernel.session, path="/", httponly=True, samesite="Strict")
+    return _Result(None)
+
+
+@_route("/api/system/getNetwork")
+async def _get_network(h: _ApiHandler, body: Any) -> _Result:
+    return _Result({"proxy": {"scheme": "", "host": "", "port": ""}})
 
 
 @_route("/api/system/getConf")
@@ -768,6 +809,100 @@ class _PushSocket(websocket.WebSocketHandler):
 
     def on_close(self) -> None:
         self.kernel._sockets.discard(self)
+
+
+# ---- test routes: streaming, ranges, redirects, a WebSocket echo (what the front door must pass through) ----
+
+@web.stream_request_body
+class _UploadSink(web.RequestHandler):
+    """``POST /test/upload``: reads the body as it arrives and answers its size and sha256 (never holds it)."""
+
+    def initialize(self, kernel: FakeSiYuan) -> None:
+        self.kernel = kernel
+        self._size = 0
+        self._hash = hashlib.sha256()
+
+    def prepare(self) -> None:
+        self.request.connection.set_max_body_size(1 << 40)  # type: ignore[union-attr]
+
+    def data_received(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        self._hash.update(chunk)
+
+    def post(self) -> None:
+        self.finish({"size": self._size, "sha256": self._hash.hexdigest(),
+                     "contentType": self.request.headers.get("Content-Type", "")})
+
+    put = post
+
+
+def download_chunk(index: int, size: int = 64 * 1024) -> bytes:
+    """The ``index``-th chunk of ``GET /test/download`` (deterministic, so a test can hash what it expects)."""
+    return hashlib.sha256(str(index).encode()).digest() * (size // 32)
+
+
+class _Download(web.RequestHandler):
+    """``GET /test/download?chunks=N``: N chunks of 64 KiB, each flushed before the next (a chunked body)."""
+
+    def initialize(self, kernel: FakeSiYuan) -> None:
+        self.kernel = kernel
+
+    async def get(self) -> None:
+        self.set_header("Content-Type", "application/octet-stream")
+        for i in range(int(self.get_query_argument("chunks", "16"))):
+            self.write(download_chunk(i))
+            await self.flush()
+        self.finish()
+
+
+class _Events(web.RequestHandler):
+    """``GET /test/events?n=N``: an event stream of N events, each flushed on its own, then the end."""
+
+    def initialize(self, kernel: FakeSiYuan) -> None:
+        self.kernel = kernel
+
+    async def get(self) -> None:
+        self.set_header("Content-Type", "text/event-stream")
+        self.set_header("Cache-Control", "no-cache")
+        for i in range(int(self.get_query_argument("n", "3"))):
+            self.write(f"id: {i}\ndata: event {i}\n\n")
+            await self.flush()
+        self.finish()
+
+
+class _Redirect(web.RequestHandler):
+    """``GET /test/redirect?to=PATH``: a 302 to ``PATH`` that also sets a cookie (as ``/check-auth`` does)."""
+
+    def initialize(self, kernel: FakeSiYuan) -> None:
+        self.kernel = kernel
+
+    def get(self) -> None:
+        self.set_cookie("redirected", "yes", path="/")
+        self.redirect(self.get_query_argument("to", "/"))
+
+
+class _EchoSocket(websocket.WebSocketHandler):
+    """``/ws/test/echo``: sends every message back (text as text, binary as binary); ``close:<code>:<reason>``
+    closes with that code; the close code the client sent is kept in ``kernel.echo_closes``."""
+
+    def initialize(self, kernel: FakeSiYuan) -> None:
+        self.kernel = kernel
+
+    def check_origin(self, origin: str) -> bool:
+        return True
+
+    def select_subprotocol(self, subprotocols: list[str]) -> str | None:
+        return subprotocols[0] if subprotocols else None
+
+    def on_message(self, message: str | bytes) -> None:
+        if isinstance(message, str) and message.startswith("close:"):
+            _, code, reason = message.split(":", 2)
+            self.close(int(code), reason)
+            return
+        self.write_message(message, binary=isinstance(message, bytes))
+
+    def on_close(self) -> None:
+        self.kernel.echo_closes.append((self.close_code, self.close_reason))
 
 
 # ---- command line -------------------------------------------------------------------------------------

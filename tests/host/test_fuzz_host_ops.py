@@ -46,6 +46,12 @@ for (const name of ["log", "info", "warn", "error", "debug", "trace", "dir", "ta
 if (globalThis.crypto && crypto.getRandomValues) {
   targets.push(["crypto.getRandomValues", crypto, crypto.getRandomValues]);
 }
+if (globalThis.crypto && crypto.subtle) {
+  for (const name of ["digest", "encrypt", "decrypt", "sign", "verify", "generateKey", "deriveKey", "deriveBits",
+                      "importKey", "exportKey", "wrapKey", "unwrapKey"]) {
+    targets.push(["crypto.subtle." + name, crypto.subtle, crypto.subtle[name]]);
+  }
+}
 
 // JSON cannot carry these: {"$big": n} is a string of n characters, {"$bytes": n} a Uint8Array, {"$undefined": 1}
 function revive(v) {
@@ -156,7 +162,7 @@ def test_the_driver_reaches_every_host_backed_function(fuzzed: _Fuzzed) -> None:
     names = set(fuzzed.call("__fuzz_count__", []))
     for expected in ("siyuan.storage.put", "siyuan.rpc.broadcast", "siyuan.client.fetch", "siyuan.client.socket",
                      "siyuan.client.event", "siyuan.mcp.registerTool", "kplug.queue", "kplug.kv.set",
-                     "kplug.schedule", "setTimeout", "console.log", "siyuan.logger.info"):
+                     "kplug.schedule", "setTimeout", "console.log", "siyuan.logger.info", "crypto.subtle.importKey"):
         assert expected in names, expected
 
 

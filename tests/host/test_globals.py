@@ -142,7 +142,7 @@ async def test_abort_controller_crypto_and_performance(host: Host) -> None:
     assert got["before"] is False and got["seen"] == ["onabort", "listener:abort"]
     assert got["reason"] == "why" and got["anyReason"] == "first" and got["throwIf"] == "why"
     assert got["uuids"] == 50 and got["ints"] == 4 and got["same"]
-    assert got["float"] == "TypeError" and got["quota"] == "QuotaExceededError" and got["monotonic"]
+    assert got["float"] == "TypeMismatchError" and got["quota"] == "QuotaExceededError" and got["monotonic"]
 
 
 async def test_buffer_subset_encodings_and_read_write_family(host: Host) -> None:

@@ -109,7 +109,7 @@ def test_a_prelude_line_in_a_stack_trace_is_found_in_its_file(booted: tuple[VM, 
     match = re.search(re.escape(js.PRELUDE_FILENAME) + r":(\d+)", stack)
     assert match, stack
     name, line = js.locate(int(match.group(1)))
-    assert name == "encoding.js"
+    assert name == "text_decoder.js"
     assert "encoding is not supported" in _text(name).splitlines()[line - 1]
 
 

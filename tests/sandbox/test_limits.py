@@ -22,15 +22,16 @@ def test_an_infinite_loop_is_stopped_within_twice_the_cpu_limit_and_the_vm_survi
     cpu_limit = 0.5
     v = VM(cpu_limit=cpu_limit, fast=fast)
     v.eval("function spin() { for (;;) {} }")
-    start = time.monotonic()
+    # the limit counts CPU time, so this process's CPU time is the measure (wall time grows on a loaded machine)
+    start = time.process_time()
     with pytest.raises(CPUTimeout, match=r"CPU limit of 0\.5 s"):
         v.eval("while (true) {}")
-    assert time.monotonic() - start < 2 * cpu_limit
+    assert time.process_time() - start < 2 * cpu_limit
     assert v.eval("'still here'") == "still here"
-    start = time.monotonic()
+    start = time.process_time()
     with pytest.raises(CPUTimeout):
         v.call("spin")
-    assert time.monotonic() - start < 2 * cpu_limit
+    assert time.process_time() - start < 2 * cpu_limit
     assert v.call("String", 7) == "7"
     assert v.crashed is None
 
@@ -66,10 +67,10 @@ LONG_BUILTIN = "let o = {}, c = o; for (let i = 0; i < 1e5; i++) { c.a = {}; c =
 
 def test_a_call_stuck_in_one_long_builtin_is_ended_by_the_epoch_backstop(fast: bool) -> None:
     v = VM(cpu_limit=0.1, fast=fast)
-    start = time.monotonic()
+    start = time.process_time()
     with pytest.raises(VMCrashed, match=r"hard CPU limit of 0\.2 s") as first:
         v.eval(LONG_BUILTIN)
-    assert time.monotonic() - start < 5  # the builtin alone would run far longer
+    assert time.process_time() - start < 5  # the builtin alone would run far longer
     reason = v.crashed
     assert reason and "hard CPU limit" in reason and reason in str(first.value)
     later_uses = [

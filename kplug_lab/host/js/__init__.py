@@ -23,14 +23,24 @@ DURABLE = "durable.js"
 
 PRELUDE_PARTS: tuple[str, ...] = (
     "core.js",              # the native bridge, `define`, __kplug, GoError
-    "encoding.js",          # UTF-8 and base64, TextEncoder, TextDecoder
+    "encoding.js",          # UTF-8 and base64, TextEncoder
+    "text_decoder.js",      # TextDecoder: UTF-8, UTF-16LE/BE, fatal, ignoreBOM, streaming
     "console.js",           # console, siyuan.logger
     "timers.js",            # setTimeout & co., __kplug.timer
     "structured_clone.js",
     "event_target.js",      # Event, EventTarget, AbortSignal, AbortController
     "crypto.js",            # getRandomValues, randomUUID
+    "crypto_subtle.js",     # crypto.subtle (host/ops/crypto.py)
     "buffer.js",
     "url.js",               # URL, URLSearchParams
+    "streams_core.js",      # WHATWG Streams: promise helpers, sized queue, queuing strategies
+    "streams_readable.js",  # ReadableStream, its default controller and reader
+    "streams_readable_ops.js",  # tee, pipeTo, pipeThrough, async iteration, ReadableStream.from
+    "streams_writable.js",  # WritableStream and its controller
+    "streams_writer.js",    # WritableStreamDefaultWriter
+    "streams_transform.js",  # TransformStream
+    "blob.js",              # Blob, File
+    "formdata.js",          # FormData, multipart encoding
     "require.js",           # built-in modules only
     "values.js",            # data objects, exportValue
     "lifecycle.js",         # builds `siyuan` (__kplug.init) from the make* of the parts below; hooks; dev eval

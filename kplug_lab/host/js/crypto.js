@@ -1,8 +1,11 @@
-// crypto: getRandomValues and randomUUID over the host's random_bytes op.
+// crypto: getRandomValues and randomUUID over the host's random_bytes op (crypto.subtle: crypto_subtle.js).
+const INTEGER_ARRAYS = [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array,
+  BigInt64Array, BigUint64Array];
 const crypto = {
   getRandomValues(arr) {
+    if (!ArrayBuffer.isView(arr)) throw new TypeError("Failed to execute 'getRandomValues' on 'Crypto': parameter 1 is not of type 'ArrayBufferView'.");
+    if (!INTEGER_ARRAYS.some((T) => arr instanceof T)) throw new DOMException("The provided ArrayBufferView is of type '" + arr.constructor.name + "', which is not an integer array type.", "TypeMismatchError");
     const bytes = toBytes(arr);
-    if (!bytes || arr instanceof Float32Array || arr instanceof Float64Array) throw new TypeError("getRandomValues needs an integer typed array");
     if (bytes.length > 65536) throw new DOMException(`The ArrayBufferView's byte length (${bytes.length}) exceeds the number of bytes of entropy available via this API (65536)`, "QuotaExceededError");
     bytes.set(b64Decode(call("random_bytes", bytes.length)));
     return arr;

@@ -1,4 +1,4 @@
-// Bytes: UTF-8 and base64 codecs used by every later part, and TextEncoder / TextDecoder (UTF-8 only).
+// Bytes: UTF-8 and base64 codecs used by every later part, and TextEncoder (TextDecoder: text_decoder.js).
 function utf8Encode(str) {
   str = String(str);
   const out = new Uint8Array(str.length * 3);
@@ -87,7 +87,7 @@ const toBytes = (v) => {
   return null;
 };
 
-// ---- TextEncoder / TextDecoder ---------------------------------------------------------------------
+// ---- TextEncoder ---------------------------------------------------------------------------------
 class TextEncoder {
   get encoding() { return "utf-8"; }
   encode(input = "") { return utf8Encode(input); }
@@ -104,23 +104,4 @@ class TextEncoder {
     return { read, written };
   }
 }
-class TextDecoder {
-  constructor(label = "utf-8", options = {}) {
-    const l = String(label).toLowerCase().trim();
-    if (l !== "utf-8" && l !== "utf8" && l !== "unicode-1-1-utf-8") throw new RangeError(`The "${label}" encoding is not supported`);
-    this._fatal = !!options.fatal;
-    this._ignoreBOM = !!options.ignoreBOM;
-  }
-  get encoding() { return "utf-8"; }
-  get fatal() { return this._fatal; }
-  get ignoreBOM() { return this._ignoreBOM; }
-  decode(input) {
-    if (input === undefined) return "";
-    let bytes = toBytes(input);
-    if (!bytes) throw new TypeError("The provided value is not of type '(ArrayBuffer or ArrayBufferView)'");
-    if (!this._ignoreBOM && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) bytes = bytes.subarray(3);
-    return utf8Decode(bytes, this._fatal);
-  }
-}
 define("TextEncoder", TextEncoder);
-define("TextDecoder", TextDecoder);

@@ -97,11 +97,15 @@ K.http = (slotName, req) => {
   if (!slotObj || slotObj.handler === null || slotObj.handler === undefined) throw new Error(`${label} is not set`);
   if (typeof slotObj.handler !== "function") throw new Error(`${label} is not a function`);
   const body = req.request.body || {};
-  if (body.dataBase64 !== undefined) body.data = dataObject(b64Decode(body.dataBase64));
+  if (body.dataBase64 !== undefined) body.data = dataObject(b64Decode(body.dataBase64), undefined, req.request.contentType);
   delete body.dataBase64;
   if (body.form && body.form.files) {
     for (const field of Object.keys(body.form.files)) {
-      for (const f of body.form.files[field]) { f.data = dataObject(b64Decode(f.dataBase64 || "")); delete f.dataBase64; }
+      for (const f of body.form.files[field]) {
+        const partType = f.headers && f.headers["Content-Type"] ? f.headers["Content-Type"][0] : "";
+        f.data = dataObject(b64Decode(f.dataBase64 || ""), undefined, partType);
+        delete f.dataBase64;
+      }
     }
   }
   if (slotName !== "http") {

@@ -1,9 +1,11 @@
-// Values between the plugin and the host: data objects (the .text() / .json() / .buffer() / .arrayBuffer()
-// bodies of storage, fetch and private requests) and exportValue, JS -> JSON the way SiYuan's host exports.
+// Values between the plugin and the host: data objects (the .text() / .json() / .buffer() / .arrayBuffer() /
+// .bytes() / .blob() bodies of storage, fetch and private requests) and exportValue, JS -> JSON the way SiYuan's
+// host exports.
 
 // Over bytes, or over text the host already decoded (valid UTF-8 crosses the boundary as a string, which
-// is much cheaper than base64); the other form is derived on first use.
-function dataObject(bytes, text) {
+// is much cheaper than base64); the other form is derived on first use. `type` is the MIME type blob() gets
+// (SiYuan: "" for storage, the Content-Type of a request body or an uploaded part).
+function dataObject(bytes, text, type = "") {
   const getText = () => (text !== undefined ? text : (text = utf8Decode(bytes, false)));
   const getBytes = () => bytes || (bytes = utf8Encode(text));
   return {
@@ -13,10 +15,13 @@ function dataObject(bytes, text) {
     }),
     buffer: () => Promise.resolve().then(() => Buffer.from(getBytes())),
     arrayBuffer: () => Promise.resolve().then(() => getBytes().slice().buffer),
+    bytes: () => Promise.resolve().then(() => getBytes().slice()),
+    blob: () => Promise.resolve().then(() => blobOf(getBytes().slice(), type)),
   };
 }
 // a host payload {text} or {base64}
-const dataFromHost = (p) => (typeof p.text === "string" ? dataObject(null, p.text) : dataObject(b64Decode(p.base64)));
+const dataFromHost = (p, type) =>
+  (typeof p.text === "string" ? dataObject(null, p.text, type) : dataObject(b64Decode(p.base64), undefined, type));
 K.dataObject = (b64) => dataObject(b64Decode(b64));
 
 // JS -> JSON the way SiYuan's host exports values (§3.0), [better]: clear errors for what cannot encode

@@ -16,6 +16,7 @@ from ..runtime.context import Capability, Op, PluginContext
 from .basics import Basics
 from .client_events import ClientEvents
 from .client_socket import ClientSockets
+from .crypto import CryptoOps
 from .durable import DurableOps
 from .fetch import FetchOps
 from .names import ASYNC_OPS, SYNC_OPS
@@ -36,7 +37,7 @@ class HostOps:
         self.ports = PrivatePorts(ctx)
         self.capabilities: list[Capability] = [
             Basics(ctx), Secrets(ctx), TimerOps(ctx), RpcOps(ctx), ToolOps(ctx), StorageOps(ctx), FetchOps(ctx),
-            ClientSockets(ctx), ClientEvents(ctx), self.ports, DurableOps(ctx),
+            ClientSockets(ctx), ClientEvents(ctx), self.ports, DurableOps(ctx), CryptoOps(ctx),
         ]
         self.sync = _table(self.capabilities, SYNC_OPS, "sync_ops")
         self.async_ = _table(self.capabilities, ASYNC_OPS, "async_ops")

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,13 +16,14 @@ from typing import Any
 
 from ...durable.lock import STANDBY_POLL_S, HostLock
 from ...durable.store import DurableStore
-from ...errors import JSError, ManifestError, PluginNotLoaded, PluginNotRunning, VMCrashed
+from ...errors import JSError, KplugError, ManifestError, PluginNotLoaded, PluginNotRunning, VMCrashed
 from .api import NO_PARAMS, EventStreamPort, LogRecord, PluginInfo, PluginState, Unsubscribe, WebSocketPort
 from .config import HostConfig
 from .context import ToolRegistry
 from .manifest import PluginSource, discover_directory, discover_workspace, platform_id, read_plugin
 from .plugin import Plugin, js_detail
 from .shared import SharedDict
+from .stats import HostStats
 
 __all__ = ["PluginManager"]
 
@@ -91,9 +93,11 @@ class PluginManager:
         self.tools_registry: ToolRegistry = SharedDict()
         self._locks: dict[str, asyncio.Lock] = {}
         self._restarts: dict[str, int] = {}
+        self.stats = HostStats()
         self._restart_tasks: dict[str, asyncio.Task[None]] = {}
         self._states = _Subscribers()
         self._logs = _Subscribers()
+        self._calls = _Subscribers()
         self._broadcasts: dict[str, _Subscribers] = {}
         self._watch_task: asyncio.Task[None] | None = None
         self._watch_stop = asyncio.Event()
@@ -264,6 +268,7 @@ class PluginManager:
         if self._closed or self.plugins.get(plugin.name) is not plugin:
             return
         self._restart_tasks.pop(plugin.name, None)
+        self.stats.of(plugin.name).restarts += 1
         new = await self._start(plugin.source)
         if new.state == PluginState.RUNNING:
             # a plugin that stays up for a while has its crash count forgiven
@@ -385,11 +390,79 @@ class PluginManager:
         return plugin
 
     async def call(self, name: str, method: str, params: Any = NO_PARAMS, *, timeout: float | None = None) -> Any:
-        return await self._bound(name, method).call(method, params, timeout)
+        return await self.start_call(name, method, params, timeout=timeout)
 
     def start_call(self, name: str, method: str, params: Any = NO_PARAMS, *,
                    timeout: float | None = None) -> asyncio.Future[Any]:
-        return self._bound(name, method).start_call(method, params, timeout)
+        started = time.perf_counter()
+        try:
+            plugin = self._bound(name, method)
+        except KplugError as exc:  # not counted in the stats (any name may come here), but shown to call watchers
+            if self._calls:
+                self._calls.emit(name, method, params, None, exc)
+            raise
+        try:
+            fut = plugin.start_call(method, params, timeout)
+        except BaseException as exc:
+            self.stats.record_call(name, method, time.perf_counter() - started, False)
+            if self._calls:
+                self._calls.emit(name, method, params, None, exc)
+            raise
+
+        def finished(f: asyncio.Future[Any]) -> None:
+            error = asyncio.CancelledError() if f.cancelled() else f.exception()
+            self.stats.record_call(name, method, time.perf_counter() - started, error is None)
+            if self._calls:
+                self._calls.emit(name, method, params, None if error is not None else f.result(), error)
+
+        fut.add_done_callback(finished)
+        return fut
+
+    async def plugin_stats(self) -> list[dict[str, Any]]:
+        """Health of every known plugin: state, memory in use against the limit, CPU time (total and per second),
+        calls, errors and latency percentiles (per method too), restarts and reloads (``kplug.stats``)."""
+        infos = {i.name: i for i in self.list_plugins()}
+        names = sorted(infos)
+        memory = await asyncio.gather(*(self._memory_used(self.plugins.get(n)) for n in names))
+        now = time.monotonic()
+        out = []
+        for name, used in zip(names, memory, strict=True):
+            plugin = self.plugins.get(name)
+            stats = self.stats.of(name)
+            if used is not None:
+                stats.memory_used = used
+            running = plugin is not None and plugin.state == PluginState.RUNNING
+            cpu = None
+            if running and plugin is not None and plugin.actor is not None:
+                started = now - (time.time() - plugin.started_at)
+                cpu = stats.sample_cpu(plugin.actor.thread.ident, now, started)
+            info = infos[name]
+            out.append({
+                "name": name, "state": info.state.label, "stateCode": int(info.state), "error": info.error,
+                "uptime": round(time.time() - plugin.started_at, 3) if running and plugin is not None else None,
+                "memory": {"used": stats.memory_used if running else None, "limit": self.config.memory_limit},
+                "cpu": {"seconds": None if cpu is None else round(cpu, 6),
+                        "perSecond": None if cpu is None or stats.cpu_per_second is None
+                        else round(stats.cpu_per_second, 6),
+                        "limitPerCall": self.config.cpu_limit},
+                "calls": self.stats.snapshot(name, now),
+                "restarts": stats.restarts, "reloads": stats.reloads,
+            })
+        return out
+
+    async def _memory_used(self, plugin: Plugin | None) -> int | None:
+        """The VM's heap bytes, read on its actor; None if it is not running or too busy to answer soon."""
+        if plugin is None or plugin.state != PluginState.RUNNING or plugin.actor is None:
+            return None
+
+        def read() -> int | None:
+            vm = plugin.vm
+            return vm.memory_used() if vm is not None else None
+
+        try:
+            return await asyncio.wait_for(plugin.on_actor(read), 0.5)  # type: ignore[no-any-return]
+        except (TimeoutError, KplugError, RuntimeError):
+            return None
 
     def _bound(self, name: str, method: str) -> Plugin:
         """The running plugin ``name``, which binds ``method``."""
@@ -405,6 +478,9 @@ class PluginManager:
 
     def subscribe_states(self, callback: Callable[[str, PluginState], None]) -> Unsubscribe:
         return self._states.add(callback)
+
+    def subscribe_calls(self, callback: Callable[[str, str, Any, Any, BaseException | None], None]) -> Unsubscribe:
+        return self._calls.add(callback)
 
     def subscribe_logs(self, callback: Callable[[LogRecord], None]) -> Unsubscribe:
         return self._logs.add(callback)
@@ -442,6 +518,7 @@ class PluginManager:
         fresh = read_plugin(source.directory, source.storage_dir, lang=self.config.lang, platform=self.platform)
         fresh.enabled = source.enabled
         self._restarts.pop(name, None)
+        self.stats.of(name).reloads += 1
         plugin = await self._start(fresh)
         return plugin.info()
 
