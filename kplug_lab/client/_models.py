@@ -33,6 +33,8 @@ class PluginStatus:
     error: str | None = None
     version: str = ""
     display_name: str = ""
+    hook_errors: list[str] = field(default_factory=list)  # lifecycle hooks that failed; the plugin went on
+    kplug_only: list[str] = field(default_factory=list)  # kplug_lab's own globals it touched (absent in SiYuan)
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> PluginStatus:
@@ -40,7 +42,9 @@ class PluginStatus:
                    methods=[MethodStatus(m["name"], list(m.get("descriptions") or []))
                             for m in obj.get("methods") or []],
                    error=obj.get("error"), version=obj.get("version") or "",
-                   display_name=obj.get("displayName") or "")
+                   display_name=obj.get("displayName") or "",
+                   hook_errors=list(obj.get("hookErrors") or []),
+                   kplug_only=list(obj.get("kplugOnly") or []))
 
 
 @dataclass(frozen=True)

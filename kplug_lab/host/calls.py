@@ -9,6 +9,7 @@ HTTP and WebSocket) and the host's answering of a plugin's own ``siyuan.client.f
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,7 +18,11 @@ from ..errors import KplugError
 from ..protocol import jsonrpc
 from ..protocol.jsonrpc import BAD_PARAMS, Limits, Request
 
-__all__ = ["Caller", "process", "start"]
+__all__ = ["NOTIFICATION", "Caller", "process", "start"]
+
+#: true while a caller runs a notification (no ``id``): SiYuan runs those under the plugin's context, so a
+#: transport that cancels calls when its client goes away leaves them alone (changes §3)
+NOTIFICATION: contextvars.ContextVar[bool] = contextvars.ContextVar("kplug_notification", default=False)
 
 log = logging.getLogger("kplug_lab.rpc")
 
@@ -34,6 +39,7 @@ async def _run_one(req: Request, caller: Caller, plugin: str) -> str | None:
     """The encoded response to one valid request, or None for a notification."""
     if req.params is BAD_PARAMS:
         return jsonrpc.answer_bad_params(req)
+    NOTIFICATION.set(req.is_notification)  # this coroutine's own context: a batch runs each entry in a task
     try:
         result = await caller(req.method, req.params)
     except Exception as exc:

@@ -61,6 +61,15 @@ def _state_text(p: PluginStatus) -> str:
     return p.state + (f" ({p.error})" if p.error else "")
 
 
+def plugin_notes(p: PluginStatus) -> list[str]:
+    """What a user must see about a plugin beside its state: lifecycle hooks that failed (the plugin went on, as in
+    SiYuan), and the portability report: kplug_lab's own globals it touched, which SiYuan does not have."""
+    notes = [f"hook failed: {e}" for e in p.hook_errors]
+    if p.kplug_only:
+        notes.append(f"not in SiYuan (kplug_lab only): {', '.join(p.kplug_only)}")
+    return notes
+
+
 class PluginList(_Result):
     """``%kplug list``: one row per plugin."""
 
@@ -101,7 +110,7 @@ class PluginView(_Result):
     def text(self) -> str:
         p = self.plugin
         head = f"{p.name} {p.version}".rstrip() + f": {_state_text(p)}"
-        lines = [head]
+        lines = [head] + [f"  ! {note}" for note in plugin_notes(p)]
         for m in p.methods:
             lines.append(f"  {m.name}" + (f"  {m.descriptions[0]}" if m.descriptions else ""))
             lines.extend(f"  {' ' * len(m.name)}  {d}" for d in m.descriptions[1:])
@@ -111,8 +120,9 @@ class PluginView(_Result):
         p = self.plugin
         rows = "".join(f"<tr><td><code>{html.escape(m.name)}</code></td>"
                        f"<td>{'<br>'.join(html.escape(d) for d in m.descriptions)}</td></tr>" for m in p.methods)
+        notes = "".join(f'<div style="color:#b60">{html.escape(n)}</div>' for n in plugin_notes(p))
         return (f"<div><b>{html.escape(p.name)}</b> {html.escape(p.version)}: {html.escape(_state_text(p))}"
-                + (f"<table>{rows}</table>" if rows else "") + "</div>")
+                + notes + (f"<table>{rows}</table>" if rows else "") + "</div>")
 
 
 class LogView(_Result):

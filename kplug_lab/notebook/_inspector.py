@@ -10,6 +10,7 @@ not shown. Live updates come from the admin WebSocket (``kplug.subscribe``) on i
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import threading
@@ -20,6 +21,7 @@ import ipywidgets as widgets
 
 from ..client import AdminSocket, CallRecord, Client, LogEntry, Notification, PluginStatus, TransportError
 from ..errors import KplugError
+from ._display import plugin_notes
 from ._health import HealthCharts
 
 __all__ = ["Inspector"]
@@ -146,7 +148,8 @@ class Inspector:
         colour = {"running": "#080", "error": "#b00"}.get(p.state, "#a60")
         self.state_html.value = (f'<b>{html.escape(p.name)}</b> {html.escape(p.version)}: '
                                  f'<span style="color:{colour}">{html.escape(p.state)}</span>'
-                                 + (f" ({html.escape(p.error)})" if p.error else ""))
+                                 + (f" ({html.escape(p.error)})" if p.error else "")
+                                 + "".join(f'<div style="color:#b60">{html.escape(n)}</div>' for n in plugin_notes(p)))
         rows = "".join(f"<tr><td><code>{html.escape(m.name)}</code></td>"
                        f"<td>{'<br>'.join(html.escape(d) for d in m.descriptions)}</td></tr>" for m in p.methods)
         self.methods_html.value = f"<table>{rows}</table>" if rows else "<em>no bound methods</em>"
@@ -253,8 +256,8 @@ class Inspector:
             with self._lock:
                 old = self._plugins.get(name)
                 if old is not None:
-                    self._plugins[name] = PluginStatus(old.name, params["state"], int(params["stateCode"]),
-                                                       old.methods, old.error, old.version, old.display_name)
+                    self._plugins[name] = dataclasses.replace(old, state=params["state"],
+                                                              state_code=int(params["stateCode"]))
             if params.get("state") in ("running", "error", "stopped") or old is None:
                 threading.Thread(target=self.refresh, daemon=True).start()  # new methods, new plugins
             elif name == self.selected:

@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from ..errors import KplugError
+
 __all__ = ["ESBUILD", "TYPESCRIPT", "NpmUnavailable", "cache_dir", "npm_tool"]
 
 #: the pinned versions: a new one is a decision (and a new cache folder)
@@ -23,7 +25,7 @@ TYPESCRIPT = ("typescript", "5.9.3", "tsc")
 _lock = threading.Lock()
 
 
-class NpmUnavailable(RuntimeError):
+class NpmUnavailable(KplugError, RuntimeError):
     """npm is not installed, or the package could not be installed (the message says which and what to do)."""
 
 

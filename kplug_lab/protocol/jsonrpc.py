@@ -99,8 +99,49 @@ def error_response(code: int, data: Any = None, id_: Any = None, message: str | 
     return {"jsonrpc": "2.0", "error": err, "id": id_}
 
 
+_MEMBERS = frozenset({"jsonrpc", "method", "params", "id"})
+#: the non-ASCII letters Go's ``bytes.EqualFold`` takes for ASCII ones in these names (Kelvin sign, long s)
+_GO_FOLD = str.maketrans({"\u212a": "k", "\u017f": "s"})
+
+
+def _go_fold(name: str) -> str:
+    return name.translate(_GO_FOLD).lower() if not name.isascii() else name.lower()
+
+
+class _Members(dict):  # type: ignore[type-arg]
+    """A JSON object that remembers its members in order, duplicates included (see :func:`_go_members`)."""
+
+    pairs: list[tuple[str, Any]]
+
+    @classmethod
+    def of(cls, pairs: list[tuple[str, Any]]) -> _Members:
+        obj = cls(pairs)
+        obj.pairs = pairs
+        return obj
+
+
+def _needs_folding(obj: dict[str, Any]) -> bool:
+    return any(k not in _MEMBERS and _go_fold(k) in _MEMBERS for k in obj)
+
+
+def _go_members(obj: dict[str, Any]) -> dict[str, Any]:
+    """The request members as Go's decoder fills its struct: names matched case-insensitively, each member in
+    order, so the last of several spellings of one name wins (changes §3). Exact names only: as it came."""
+    if not _needs_folding(obj):
+        return obj
+    folded: dict[str, Any] = {}
+    for key, value in obj.pairs if isinstance(obj, _Members) else obj.items():
+        name = _go_fold(key)
+        if name in _MEMBERS:
+            folded[name] = value
+    return folded
+
+
 def validate(obj: Any) -> Request | dict[str, Any]:
     """A Request, or the error response for an invalid one (id null, per SiYuan)."""
+    if isinstance(obj, dict):
+        obj = _go_members(obj)
+
     def bad(reason: str) -> dict[str, Any]:
         return error_response(INVALID_REQUEST, f"RPC request is not a valid JSON-RPC object: {reason}")
 
@@ -231,6 +272,10 @@ def parse(body: bytes | str, limits: Limits) -> Request | list[Any] | str:
                             parse_int=_float64_int)
     except (ValueError, UnicodeDecodeError, RecursionError):
         return encode(error_response(PARSE_ERROR, "RPC request is not valid JSON"))
+    if any(isinstance(o, dict) and _needs_folding(o) for o in (parsed if isinstance(parsed, list) else [parsed])):
+        # a member spelled in another case: Go takes the members in order, which a dict has lost for duplicates
+        parsed = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float,
+                            parse_int=_float64_int, object_pairs_hook=_Members.of)
     if parsed is None or (isinstance(parsed, list) and not parsed):
         return encode(error_response(INVALID_REQUEST, "RPC request is not allowed to be an empty array"))
     if isinstance(parsed, list):

@@ -195,13 +195,13 @@ class PrivateResponse:
     ignored_headers: list[str] = field(default_factory=list)
     #: how many cookies were dropped for shadowing the server's session cookies (for the log)
     dropped_cookies: int = 0
-    #: which body: "data", "file", "string", "raw", "redirect", "proxy", or "empty"
+    #: which body: "data", "file", "string", "raw", "redirect", "proxy", "stream", or "empty"
     body_kind: str = "empty"
     #: the plugin's spec of that body (None for "empty")
     body: Any = None
 
 
-_BODY_KINDS = ("data", "file", "string", "raw", "redirect", "proxy")
+_BODY_KINDS = ("data", "file", "string", "raw", "redirect", "proxy", "stream")
 
 
 def check_response(name: str, res: Any, scope: str) -> PrivateResponse:

@@ -23,10 +23,10 @@ import tornado.iostream
 import tornado.web
 import tornado.websocket
 
-from ..errors import INTERNAL_ERROR, KplugError, PluginNotLoaded
+from ..errors import INTERNAL_ERROR, KplugError, PluginCallError, PluginNotLoaded
 from ..host import route_answers
 from ..host.api import NO_PARAMS, HostAPI, LogRecord, PluginInfo, PluginState
-from ..host.calls import process, start
+from ..host.calls import NOTIFICATION, process, start
 from ..host.runtime.bounds import MAX_PENDING_BYTES as _MAX_PENDING_BYTES
 from ..host.runtime.bounds import human_bytes, utf8_size
 from ..protocol.jsonrpc import MESSAGES, Limits, error_response
@@ -38,6 +38,7 @@ from .private import (
     ResponseError,
     SocketPort,
     apply_page_policy,
+    cancel_body_stream,
     request_object,
     write_response,
 )
@@ -337,6 +338,9 @@ class PluginRPCHandler(CrossOriginHandler):
             return 200, pre  # the pre-check answers first, as for a body that was read
         return BoundedBodyHandler.too_large_answer(self, size)  # JSON-RPC's (getLoadedPlugin's is next in the MRO)
 
+    _client_gone = False
+    _calls: set[asyncio.Future[Any]] | None = None
+
     async def post(self, name: str | None = None) -> None:
         if self.refused():
             return
@@ -347,11 +351,36 @@ class PluginRPCHandler(CrossOriginHandler):
             return
         body = self.body
         host = self.host
+        calls: set[asyncio.Future[Any]] = set()
+        self._calls = calls
 
         async def caller(method: str, params: Any) -> Any:
-            return await host.call(name, method, params, timeout=self.limits.call_timeout)  # type: ignore[arg-type]
+            if NOTIFICATION.get():  # runs under the plugin's context: not cancelled with the request (changes §3)
+                return await host.call(name, method, params, timeout=self.limits.call_timeout)  # type: ignore[arg-type]
+            # a task, so that cancelling it cancels the call it waits for (a queued call is then skipped)
+            call = asyncio.ensure_future(host.call(name, method, params,  # type: ignore[arg-type]
+                                                   timeout=self.limits.call_timeout))
+            calls.add(call)
+            try:
+                return await call
+            except asyncio.CancelledError:
+                if not self._client_gone:
+                    raise
+                raise PluginCallError(f'error invoking method "{method}": context canceled') from None
+            finally:
+                calls.discard(call)
 
-        _finish_rpc(self, await process(body, caller, plugin=name or "", limits=self.limits))
+        text = await process(body, caller, plugin=name or "", limits=self.limits)
+        if not self._client_gone:
+            _finish_rpc(self, text)
+
+    def on_connection_close(self) -> None:
+        """The HTTP client went away: its calls are cancelled, as SiYuan cancels them with the request's context
+        (changes §3): a queued call never runs, a running one is answered -32603 ``context canceled`` (to nobody)."""
+        self._client_gone = True
+        for call in list(self._calls or ()):
+            call.cancel()
+        super().on_connection_close()
 
 
 async def _route_answer(handler: KplugHandlerBase, route: RouteMatch, body: bytes | None) -> None:
@@ -469,6 +498,25 @@ class _BoundedSocket(tornado.websocket.WebSocketHandler):
         return _standalone_principal(self)
 
 
+def _cross_site(socket: tornado.websocket.WebSocketHandler,
+                answer: tornado.web.RequestHandler | None = None) -> bool:
+    """Answer 400 (on ``answer``, by default the socket's own request) and say True when the upgrade comes from an
+    Origin the socket does not accept: SiYuan checks Origin on the RPC WebSocket and on private WebSocket routes
+    with 400 (changes §2.8, §3), where tornado's own check would answer 403."""
+    headers = socket.request.headers
+    origin = headers.get("Origin") if "Origin" in headers else headers.get("Sec-Websocket-Origin")
+    check = getattr(socket, "_check_cross_origin", None)  # tornado >= 6.6: its own same-origin test comes first
+    if check is not None:
+        if check(socket.check_origin) is None:
+            return False
+    elif origin is None or socket.check_origin(origin):
+        return False
+    target = answer or socket
+    target.set_status(400)
+    target.finish(f"cross-site WebSocket request refused: Origin {origin} is not this server's")
+    return True
+
+
 class PluginRPCWebSocket(_BoundedSocket):
     """``GET /ws/plugin/rpc/<name>`` (or ``?name=``): JSON-RPC over WebSocket, with broadcasts.
 
@@ -494,6 +542,8 @@ class PluginRPCWebSocket(_BoundedSocket):
         if self.request.headers.get("Upgrade", "").lower() != "websocket":
             self.set_status(400)
             self.finish("This endpoint only accepts WebSocket connections")
+            return
+        if _cross_site(self):
             return
         self.kplug_name = name or ""
         await super().get(name, *args, **kwargs)
@@ -571,6 +621,11 @@ class PrivateHandler(KplugHandlerBase):
     need_admin = True
     _events: EventStream | None = None
 
+    def initialize(self, *args: Any, **kwargs: Any) -> None:
+        super().initialize(*args, **kwargs)
+        #: set when the client closes the connection
+        self._gone = asyncio.Event()
+
     def flush(self, include_footers: bool = False) -> asyncio.Future[None]:
         apply_page_policy(self)  # whatever the plugin set, the browser gets the host's sandbox (docs/sandbox.md)
         return super().flush(include_footers)
@@ -595,6 +650,12 @@ class PrivateHandler(KplugHandlerBase):
         else:
             await self._serve_http(name, request)
 
+    def _abandoned(self, name: str) -> None:
+        """SiYuan's answer to a request whose client left before the handler settled: 500, empty body."""
+        log.info("[plugin:%s] the client left before the private HTTP handler settled: 500, empty body", name)
+        self.set_status(500)
+        self.finish()
+
     def _failed(self, name: str, kind: str, exc: Exception) -> None:
         self.set_status(500)
         self.finish(f"[plugin:{name}] Error occurred while handling {kind} request: {exc}")
@@ -603,10 +664,17 @@ class PrivateHandler(KplugHandlerBase):
         try:
             res = await self.host.http_request(name, "http", request)
         except Exception as exc:
+            if self._gone.is_set():
+                self._abandoned(name)
+                return
             self._failed(name, "HTTP", exc)
             return
+        if self._gone.is_set():  # the client left before the handler settled (changes page §2.8)
+            await cancel_body_stream(res)
+            self._abandoned(name)
+            return
         try:
-            await write_response(self, name, res)
+            await write_response(self, name, res, self._gone)
         except (ResponseError, ValueError, TypeError, AttributeError) as exc:
             if not isinstance(exc, ResponseError):
                 exc = ResponseError(500, f"[plugin:{name}] Error occurred while handling HTTP request: "
@@ -620,10 +688,13 @@ class PrivateHandler(KplugHandlerBase):
         async def run_handler(port: SocketPort) -> None:
             await self.host.http_request(name, "ws", request, port=port)
 
+        socket = PrivateSocket(self.application, self.request, run_handler=run_handler)
+        if _cross_site(socket, answer=self):
+            return
         # the upgrade and the connection belong to the socket handler from here on; this handler must not
         # finish the (detached) request
         self._auto_finish = False
-        await PrivateSocket(self.application, self.request, run_handler=run_handler).get()
+        await socket.get()
 
     async def _serve_events(self, name: str, request: dict[str, Any]) -> None:
         stream = self._events = EventStream(self)
@@ -639,6 +710,7 @@ class PrivateHandler(KplugHandlerBase):
         await stream.finish()
 
     def on_connection_close(self) -> None:
+        self._gone.set()
         if self._events is not None:
             self._events.lost()
         super().on_connection_close()
@@ -663,7 +735,8 @@ def _finish_rpc(handler: tornado.web.RequestHandler, text: str | None) -> None:
 
 def _info_dict(info: PluginInfo) -> dict[str, Any]:
     return {"name": info.name, "state": info.state.label, "stateCode": int(info.state), "error": info.error,
-            "version": info.version, "displayName": info.display_name,
+            "version": info.version, "displayName": info.display_name, "hookErrors": list(info.hook_errors),
+            "kplugOnly": list(info.kplug_only),
             "methods": [{"name": m.name, "descriptions": m.descriptions} for m in info.methods]}
 
 
@@ -748,8 +821,6 @@ class AdminAPI:
 
     async def eval_js(self, name: str, code: str) -> Any:
         if not self.dev_mode:
-            from ..errors import PluginCallError
-
             raise PluginCallError("kplug.eval is only available when the server runs in dev mode (--dev)")
         return await self.host.eval(name, code)
 

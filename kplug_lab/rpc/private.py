@@ -25,7 +25,7 @@ import mimetypes
 import os
 import socket
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import tornado.httpclient
@@ -41,6 +41,9 @@ from ..host.runtime.bounds import MAX_FETCH_BODY, MAX_PENDING_BYTES, human_bytes
 from ..protocol import private as model
 from ..protocol.private import HOP_BY_HOP, PAGE_CSP, UNSATISFIABLE, ResponseError, UploadedFile, host_owned_header
 from .secrets_in_logs import SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX
+
+if TYPE_CHECKING:
+    from ..host.runtime.api import BodyStream
 
 __all__ = ["EventStream", "PrivateSocket", "ResponseError", "SocketPort", "apply_page_policy", "request_object",
            "write_response"]
@@ -92,9 +95,10 @@ def apply_page_policy(handler: tornado.web.RequestHandler) -> None:
     handler.set_header("Content-Security-Policy", PAGE_CSP)
 
 
-async def write_response(handler: tornado.web.RequestHandler, name: str, res: Any) -> None:
+async def write_response(handler: tornado.web.RequestHandler, name: str, res: Any,
+                         gone: asyncio.Event | None = None) -> None:
     """Serve the value the ``http`` handler returned (§3.8.2). Raises :class:`ResponseError` before anything
-    was written."""
+    was written. ``gone`` is set when the client leaves (a ``body.stream`` is then cancelled)."""
     response = model.check_response(name, res, model.cookie_scope(handler.request.path, name))
     for key in response.ignored_headers:
         log.info("[plugin:%s] response header %s is the host's: ignored", name, key)
@@ -117,7 +121,7 @@ async def write_response(handler: tornado.web.RequestHandler, name: str, res: An
         handler.set_header("Content-Type", ctype)
         handler.finish(text)
     elif response.body_kind == "file":
-        await _write_file(handler, body)
+        await _write_file(handler, name, body)
     elif response.body_kind == "string":
         handler.set_status(status or 200)
         handler.set_header("Content-Type", "text/plain; charset=utf-8")
@@ -131,16 +135,67 @@ async def write_response(handler: tornado.web.RequestHandler, name: str, res: An
         handler.redirect(body, status=status)
     elif response.body_kind == "proxy":
         await _proxy(handler, body)
+    elif response.body_kind == "stream":
+        await _write_stream(handler, name, status, body, gone or asyncio.Event())
     else:
         handler.set_status(status or 200)
         handler.finish()
 
 
-async def _write_file(handler: tornado.web.RequestHandler, spec: Any) -> None:
-    """A file the host found inside the plugin's storage or the workspace (``resolved``), else 404."""
+async def cancel_body_stream(res: Any) -> None:
+    """Cancel the ``body.stream`` of a handler's response that will not be written (its client left)."""
+    body = res.get("body") if isinstance(res, dict) else None
+    stream = body.get("stream") if isinstance(body, dict) else None
+    reader = stream.get("reader") if isinstance(stream, dict) else None
+    if reader is not None:
+        await reader.cancel("client disconnected")
+
+
+async def _write_stream(handler: tornado.web.RequestHandler, name: str, status: int, spec: Any,
+                        gone: asyncio.Event) -> None:
+    """``body.stream`` (changes page §2.8): status and headers at once, then each chunk flushed as the plugin
+    produces it. The next chunk is pulled only once the last one was written to the socket, so a client that reads
+    slowly slows the plugin's stream; a client that leaves cancels it."""
+    reader: BodyStream | None = spec.get("reader") if isinstance(spec, dict) else None
+    if reader is None:
+        raise ResponseError(500, f"[plugin:{name}] body.stream needs a stream")
+    handler.set_status(status or 200)
+    handler.set_header("Content-Type", str(spec.get("contentType") or "application/octet-stream"))
+    handler.set_header("X-Accel-Buffering", "no")
+    await handler.flush()
+    left = asyncio.ensure_future(gone.wait())
+    try:
+        while True:
+            pulled = asyncio.ensure_future(reader.read())
+            await asyncio.wait({pulled, left}, return_when=asyncio.FIRST_COMPLETED)
+            if left.done():
+                pulled.cancel()
+                await reader.cancel("client disconnected")
+                return
+            chunk = pulled.result()
+            if chunk is None:
+                break
+            if chunk:
+                handler.write(chunk)
+                await handler.flush()
+    except tornado.iostream.StreamClosedError:
+        await reader.cancel("client disconnected")
+        return
+    except Exception as exc:  # the plugin's stream failed after the headers went: the client sees a cut body
+        log.warning("[plugin:%s] body.stream failed: %s", name, exc)
+        handler.request.connection.close()  # type: ignore[union-attr]
+        return
+    finally:
+        left.cancel()
+    handler.finish()
+
+
+async def _write_file(handler: tornado.web.RequestHandler, name: str, spec: Any) -> None:
+    """A file the host found inside the workspace or the plugin's storage (``resolved``), else SiYuan's 404: the
+    same answer for a path outside and a missing file (changes page §2.8)."""
     path = spec.get("resolved") if isinstance(spec, dict) else None
     if not isinstance(path, str):
-        raise ResponseError(404, "404 page not found")
+        raise ResponseError(404, f"[plugin:{name}] file not found")
     stat = os.stat(path)
     modified = datetime.datetime.fromtimestamp(int(stat.st_mtime), datetime.UTC)
     handler.set_header("Last-Modified", email.utils.format_datetime(modified, usegmt=True))

@@ -51,8 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--max-request-bytes", type=int, default=8 * 1024 * 1024,
                    help="largest JSON-RPC request accepted (HTTP body or WebSocket message), bytes")
     s.add_argument("--max-fetch-bytes", type=int, default=32 * 1024 * 1024,
-                   help="largest response body siyuan.client.fetch returns and a private route's proxy body relays, "
-                        "bytes (past it: an error, or the proxied response is cut off)")
+                   help="largest request body siyuan.client.fetch sends and response a private route's proxy body "
+                        "relays, bytes (past it: an error, or the proxied response is cut off); fetch responses "
+                        "are streamed")
     s.add_argument("--max-pending-bytes", type=int, default=16 * 1024 * 1024,
                    help="bytes a plugin may have queued for one client connection (SSE, WebSocket, broadcasts) or "
                         "not yet taken from one kernel connection; past it that connection is closed")
@@ -63,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="stand in front of the SiYuan kernel at --siyuan-url: open SiYuan through this port; plugin "
                         "routes are answered here (with SiYuan's own login), everything else goes to the kernel")
     s.add_argument("--no-reload", action="store_true", help="do not watch plugin folders for changes")
+    s.add_argument("--siyuan-strict", action="store_true",
+                   help="SiYuan-strict mode: leave out kplug_lab's own globals (structuredClone, atob/btoa, "
+                        "queueMicrotask, performance, DOMException, Event/EventTarget, global, kplug, siyuan.mcp, "
+                        "lifecycle.onloaded), so that a plugin that runs here runs in SiYuan")
     s.add_argument("--proxy-allow-private", action="store_true",
                    help="let a private route's proxy body reach loopback and private addresses (refused by default)")
     tuning = s.add_argument_group("tuning switches (off by default; measured in docs/adr/0004-rpc-benchmark.md)")
@@ -118,7 +123,7 @@ async def _serve(args: argparse.Namespace) -> int:
         config = HostConfig(memory_limit=args.memory_mb * 1024 * 1024, cpu_limit=args.cpu_limit,
                             hook_timeout=args.hook_timeout, call_timeout=args.call_timeout,
                             siyuan_url=args.siyuan_url, siyuan_token=args.siyuan_token,
-                            hot_reload=not args.no_reload, data_dir=args.data,
+                            hot_reload=not args.no_reload, data_dir=args.data, siyuan_strict=args.siyuan_strict,
                             follow_caller_cpu=args.follow_caller_cpu, max_fetch_body=args.max_fetch_bytes,
                             max_pending_bytes=args.max_pending_bytes)
     except ValueError as exc:  # a limit the sandbox cannot honour (e.g. --memory-mb past wasm32's 4 GiB)

@@ -47,6 +47,11 @@ class KplugLabApp(ExtensionApp):
     hook_timeout = Float(10.0, min=0.001, config=True, help="Seconds a lifecycle hook may take to settle.")
     call_timeout = Float(30.0, min=0.001, config=True, help="Seconds an RPC call may take to settle.")
     hot_reload = Bool(True, config=True, help="Reload a plugin when its kernel.js or plugin.json changes.")
+    siyuan_strict = Bool(False, config=True, help="SiYuan-strict mode: leave out kplug_lab's own globals "
+                                                  "(structuredClone, atob/btoa, queueMicrotask, performance, "
+                                                  "DOMException, Event/EventTarget, global, kplug, siyuan.mcp, "
+                                                  "lifecycle.onloaded), so that a plugin that runs here runs in "
+                                                  "SiYuan. Each plugin's state lists those it touched otherwise.")
     front_door = Bool(False, config=True, help=(
         "Stand in front of the SiYuan kernel. Standalone-only (kplug serve --front-door): the front door owns the "
         "server's root, which in Jupyter mode is Jupyter's own; True is refused with that reason."))
@@ -66,8 +71,8 @@ class KplugLabApp(ExtensionApp):
                                                                       "(HTTP body or WebSocket message).")
 
     max_fetch_body = Int(32 * 1024 * 1024, min=1, config=True, help=(
-        "Largest response body siyuan.client.fetch returns and a private route's proxy body relays, bytes; past it "
-        "the fetch fails with an error (the proxied response is cut off)."))
+        "Largest request body siyuan.client.fetch sends and response a private route's proxy body relays, bytes; "
+        "past it an error (the proxied response is cut off). Fetch responses are streamed."))
     max_pending_bytes = Int(16 * 1024 * 1024, min=1, config=True, help=(
         "Bytes a plugin may have queued for one client connection (SSE, WebSocket, broadcasts) or not yet taken "
         "from one kernel connection; past it that connection is closed, never buffered."))
@@ -96,7 +101,8 @@ class KplugLabApp(ExtensionApp):
                           hook_timeout=self.hook_timeout, call_timeout=self.call_timeout,
                           siyuan_url=self.siyuan_url, siyuan_token=self.siyuan_token, hot_reload=self.hot_reload,
                           data_dir=data_dir, follow_caller_cpu=self.follow_caller_cpu,
-                          max_fetch_body=self.max_fetch_body, max_pending_bytes=self.max_pending_bytes)
+                          siyuan_strict=self.siyuan_strict, max_fetch_body=self.max_fetch_body,
+                          max_pending_bytes=self.max_pending_bytes)
 
     def _plugin_roots(self) -> tuple[Path | None, Path | None]:
         if self.workspace and self.plugins_dir:

@@ -32,6 +32,7 @@ import tornado.iostream
 import tornado.web
 import tornado.websocket
 
+from ..errors import KplugError
 from ..host.api import HostAPI
 from ..protocol.jsonrpc import Limits
 from ..protocol.routes import ROUTES, RouteKind, match, tornado_pattern
@@ -250,7 +251,7 @@ def _front_door(handler: tornado.web.RequestHandler) -> FrontDoor:
 
 # ---- HTTP ----------------------------------------------------------------------------------------------
 
-class _Abort(Exception):
+class _Abort(KplugError):
     """The client went away while its request body was still being sent to the kernel."""
 
 

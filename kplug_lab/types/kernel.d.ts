@@ -15,7 +15,7 @@
 type KernelJSON = null | boolean | number | string | KernelJSON[] | { [key: string]: KernelJSON };
 
 /** Bytes from the host (`storage.get`, `client.fetch` responses, server request bodies, uploaded files). Each
- *  method can be called any number of times. */
+ *  method can be called any number of times, except on a `client.fetch` response, whose body is read once. */
 interface KernelData {
   text(): Promise<string>;
   json<T = any>(): Promise<T>;
@@ -183,10 +183,17 @@ declare namespace siyuan {
   interface FetchInit {
     method?: string;
     headers?: Record<string, string>;
-    /** Other body types are ignored. */
-    body?: string | ArrayBuffer;
+    /** Copied at call time. FormData is sent as multipart/form-data, URLSearchParams as a urlencoded form; the
+     *  Content-Type they imply is set unless `headers` has one. */
+    body?: string | ArrayBuffer | ArrayBufferView | Blob | FormData | URLSearchParams;
+    /** Milliseconds until the response headers (default 60000; 0: no limit). */
+    timeout?: number;
+    /** Aborting rejects the fetch (or errors the body being read) with the signal's reason. */
+    signal?: AbortSignal;
   }
 
+  /** Resolved when the headers arrive. The body can be read once: by `body` or one of the KernelData methods;
+   *  any later read rejects with TypeError "body stream already read". */
   interface FetchResponse extends KernelData {
     /** The requested path, not the final URL. */
     url: string;
@@ -195,6 +202,9 @@ declare namespace siyuan {
     /** With the code: "200 OK". */
     statusText: string;
     headers: Record<string, string>;
+    /** Chunks of at most 32 KiB, read from the kernel as you read them; `cancel()` closes the connection. */
+    readonly body: ReadableStream<Uint8Array>;
+    readonly bodyUsed: boolean;
   }
 
   type SocketMessage = { type: "text"; data: string } | { type: "binary"; data: ArrayBuffer };
@@ -311,6 +321,12 @@ declare namespace siyuan {
       raw?: { contentType: string; data: string | ArrayBuffer | Uint8Array };
       redirect?: { location: string };
       proxy?: { url: string; method?: "GET" | "HEAD"; headers?: Record<string, string[]> };
+      /** Chunks flushed as produced, pulled as fast as the client reads; cancelled when the client leaves. */
+      stream?: {
+        contentType?: string;
+        stream: ReadableStream<string | ArrayBuffer | ArrayBufferView>
+          | AsyncIterable<string | ArrayBuffer | ArrayBufferView> | Iterable<string | ArrayBuffer | ArrayBufferView>;
+      };
     };
   }
 

@@ -19,7 +19,7 @@ from kplug_lab.host.runtime.api import PluginState
 from kplug_lab.host.runtime.manager import PluginManager
 from kplug_lab.testing import FakeSiYuan, RecordingEndpoint
 
-EXAMPLES = ("hello", "counter", "heartbeat", "notes-agent", "journal")
+EXAMPLES = ("hello", "counter", "heartbeat", "notes-agent", "journal", "todo")
 
 
 @pytest.fixture
@@ -70,6 +70,7 @@ async def test_every_example_plugin_reaches_running(host: Host, kernel: FakeSiYu
     assert methods["heartbeat"] == {"configure", "beat", "flush", "stats"}
     assert methods["notes-agent"] == {"add", "list"}
     assert {"append", "entries", "edit", "remove", "changes", "following"} <= methods["journal"]
+    assert methods["todo"] == {"add", "done", "list"}
     for info in manager.list_plugins():
         for m in info.methods:
             assert m.descriptions, f"{info.name}.{m.name} has no description"
@@ -281,3 +282,16 @@ async def test_journal_with_a_wrong_token_reports_the_kernels_401(host: Host, ke
                    what="the refused /ws dial to be logged")
     assert await manager.call("journal", "following") is False
     assert all(not r.authorized for r in kernel.requests)
+
+
+async def test_todo_split_over_files_with_require_keeps_its_list_across_restarts(host: Host,
+                                                                               kernel: FakeSiYuan) -> None:
+    manager = await start_examples(host, kernel, "todo")
+    assert await manager.call("todo", "add", ["  write docs "]) == 1
+    assert await manager.call("todo", "add", ["ship"]) == 2
+    assert (await manager.call("todo", "done", [1]))["done"] is True
+    with pytest.raises(PluginCallError, match="title must be a non-empty string"):
+        await manager.call("todo", "add", [""])
+    await manager.reload("todo")
+    assert await manager.call("todo", "list") == [{"id": 1, "title": "write docs", "done": True},
+                                                  {"id": 2, "title": "ship", "done": False}]

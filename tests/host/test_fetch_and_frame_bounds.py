@@ -1,6 +1,7 @@
-"""What the kernel sends a plugin is bounded in bytes (issue 11 item 2): a ``siyuan.client.fetch`` body past
-``max_fetch_body`` fails with a clear error; frames from the kernel's WebSocket that the plugin does not take in
-time close the connection with an error event instead of piling up in the host."""
+"""What passes between the kernel and a plugin is bounded in bytes (issue 11 item 2): a ``siyuan.client.fetch``
+request body past ``max_fetch_body`` fails with a clear error while a response body of any size is streamed;
+frames from the kernel's WebSocket that the plugin does not take in time close the connection with an error event
+instead of piling up in the host."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ MiB = 1024 * 1024
 FETCHER = """
 siyuan.rpc.bind("get", async (path) => {
   try { const r = await siyuan.client.fetch(path); return (await r.text()).length; }
+  catch (e) { return e.message; }
+});
+siyuan.rpc.bind("post", async (path, size) => {
+  try { const r = await siyuan.client.fetch(path, { method: "POST", body: "q".repeat(size) }); return r.status; }
   catch (e) { return e.message; }
 });
 """
@@ -39,6 +44,9 @@ class _Body(web.RequestHandler):
     def get(self, size: str) -> None:
         self.finish(b"b" * int(size))
 
+    def post(self, size: str) -> None:
+        self.finish(b"")
+
 
 class _Flood(websocket.WebSocketHandler):
     async def open(self, *args: Any, **kwargs: Any) -> None:
@@ -50,15 +58,16 @@ class _Flood(websocket.WebSocketHandler):
                 return
 
 
-async def test_a_fetch_body_past_max_fetch_body_fails_with_a_clear_error(host: Host) -> None:
+async def test_a_fetch_request_body_past_max_fetch_body_fails_and_a_large_response_is_streamed(host: Host) -> None:
     host.plugin("fetcher", FETCHER)
     async with loopback_app([(r"/body/(\d+)", _Body)]) as url:
         m = await host.start(siyuan_url=url, max_fetch_body=MiB)
-        assert await m.call("fetcher", "get", [f"/body/{MiB // 2}"]) == MiB // 2
-        error = await m.call("fetcher", "get", [f"/body/{2 * MiB}"])
-        assert error == (f"GET /body/{2 * MiB}: the response body is larger than 1.0 MiB, the most "
-                         "siyuan.client.fetch reads (max_fetch_body)")
-        assert await m.call("fetcher", "get", [f"/body/{MiB}"]) == MiB  # the limit itself is allowed
+        assert await m.call("fetcher", "post", ["/body/0", MiB]) == 200  # the limit itself is allowed
+        error = await m.call("fetcher", "post", ["/body/0", 2 * MiB])
+        assert error == f"fetch /body/0: the request body is {2 * MiB} bytes, the limit is {MiB} " \
+                        "(HostConfig.max_fetch_body)"
+        # a response larger than the limit is streamed to the plugin chunk by chunk, not held by the host
+        assert await m.call("fetcher", "get", [f"/body/{4 * MiB}"]) == 4 * MiB
 
 
 async def test_kernel_frames_the_plugin_does_not_take_close_the_socket_with_an_error(host: Host) -> None:

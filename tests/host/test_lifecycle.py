@@ -85,22 +85,39 @@ async def test_top_level_timers_do_not_block_start(host: Host) -> None:
     await until(lambda: m.call("ticker", "ticks"), lambda ticks: ticks >= 3, what="three ticks")
 
 
-async def test_throwing_onload_goes_to_error_with_its_message(host: Host) -> None:
-    host.plugin("bad", "siyuan.plugin.lifecycle.onload = () => { throw new Error('no config'); };")
+async def test_throwing_onload_is_logged_and_the_plugin_runs_as_in_siyuan(host: Host) -> None:
+    host.plugin("bad", """
+      siyuan.plugin.lifecycle.onload = () => { throw new Error('no config'); };
+      siyuan.plugin.lifecycle.onrunning = () => { siyuan.rpc.bind('ran', () => true); };
+    """)
     host.plugin("good", "siyuan.rpc.bind('ping', () => 'pong');")
     m = await host.start()
     info = m.get_plugin("bad")
-    assert info is not None and info.state == PluginState.ERROR
-    assert "onload failed: Error: no config" in (info.error or "")
+    assert info is not None and info.state == PluginState.RUNNING and info.error is None
+    assert any("onload failed: Error: no config" in e for e in info.hook_errors)
+    assert any("onload failed: Error: no config" in line for line in host.logs("bad"))
+    assert await m.call("bad", "ran") is True
     assert await m.call("good", "ping") == "pong"
 
 
-async def test_a_hook_that_never_settles_times_out(host: Host) -> None:
+async def test_rejecting_onload_reaches_running_and_shows_the_failure_in_its_state(host: Host) -> None:
+    host.plugin("rej", """
+      siyuan.rpc.bind("m", () => 1);
+      siyuan.plugin.lifecycle.onload = async () => { throw new TypeError("bad settings"); };
+    """)
+    m = await host.start()
+    info = m.get_plugin("rej")
+    assert info is not None and info.state == PluginState.RUNNING
+    assert info.hook_errors == [e for e in info.hook_errors if "onload failed: TypeError: bad settings" in e] != []
+    assert await m.call("rej", "m") == 1
+
+
+async def test_a_hook_that_never_settles_times_out_and_the_plugin_goes_on(host: Host) -> None:
     host.plugin("stuck", "siyuan.plugin.lifecycle.onload = () => new Promise(() => {});")
     m = await host.start(hook_timeout=0.3)
     info = m.get_plugin("stuck")
-    assert info is not None and info.state == PluginState.ERROR
-    assert "onload did not settle within 0.3 s" in (info.error or "")
+    assert info is not None and info.state == PluginState.RUNNING
+    assert any("onload did not settle within 0.3 s" in e and "hook_timeout" in e for e in info.hook_errors)
 
 
 async def test_syntax_error_in_kernel_js_reports_file_and_line(host: Host) -> None:
@@ -173,27 +190,43 @@ async def test_host_jobs_and_microtasks_of_the_top_level_run_before_onload(host:
     assert await m.call("early", "seen") == [True, "top"]
 
 
-async def test_a_non_function_hook_is_ignored_quietly(host: Host) -> None:
+async def test_a_non_function_hook_is_logged_and_the_plugin_goes_on(host: Host) -> None:
     host.plugin("odd", """
       siyuan.plugin.lifecycle.onload = 42;
       siyuan.plugin.lifecycle.onrunning = () => ({ then: () => {} });  // a thenable, no Promise: not awaited
       siyuan.rpc.bind("ok", () => true);
     """)
     m = await host.start(hook_timeout=0.5)
-    assert host.state("odd") == PluginState.RUNNING and await m.call("odd", "ok") is True
-    assert not any(r.level == "error" for r in m.logs("odd", 0))
+    info = m.get_plugin("odd")
+    assert info is not None and info.state == PluginState.RUNNING and await m.call("odd", "ok") is True
+    assert [e for e in info.hook_errors] == ["onload failed: TypeError: siyuan.plugin.lifecycle.onload is not a "
+                                             "function (got number)"]
+    assert any(r.level == "error" and "not a function" in r.message for r in m.logs("odd", 0))
 
 
-async def test_rejecting_onrunning_goes_to_error_and_unbinds(host: Host) -> None:
+async def test_null_and_undefined_hooks_are_skipped_silently(host: Host) -> None:
+    host.plugin("blank", """
+      siyuan.plugin.lifecycle.onload = null;
+      siyuan.plugin.lifecycle.onrunning = undefined;
+      siyuan.rpc.bind("ok", () => true);
+    """)
+    m = await host.start()
+    info = m.get_plugin("blank")
+    assert info is not None and info.state == PluginState.RUNNING and info.hook_errors == []
+    assert not any(r.level == "error" for r in m.logs("blank", 0))
+
+
+async def test_rejecting_onrunning_is_logged_and_the_plugin_keeps_running(host: Host) -> None:
     host.plugin("late", """
       siyuan.rpc.bind("m", () => 1);
       siyuan.plugin.lifecycle.onrunning = async () => { throw new RangeError("late failure"); };
     """)
     m = await host.start()
     info = m.get_plugin("late")
-    assert info is not None and info.state == PluginState.ERROR
-    assert "onrunning failed: RangeError: late failure" in (info.error or "")
+    assert info is not None and info.state == PluginState.RUNNING
+    assert any("onrunning failed: RangeError: late failure" in e for e in info.hook_errors)
     assert any("late failure" in line for line in host.logs("late"))
+    assert await m.call("late", "m") == 1
 
 
 async def test_an_onunload_that_never_settles_is_cut_off_and_the_plugin_stops(host: Host) -> None:
@@ -255,9 +288,36 @@ async def test_hot_reload_is_debounced_and_revives_a_broken_plugin(host: Host) -
     assert len(starts) == 1  # one restart for the burst
 
 
-async def test_deleting_kernel_js_stops_the_plugin(host: Host) -> None:
+async def test_deleting_kernel_js_leaves_the_plugin_running_as_in_siyuan(host: Host) -> None:
     d = host.plugin("gone", "siyuan.rpc.bind('x', () => 1);")
     m = await host.start(hot_reload=True, reload_debounce_ms=50)
     await watcher_running(host, m)
+    plugin = m.plugins["gone"]
     (d / "kernel.js").unlink()
-    await wait_for(lambda: m.get_plugin("gone") is None, what="stop after deletion")
+    # the watcher reports the deletion on its own; a probe written after it shows the batch was handled
+    await watcher_running(host, m)
+    await asyncio.sleep(0.3)  # a deliberate duration, not synchronisation: a (wrong) stop would come within it
+    assert m.plugins.get("gone") is plugin and plugin.state == PluginState.RUNNING
+    assert await m.call("gone", "x") == 1
+
+
+async def test_hot_reload_happens_only_when_the_content_of_kernel_js_changed(host: Host) -> None:
+    code = "siyuan.rpc.bind('started', () => 1);"
+    d = host.plugin("same", code)
+    m = await host.start(hot_reload=True, reload_debounce_ms=50)
+    await watcher_running(host, m)
+    starts: list[PluginState] = []
+    m.subscribe_states(lambda name, s: starts.append(s) if s == PluginState.LOADING and name == "same" else None)
+    (d / "kernel.js").write_text(code)  # saved again without a change (an editor's "save all", a touch)
+    await watcher_running(host, m)
+    await asyncio.sleep(0.3)  # a deliberate duration, not synchronisation: a (wrong) reload would come within it
+    assert starts == []
+    (d / "kernel.js").write_text("siyuan.rpc.bind('started', () => 2);")
+    await wait_for(lambda: len(starts) == 1 and host.state("same") == PluginState.RUNNING, what="reload")
+    assert await m.call("same", "started") == 2
+
+
+def test_the_hot_reload_debounce_is_siyuans_300_ms() -> None:
+    from kplug_lab.host.runtime.config import HostConfig
+
+    assert HostConfig().reload_debounce_ms == 300

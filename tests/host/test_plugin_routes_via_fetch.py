@@ -26,16 +26,30 @@ siyuan.rpc.bind("add", (a, b) => a + b, "Adds two numbers", "a, b: numbers");
 siyuan.rpc.bind("fail", () => { throw new Error("boom"); });
 siyuan.rpc.bind("note", (text) => { notes.push(text); });
 siyuan.rpc.bind("notes", () => notes);
+siyuan.server.private.http.handler = async (req) => {
+  const path = req.context.path;
+  if (path === "/hello") {
+    const data = { query: req.url.query, auth: req.request.headers.Authorization || null };
+    return { statusCode: 201, headers: { "X-Seen": [req.request.method] }, body: { data: { type: "JSON", data } } };
+  }
+  if (path === "/echo") {
+    return { body: { raw: { contentType: "text/x-echo", data: await req.request.body.data.text() } } };
+  }
+  if (path === "/go") return { statusCode: 302, body: { redirect: { location: "/elsewhere" } } };
+  if (path === "/fmt") return { body: { string: { format: "%s=%d", values: ["n", 3] } } };
+  throw new Error("no page " + path);
+};
 """
 
 # every method answers what the plugin saw of the Response, body methods included
 CALLER = """
+// the body can be read once (SiYuan v3.8): the text, and the other readings derived from it
 async function seen(r) {
   const text = await r.text();
   let json = null;
-  try { json = await r.json(); } catch (e) { json = "not JSON: " + e.message; }
+  try { json = JSON.parse(text); } catch (e) { json = "not JSON: " + e.message; }
   return { url: r.url, ok: r.ok, status: r.status, statusText: r.statusText, headers: r.headers, text, json,
-           bytes: (await r.arrayBuffer()).byteLength, bufferText: (await r.buffer()).toString() };
+           bytes: new TextEncoder().encode(text).byteLength, bufferText: Buffer.from(text).toString() };
 }
 const post = (body) => ({ method: "POST", body: typeof body === "string" ? body : JSON.stringify(body) });
 siyuan.rpc.bind("fetch", async (path, init) => seen(await siyuan.client.fetch(path, init)));
@@ -201,11 +215,10 @@ async def test_a_plugin_route_with_a_method_it_does_not_take_is_404_like_gin(
 async def test_other_paths_still_go_to_the_kernel(manager: PluginManager, kernel: FakeSiYuan) -> None:
     got = await fetch(manager, "/api/system/version", {"method": "POST"})
     assert got["status"] == 200 and got["json"]["code"] == 0 and got["json"]["data"] == kernel.version
-    # a path that only looks like a plugin route (and the private routes) are the kernel's business
+    # a path that only looks like a plugin route is the kernel's business
     await fetch(manager, "/api/plugin/rpc/service/extra", {"method": "POST", "body": "{}"})
-    await fetch(manager, "/plugin/private/service/x")
     paths = [r.path for r in kernel.requests]
-    assert paths == ["/api/system/version", "/api/plugin/rpc/service/extra", "/plugin/private/service/x"]
+    assert paths == ["/api/system/version", "/api/plugin/rpc/service/extra"]
     assert kernel.requests[0].headers.get("X-Auth-Token") == kernel.token
 
 
@@ -255,8 +268,28 @@ async def test_answers_are_the_same_as_the_wires(manager: PluginManager) -> None
     ("POST", "/api/plugin/rpc/a/b", None),
     ("POST", "/api/plugins", None),
     ("POST", "/api/plugin/other", None),
-    ("ANY", "/plugin/private/a/x", None),
+    ("ANY", "/plugin/private/a/x", RouteMatch(RouteKind.PRIVATE, "a", "x")),
     ("POST", "/api/system/version", None),
 ])
 def test_route_matching(method: str, path: str, expected: RouteMatch | None) -> None:
     assert route_answers.match(method, path) == expected
+
+
+async def test_private_routes_are_answered_by_the_plugins_own_handler(manager: PluginManager,
+                                                                     kernel: FakeSiYuan) -> None:
+    """``/plugin/private/<name>/...`` reaches that plugin's ``siyuan.server.private.http`` handler, as SiYuan's
+    kernel routes it for its own plugins, and never the kernel at ``siyuan_url``."""
+    got = await fetch(manager, "/plugin/private/service/hello?x=1", {"method": "POST", "body": "b",
+                                                                      "headers": {"Authorization": "Token t"}})
+    assert got["status"] == 201 and got["headers"]["X-Seen"] == "POST"
+    assert got["json"] == {"query": {"x": ["1"]}, "auth": None}  # credentials never reach the handler
+    echo = await fetch(manager, "/plugin/private/service/echo", {"method": "PUT", "body": "round trip"})
+    assert (echo["status"], echo["headers"]["Content-Type"], echo["text"]) == (200, "text/x-echo", "round trip")
+    go = await fetch(manager, "/plugin/private/service/go")
+    assert (go["status"], go["headers"]["Location"]) == (302, "/elsewhere")
+    assert (await fetch(manager, "/plugin/private/service/fmt"))["text"] == "n=3"
+    failed = await fetch(manager, "/plugin/private/service/nothing")
+    assert failed["status"] == 500 and "no page /nothing" in failed["text"]
+    missing = await fetch(manager, "/plugin/private/nobody/x")
+    assert (missing["status"], missing["text"]) == (404, "[plugin:nobody] not found")
+    assert not [r for r in kernel.requests if r.path.startswith("/plugin/private")]

@@ -241,3 +241,15 @@ def test_a_token_that_starts_with_a_dash_works_for_the_server_and_connect(ip: In
     with ServerProcess(tmp_path / "plugins", data=tmp_path / "data", token="-dash-token") as proc:
         assert text(kplug(ip, f"connect {proc.url} -dash-token")).startswith(f"connected to {proc.url}")
         assert kplug(ip, "list").plugins == []  # type: ignore[attr-defined]
+
+
+def test_state_shows_a_failed_hook_of_a_running_plugin(connected: InteractiveShell) -> None:
+    view = kplug(connected, "plugin mg-hook",
+                 'siyuan.plugin.lifecycle.onload = async () => { throw new Error("nope"); };')
+    try:
+        assert view.state == "running"  # type: ignore[attr-defined]
+        out = text(kplug(connected, "state mg-hook"))
+        assert out.splitlines()[0] == "mg-hook 0.0.1: running"
+        assert "  ! hook failed: onload failed: Error: nope" in out
+    finally:
+        kplug(connected, "unload mg-hook")

@@ -152,10 +152,10 @@ async def test_a_websocket_from_an_allowed_origin_is_accepted(served: Server) ->
     assert (await ws_call(served, "/ws/plugin/rpc/p", served.url))["result"] == "hi"  # same origin, as before
 
 
-async def test_a_websocket_from_another_origin_is_refused(served: Server) -> None:
+async def test_a_websocket_from_another_origin_is_refused_with_400_as_siyuan_does(served: Server) -> None:
     with pytest.raises(websockets.InvalidStatus) as refused:
         await ws_call(served, "/ws/plugin/rpc/p", EVIL)
-    assert refused.value.response.status_code == 403
+    assert refused.value.response.status_code == 400  # changes §3 (tornado's own check says 403)
 
 
 async def test_the_admin_websocket_refuses_even_an_allowed_origin(served: Server) -> None:

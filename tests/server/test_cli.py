@@ -185,7 +185,8 @@ def test_help_lists_the_documented_options() -> None:
     for option in ("--workspace", "--plugins", "--data", "--host", "--port", "--token", "--siyuan-url",
                    "--siyuan-token", "--call-token", "--base-url", "--dev", "--call-timeout", "--max-request-bytes",
                    "--proxy-allow-private", "--token-file", "--call-token-file", "--siyuan-token-file",
-                   "--follow-caller-cpu", "--no-follow-caller-cpu", "--switch-interval", "--ws-direct-frames"):
+                   "--follow-caller-cpu", "--no-follow-caller-cpu", "--switch-interval", "--ws-direct-frames",
+                   "--siyuan-strict"):
         assert option in out, option
     assert "default 127.0.0.1" in out
 
@@ -246,3 +247,19 @@ def test_serve_runs_on_uvloop_where_it_is_installed() -> None:
         return 1 if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else 0
 
     assert cli._run(loop_module()) == 1
+
+
+def test_siyuan_strict_reaches_the_host_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``kplug serve --siyuan-strict`` is ``HostConfig.siyuan_strict`` (tests/host/test_portability.py: its effect)."""
+    from kplug_lab.server import cli
+
+    seen: list[bool] = []
+
+    async def fake_serve(args: object) -> int:
+        seen.append(bool(args.siyuan_strict))  # type: ignore[attr-defined]
+        return 0
+
+    monkeypatch.setattr(cli, "_serve", fake_serve)
+    assert cli.main(["serve", "--port", "0", "--siyuan-strict"]) == 0
+    assert cli.main(["serve", "--port", "0"]) == 0
+    assert seen == [True, False]

@@ -41,8 +41,9 @@ PRELUDE_PARTS: tuple[str, ...] = (
     "streams_transform.js",  # TransformStream
     "blob.js",              # Blob, File
     "formdata.js",          # FormData, multipart encoding
-    "require.js",           # built-in modules only
+    "require.js",           # built-in modules and the plugin's own files
     "values.js",            # data objects, exportValue
+    "portability.js",       # kplug_lab's own globals: reported when touched, absent in SiYuan-strict mode
     "lifecycle.js",         # builds `siyuan` (__kplug.init) from the make* of the parts below; hooks; dev eval
     "event.js",             # siyuan.event
     "storage.js",           # siyuan.storage

@@ -18,6 +18,11 @@ const callAsync = native.callAsync;
 const define = (name, value) =>
   Object.defineProperty(G, name, { value, writable: true, configurable: true, enumerable: false });
 const K = {};
+// natives the prelude uses, captured: a plugin may replace the globals, and SiYuan-strict mode removes them
+// (portability.js)
+const DOMException = G.DOMException;
+const performance = G.performance;
+const queueMicrotask = G.queueMicrotask;
 Object.defineProperty(G, "__kplug", { value: K, writable: false, configurable: false, enumerable: false });
 
 // ---- GoError (goja's built-in: an Error subclass, callable with or without `new`) -------------------

@@ -90,6 +90,42 @@ function makeServerEvents(id) {
 }
 K.portEvent = (id, ev) => { const sink = serverPorts.get(id); if (sink) sink(ev); };
 
+// server.private body.stream (changes page §2.8): a ReadableStream or an (async) iterable of string or
+// BufferSource chunks; the host pulls one chunk at a time (K.streamRead) as fast as the client takes them, and
+// cancels (K.streamCancel) when the client leaves
+const bodyStreams = new Map();  // id -> { next() -> Promise<{value, done}>, cancel(reason) }
+let bodyStreamSeq = 0;
+function openBodyStream(spec) {
+  const src = spec.stream;
+  let source;
+  if (RS.has(src)) {
+    const s = RS.get(src);
+    const r = acquireReader(s);
+    source = { next: () => readerReadPromise(r), cancel: (reason) => rsCancel(s, reason) };
+  } else if (src !== null && typeof src === "object" && typeof (src[Symbol.asyncIterator] || src[Symbol.iterator]) === "function") {
+    const it = (src[Symbol.asyncIterator] || src[Symbol.iterator]).call(src);
+    source = { next: () => Promise.resolve(it.next()), cancel: () => (typeof it.return === "function" ? it.return() : undefined) };
+  } else throw new TypeError("body.stream.stream must be a ReadableStream or an async iterable");
+  const id = ++bodyStreamSeq;
+  bodyStreams.set(id, source);
+  return { contentType: String(spec.contentType || "application/octet-stream"), id };
+}
+K.streamRead = (id) => {
+  const source = bodyStreams.get(id);
+  if (source === undefined) return null;
+  return source.next().then(({ value, done }) => {
+    if (done) { bodyStreams.delete(id); return null; }
+    const bytes = typeof value === "string" ? utf8Encode(value) : toBytes(value);
+    if (!bytes) throw new TypeError("a body.stream chunk must be a string or a BufferSource");
+    return b64Encode(bytes, false);
+  }, (e) => { bodyStreams.delete(id); throw e; });
+};
+K.streamCancel = (id, reason) => {
+  const source = bodyStreams.get(id);
+  bodyStreams.delete(id);
+  return source === undefined ? null : Promise.resolve(source.cancel(reason)).then(() => null);
+};
+
 // server.private HTTP slot (§3.8): request JSON from the host, response back as JSON (raw data as base64)
 K.http = (slotName, req) => {
   const slotObj = siyuan.server.private[slotName];
@@ -131,6 +167,8 @@ K.http = (slotName, req) => {
           const bytes = toBytes(b.raw.data);
           out.body.raw = { contentType: String(b.raw.contentType || "application/octet-stream"), base64: true,
             data: b64Encode(bytes || utf8Encode(String(b.raw.data === undefined ? "" : b.raw.data)), false) };
+        } else if (kind === "stream") {
+          if (b.stream) out.body.stream = openBodyStream(b.stream);
         } else out.body[kind] = exportValue(b[kind]);
       }
     } else out.body = null;

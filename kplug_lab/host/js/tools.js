@@ -2,12 +2,6 @@
 // handler through __kplug.tool(kind, name, args). MAX_BOUND is rpc.js's.
 const tools = new Map();  // kind + "\0" + local name -> handler
 const sanitize = (s) => String(s).replace(/[^0-9A-Za-z]/g, "_");
-function hash12(text) {
-  // FNV-1a 64-bit over UTF-8, hex: stable, short, no host call needed
-  let h = 0xcbf29ce484222325n;
-  for (const b of utf8Encode(text)) { h ^= BigInt(b); h = (h * 0x100000001b3n) & 0xffffffffffffffffn; }
-  return h.toString(16).padStart(16, "0").slice(0, 12);
-}
 function makeMcp(pluginName) {
   return Object.freeze({
     registerTool(...args) {
@@ -40,30 +34,61 @@ function makeMcp(pluginName) {
     },
   });
 }
+// siyuan.agent as SiYuan now (changes §2.6): names and description trimmed and checked, the record SiYuan returns;
+// the model-facing name (SHA-256 based, at most 64 characters) is made by the host (host/ops/tools.py)
+const EFFECTS = ["localRead", "localWrite", "dataEgress", "externalCost"];
+function pickEffects(value) {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== "object") throw new Error("config.effects must be an object");
+  const out = {};
+  for (const k of EFFECTS) if (value[k] !== undefined) out[k] = !!value[k];
+  return out;
+}
 function makeAgent(pluginName) {
   return Object.freeze({
     registerCapability(...args) {
       if (args.length < 3) return reject("registerCapability requires 3 arguments: name, config, handler");
-      const [name, config, handler] = args;
-      if (typeof name !== "string") return reject("first argument must be a capability name string");
+      const [rawName, config, handler] = args;
+      if (typeof rawName !== "string") return reject("first argument must be a tool name string");
+      const name = rawName.trim();
+      if (!name) return reject("capability name must not be empty");
       if (config === null || typeof config !== "object") return reject("second argument must be a config object");
       if (typeof handler !== "function") return reject("third argument must be a handler function");
       if (typeof config.description !== "string") return reject("config.description is required and must be a string");
+      const description = config.description.trim();
+      if (!description) return reject("config.description must not be empty");
       if (config.inputSchema === undefined || config.inputSchema === null) return reject("config.inputSchema is required");
-      const cfg = exportValue(config);
-      const id = `${pluginName}:${name}`;
-      const record = Object.assign({ id }, cfg, {
-        name: `plugin__${sanitize(pluginName)}__${sanitize(name)}__${hash12(pluginName + "\0" + name)}`,
-      });
+      let effects, actionEffects = null;
+      try {
+        effects = pickEffects(config.effects);
+        if (config.actionEffects !== undefined && config.actionEffects !== null) {
+          actionEffects = {};
+          for (const action of Object.keys(config.actionEffects)) {
+            if (!action.trim()) throw new Error("config.actionEffects: action name must not be empty");
+            actionEffects[action] = pickEffects(config.actionEffects[action]);
+          }
+        }
+      } catch (e) { return reject(e.message); }
+      const record = {
+        id: `${pluginName}:${name}`,  // SiYuan's capability-id builder is not verified (changes §2.6)
+        title: typeof config.title === "string" ? config.title.trim() : "",
+        description,
+        effects,
+        actionEffects,
+        inputSchema: exportValue(config.inputSchema),
+        outputSchema: config.outputSchema === undefined ? null : exportValue(config.outputSchema),
+      };
       if (!tools.has("agent\0" + name) && tools.size >= MAX_BOUND) return reject(`too many tools: ${MAX_BOUND} are registered`);
       try { tools.set("agent\0" + name, handler); return Promise.resolve(call("tool_register", "agent", name, record)); }
       catch (e) { tools.delete("agent\0" + name); return reject(e.message); }
     },
     unregisterCapability(...args) {
       if (args.length < 1) return reject("unregisterCapability requires 1 argument: name");
-      if (typeof args[0] !== "string") return reject("first argument must be a capability name string");
-      tools.delete("agent\0" + args[0]);
-      call("tool_unregister", "agent", args[0]);
+      if (typeof args[0] !== "string") return reject("first argument must be a tool name string");
+      const name = args[0].trim();
+      if (!name) return reject("capability name must not be empty");
+      tools.delete("agent\0" + name);
+      call("tool_unregister", "agent", name);
       return Promise.resolve(undefined);
     },
   });

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +21,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from ...errors import SocketError
+from ...protocol import routes
+from ..route_sockets import LocalPrivateSocket, LocalRpcSocket
 from ..runtime.bounds import human_bytes
 from ..runtime.context import Capability, Op, PluginContext
 from .kernel import kernel_headers, kernel_url
@@ -35,6 +38,8 @@ class ClientSockets(Capability):
     def __init__(self, ctx: PluginContext) -> None:
         super().__init__(ctx)
         self._conns: dict[int, ClientConnection] = {}
+        self._local: dict[int, LocalRpcSocket] = {}  # connections to this host's own RPC sockets
+        self._private: dict[int, LocalPrivateSocket] = {}  # ... and to its plugins' private WebSocket routes
         self._cancelled: set[int] = set()
         self._readers: set[asyncio.Task[None]] = set()
 
@@ -59,6 +64,21 @@ class ClientSockets(Capability):
 
     async def open(self, sid: int, path: str, protocols: list[str]) -> dict[str, Any]:
         url = self.url(path)
+        route = routes.match("GET", path)
+        if route is not None and route.kind is routes.RouteKind.RPC_SOCKET:  # the kernel plugins live here
+            self._local[sid] = LocalRpcSocket(self.ctx.host, route.name, url,
+                                              functools.partial(self._local_event, sid))
+            return {"protocol": ""}
+        if route is not None and route.kind is routes.RouteKind.PRIVATE:
+            private = LocalPrivateSocket(self.ctx.host, route.name, route.rest or "", path, url,
+                                         functools.partial(self._private_event, sid))
+            self._private[sid] = private
+            try:
+                await private.open()
+            except SocketError:
+                self._private.pop(sid, None)
+                raise
+            return {"protocol": ""}
         headers = kernel_headers(self.ctx.config)
         try:
             conn = await connect(url, additional_headers=headers, subprotocols=protocols or None,  # type: ignore[arg-type]
@@ -75,15 +95,43 @@ class ClientSockets(Capability):
         return {"protocol": conn.subprotocol or ""}
 
     async def send(self, sid: int, data: str, binary: bool) -> None:
+        private = self._private.get(sid)
+        if private is not None:
+            await private.send_from_caller(base64.b64decode(data) if binary else data)
+            return
+        local = self._local.get(sid)
+        if local is not None:
+            local.send(base64.b64decode(data) if binary else data)
+            return
         await self._write(sid, lambda conn: conn.send(base64.b64decode(data) if binary else data))
 
     async def ping(self, sid: int, data: str) -> None:
+        if sid in self._private:
+            return  # in-process: there is no wire to keep alive
+        local = self._local.get(sid)
+        if local is not None:
+            local.ping()
+            return
         await self._write(sid, lambda conn: conn.ping(data.encode("utf-8")))
 
     async def pong(self, sid: int, data: str) -> None:
+        if sid in self._private:
+            return  # in-process: there is no wire to keep alive
+        local = self._local.get(sid)
+        if local is not None:
+            local.ping()
+            return
         await self._write(sid, lambda conn: conn.pong(data.encode("utf-8")))
 
     async def close(self, sid: int, code: int, reason: str) -> None:
+        private = self._private.get(sid)
+        if private is not None:
+            await private.close_from_caller(code, reason)
+            return
+        local = self._local.get(sid)
+        if local is not None:
+            local.close(code, reason)
+            return
         conn = self._conns.get(sid)
         if conn is None:
             self._cancelled.add(sid)  # still dialling: the dial ends with "context canceled"
@@ -94,9 +142,29 @@ class ClientSockets(Capability):
         """The plugin is stopping: close every connection (no events are delivered any more)."""
         conns = list(self._conns.values())
         self._conns.clear()
+        local, self._local = list(self._local.values()), {}
         loop = self.ctx.loop
+        for sock in local:
+            loop.call_soon_threadsafe(functools.partial(sock.close, 1001, "plugin stopping", deliver=False))
+        private, self._private = list(self._private.values()), {}
+        for route in private:
+            asyncio.run_coroutine_threadsafe(route.close_from_caller(1001, "plugin stopping", deliver=False), loop)
         for conn in conns:
             asyncio.run_coroutine_threadsafe(conn.close(1001, "plugin stopping"), loop)
+
+    def _private_event(self, sid: int, event: dict[str, Any]) -> None:
+        if sid not in self._private:
+            return
+        if event.get("type") == "close":
+            del self._private[sid]
+        self._post(sid, event)
+
+    def _local_event(self, sid: int, event: dict[str, Any]) -> None:
+        if sid not in self._local:
+            return
+        if event.get("type") == "close":
+            del self._local[sid]
+        self._post(sid, event)
 
     def _conn(self, sid: int) -> ClientConnection:
         conn = self._conns.get(sid)

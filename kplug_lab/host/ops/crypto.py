@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
+from ...errors import HostOpError
 from ..runtime.context import Capability, Op
 from .encoding import b64
 
@@ -55,7 +56,7 @@ MAX_PBKDF2_WORK = 2_000_000
 MAX_SECRET = 64 * 1024
 
 
-class CryptoFailure(Exception):
+class CryptoFailure(HostOpError):
     """A Web Crypto error: ``name`` is what the plugin's error is called."""
 
     def __init__(self, name: str, message: str) -> None:

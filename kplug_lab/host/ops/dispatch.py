@@ -19,7 +19,9 @@ from .client_socket import ClientSockets
 from .crypto import CryptoOps
 from .durable import DurableOps
 from .fetch import FetchOps
+from .modules import ModuleOps
 from .names import ASYNC_OPS, SYNC_OPS
+from .portability import PortabilityOps
 from .private_ports import PrivatePorts
 from .rpc import RpcOps
 from .secrets import Secrets
@@ -37,7 +39,8 @@ class HostOps:
         self.ports = PrivatePorts(ctx)
         self.capabilities: list[Capability] = [
             Basics(ctx), Secrets(ctx), TimerOps(ctx), RpcOps(ctx), ToolOps(ctx), StorageOps(ctx), FetchOps(ctx),
-            ClientSockets(ctx), ClientEvents(ctx), self.ports, DurableOps(ctx), CryptoOps(ctx),
+            ClientSockets(ctx), ClientEvents(ctx), self.ports, DurableOps(ctx), CryptoOps(ctx), ModuleOps(ctx),
+            PortabilityOps(ctx),
         ]
         self.sync = _table(self.capabilities, SYNC_OPS, "sync_ops")
         self.async_ = _table(self.capabilities, ASYNC_OPS, "async_ops")

@@ -44,10 +44,10 @@ class RpcOps(Capability):
         self.ctx.broadcast(str(method), params if has_params else NO_PARAMS, lambda: self._queued.give(size))
 
 
-async def answer_plugin_route(ctx: PluginContext, route: RouteMatch, path: str,
-                              content: bytes | None) -> dict[str, Any]:
+async def answer_plugin_route(ctx: PluginContext, route: RouteMatch, path: str, content: bytes | None,
+                              method: str = "GET", headers: dict[str, str] | None = None) -> dict[str, Any]:
     """A ``client.fetch`` response for one of the plugin routes, answered by this host. Runs on the asyncio loop,
-    not on the plugin's thread: a plugin calling its own methods queues a job there."""
-    answer = await route_answers.answer(ctx.host, route, content)
+    not on the plugin's thread: a plugin calling its own methods (or its own private routes) queues a job there."""
+    answer = await route_answers.answer(ctx.host, route, content, method=method, target=path, headers=headers)
     return {"url": path, "status": answer.status, "statusText": answer.status_text, "headers": answer.headers,
             "body": payload(answer.body)}

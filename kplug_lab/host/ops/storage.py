@@ -22,7 +22,7 @@ from ...errors import HostOpError, StorageError
 from ..runtime.context import Capability, Op
 from .encoding import payload, unb64, utf8
 
-__all__ = ["TRAVERSAL", "Storage", "StorageError", "StorageOps"]
+__all__ = ["TRAVERSAL", "Storage", "StorageError", "StorageOps", "confined"]
 
 TRAVERSAL = "siyuan.storage: path traversal not allowed"
 _TMP_PREFIX = ".kplug-"
@@ -59,28 +59,10 @@ class Storage:
         (docs/adr/0003-host-benchmark.md)."""
         if "\0" in path:
             raise StorageError(TRAVERSAL)
-        # Go's filepath.Join semantics: "../x" escapes (refused), "/../x" is cleaned to "/x" (inside)
-        cleaned = posixpath.normpath(path.replace("\\", "/") or ".").lstrip("/")
-        if cleaned in ("", "."):
-            return self._root
-        if cleaned == ".." or cleaned.startswith("../"):
+        found = confined(self._root, path)
+        if found is None:
             raise StorageError(TRAVERSAL)
-        candidate = f"{self._root}/{cleaned}"
-        # The root is already resolved, so only a symlink below it can lead out: lstat the components (one
-        # call each, much cheaper than realpath of the whole path) and resolve fully only if one is a link.
-        current = self._root
-        for part in cleaned.split("/"):
-            current = f"{current}/{part}"
-            try:
-                is_link = stat.S_ISLNK(os.lstat(current).st_mode)
-            except OSError:
-                break  # missing (so nothing below exists) or not a folder: the operation itself will fail
-            if is_link:
-                real = os.path.realpath(candidate)
-                if real != self._root and not real.startswith(self._root_prefix):
-                    raise StorageError(TRAVERSAL)
-                break
-        return candidate
+        return found
 
     def relative(self, absolute: Path) -> str:
         try:
@@ -263,6 +245,34 @@ class StorageOps(Capability):
             raise HostOpError("failed to remove storage path from watcher: can't remove non-existent watch")
         self._watched.discard(str(target))
         self.ctx.watch_storage(target, False)
+
+
+def confined(root: str, path: str) -> str | None:
+    """``path`` joined to ``root`` (an already resolved folder), or None if it would leave ``root``: by ``..`` or
+    through a symlink below ``root``. Go's ``filepath.Join`` semantics: ``"../x"`` escapes, ``"/../x"`` is cleaned
+    to ``"/x"`` (inside). Shared by storage and by ``require`` of plugin files (:mod:`.modules`)."""
+    cleaned = posixpath.normpath(path.replace("\\", "/") or ".").lstrip("/")
+    if cleaned in ("", "."):
+        return root
+    if cleaned == ".." or cleaned.startswith("../"):
+        return None
+    candidate = f"{root}/{cleaned}"
+    # The root is already resolved, so only a symlink below it can lead out: lstat the components (one
+    # call each, much cheaper than realpath of the whole path) and resolve fully only if one is a link.
+    current = root
+    prefix = root.rstrip("/") + "/"
+    for part in cleaned.split("/"):
+        current = f"{current}/{part}"
+        try:
+            is_link = stat.S_ISLNK(os.lstat(current).st_mode)
+        except OSError:
+            break  # missing (so nothing below exists) or not a folder: the operation itself will fail
+        if is_link:
+            real = os.path.realpath(candidate)
+            if real != root and not real.startswith(prefix):
+                return None
+            break
+    return candidate
 
 
 def _confined(resolve: Callable[[], Path]) -> Path:

@@ -334,6 +334,8 @@ class _Run:
         self.errors = errors
 
     def __call__(self) -> None:
+        if self.fut.cancelled():  # the caller went away while the call was queued: it never enters JS (changes §3)
+            return
         try:
             value = self.fn()
         except BaseException as exc:

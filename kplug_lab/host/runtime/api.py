@@ -17,6 +17,7 @@ from ...protocol.jsonrpc import NO_PARAMS
 
 __all__ = [
     "NO_PARAMS",
+    "BodyStream",
     "Deliver",
     "EventStreamPort",
     "HostAPI",
@@ -59,6 +60,8 @@ class PluginInfo:
     error: str | None = None  # why the plugin is in ``error``, when it is
     version: str = ""
     display_name: str = ""
+    hook_errors: list[str] = field(default_factory=list)  # lifecycle hooks that failed (logged; the plugin went on)
+    kplug_only: list[str] = field(default_factory=list)  # kplug_lab's own globals it touched (absent in SiYuan)
 
     def to_siyuan(self) -> dict[str, Any]:
         """The ``PluginInfo`` shape of SiYuan's info endpoints (spec §5.7)."""
@@ -115,6 +118,18 @@ class EventStreamPort(Protocol):
 
     def end(self) -> None:
         """Finish the response."""
+
+
+class BodyStream(Protocol):
+    """A ``body.stream`` response of a ``server.private`` ``http`` handler (changes page §2.8), as the result of
+    :meth:`HostAPI.http_request` carries it in ``body["stream"]["reader"]``: chunks pulled one at a time from the
+    plugin. Call on the host loop."""
+
+    async def read(self) -> bytes | None:
+        """The next chunk the plugin's stream produces, None at its end; raises if the stream errors."""
+
+    async def cancel(self, reason: str) -> None:
+        """The client left: cancel the plugin's stream with ``reason``."""
 
 
 class HostAPI(Protocol):

@@ -43,9 +43,6 @@ class HostConfig:
     log_buffer_bytes: int = 4 * 1024 * 1024
     #: longest log line, bytes of UTF-8; longer text is cut and ends with a marker ("… [truncated 4.0 MiB]")
     log_line_max: int = 64 * 1024
-    #: most bytes of a ``siyuan.client.fetch`` response body (and of a ``body.proxy`` response a private route
-    #: relays); past it the fetch fails with a clear error (the proxied response is cut off)
-    max_fetch_body: int = MAX_FETCH_BODY
     #: bytes one plugin may have waiting on one path at once: pushes queued for one client connection (SSE
     #: events, WebSocket frames, broadcasts), frames from the kernel's SSE and WebSocket not yet taken by the
     #: plugin. Past it the slow side is cut off (the connection is closed), never buffered
@@ -59,12 +56,22 @@ class HostConfig:
     #: host I/O operations (fetch, socket and stream calls, ...) one plugin may have waiting at once; more are
     #: refused with a clear error, since each holds host memory (outside the sandbox's limit) and maybe a socket
     max_io_in_flight: int = 1000
+    #: ``siyuan.client.fetch`` responses one plugin may have open at once (headers awaited or body not read to
+    #: the end); each holds a connection to the kernel
+    max_open_fetches: int = 64
+    #: most bytes of a request body a plugin's ``siyuan.client.fetch`` may send, and of a ``body.proxy`` response a
+    #: private route relays (past it the proxied response is refused, or cut off once started). Fetch response
+    #: bodies are streamed: the host holds at most one 32 KiB chunk per open response (``max_open_fetches``)
+    max_fetch_body: int = MAX_FETCH_BODY
     #: storage quota per plugin, bytes (None: unlimited)
     storage_quota: int | None = None
-    #: watch plugin folders and reload on changes to kernel.js / plugin.json
+    #: SiYuan-strict mode: kplug_lab's own globals (structuredClone, siyuan.mcp, kplug, ...; the portability
+    #: report's list) are absent, so that a plugin that runs here runs in SiYuan
+    siyuan_strict: bool = False
+    #: watch plugin folders and reload when kernel.js's content (its SHA-256) or plugin.json changes
     hot_reload: bool = True
-    #: debounce for hot reload, milliseconds
-    reload_debounce_ms: int = 200
+    #: debounce for hot reload, milliseconds (SiYuan's: 300)
+    reload_debounce_ms: int = 300
     #: opt-in tuning: wake a plugin's idle thread through eventfd doorbells on the CPU of the thread that calls it
     #: (Linux), and let it go once it stays busy. Faster sequential calls on a 2-vCPU VM, but CPU-bound plugins
     #: share the loop's CPU for a while, so off by default (docs/adr/0004-rpc-benchmark.md, addendum)

@@ -54,7 +54,7 @@ class PluginContext:
                  vm: Callable[[], VM | None], timers: Callable[[], Timers | None],
                  broadcast: Callable[[str, Any, Callable[[], None] | None], None],
                  watch_storage: Callable[[Path, bool], None],
-                 durable: Callable[[], DurableStore]) -> None:
+                 durable: Callable[[], DurableStore], directory: Path | None = None) -> None:
         #: the plugin's name (``plugin.json``'s ``name``)
         self.name = name
         self.config = config
@@ -62,6 +62,10 @@ class PluginContext:
         self.loop = loop
         #: the plugin's confined storage folder
         self.storage = storage
+        #: the plugin's own folder (``kernel.js`` and the files it may ``require``); None for a plugin without one
+        self.directory = directory
+        #: kplug_lab's own globals the plugin touched, in the order of first use (the portability report)
+        self.kplug_only_used: list[str] = []
         #: the plugin's bound RPC methods: name -> descriptions (``siyuan.rpc.bind``)
         self.methods = methods
         #: the host-wide tool registry (``siyuan.mcp`` / ``siyuan.agent``)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform as _platform
@@ -39,6 +40,8 @@ class PluginSource:
     enabled: bool = True
     compatible: bool = True
     warnings: list[str] = field(default_factory=list)
+    #: SHA-256 (hex) of the kernel.js bytes :meth:`read_code` last read (hot reload compares it)
+    code_sha256: str = ""
 
     def read_code(self) -> str:
         """kernel.js as text. Bytes that are not UTF-8 (a GBK or Latin-1 file) become U+FFFD, as goja decodes
@@ -51,6 +54,7 @@ class PluginSource:
         if len(data) > MAX_KERNEL_JS_BYTES:
             raise ManifestError(f"{self.kernel_js}: larger than {MAX_KERNEL_JS_BYTES // (1024 * 1024)} MiB; "
                                 "a kernel.js that big would not fit the plugin's memory limit anyway")
+        self.code_sha256 = hashlib.sha256(data).hexdigest()
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError as exc:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import functools
 import logging
@@ -104,6 +105,8 @@ class Plugin:
         self.loop = owner.loop
         self.state = PluginState.READY
         self.error: str | None = None
+        self.hook_errors: list[str] = []  # hooks that failed: logged, shown in the state, never blocking
+        self.code_sha256 = ""  # of the kernel.js this instance runs (hot reload compares it)
         # bound on the plugin's thread, listed on the loop: listings copy it under a lock (shared.py)
         self.methods: SharedDict[str, list[str]] = SharedDict()
         self.started_at = time.time()
@@ -116,6 +119,7 @@ class Plugin:
             tools=owner.tools_registry, host=owner, log=self.log, post=self.post_vm, vm=lambda: self.vm,
             timers=lambda: self.actor, broadcast=functools.partial(owner.broadcast, self.name),
             watch_storage=functools.partial(owner.watch_storage, self), durable=lambda: owner.durable,
+            directory=source.directory,
         )
         self.ops = HostOps(self.context)
         self._io_in_flight = 0  # host I/O operations started and not yet settled (fetch, sockets, ...)
@@ -130,6 +134,8 @@ class Plugin:
             error=self.error,
             version=self.source.version,
             display_name=self.source.display_name,
+            hook_errors=list(self.hook_errors),
+            kplug_only=list(self.context.kplug_only_used),
         )
 
     def set_state(self, state: PluginState, error: str | None = None) -> None:
@@ -267,6 +273,7 @@ class Plugin:
         self.set_state(PluginState.READY)
         self.set_state(PluginState.LOADING)
         code = self.source.read_code()
+        self.code_sha256 = self.source.code_sha256
         for warning in self.source.warnings:
             if "kernel.js: not UTF-8" in warning:
                 self.log("warn", warning)
@@ -309,26 +316,35 @@ class Plugin:
             "platform": self.owner.platform,
             "i18n": self.source.i18n,
             "kplug": True,
+            "strict": self.config.siyuan_strict,
         })
         vm.eval(code, f"{self.name}/kernel.js", want_result=False)
 
     async def _run_hook(self, hook: str) -> bool:
-        """Run a lifecycle hook with the hook timeout. False (and state ``error``) if it failed."""
+        """Run a lifecycle hook, as SiYuan now does (changes §2.1): a hook that throws, rejects or is not a function
+        is logged and the transition goes on; ``null``/``undefined`` is skipped. [better] kplug_lab's hook timeout
+        stays: a hook that does not settle in time is logged the same way and the plugin goes on (its Promise is
+        left behind). Each failure is kept in :attr:`hook_errors`, which the plugin's state shows. False only when
+        the plugin cannot go on: its VM died (a crash) or it was stopped meanwhile."""
         try:
             await asyncio.wait_for(self.on_actor(lambda: self._live_vm().call_start("__kplug.hook", hook)),
                                    self.config.hook_timeout)
             return True
         except TimeoutError:
-            reason = f"{hook} did not settle within {self.config.hook_timeout:g} s"
+            reason = (f"{hook} did not settle within {self.config.hook_timeout:g} s (the hook timeout, "
+                      "setting hook_timeout); the plugin goes on without waiting for it")
         except JSError as exc:
             reason = f"{hook} failed: {js_detail(exc)}"
+        except (CPUTimeout, OutOfMemory) as exc:
+            reason = f"{hook} failed: {exc}"
         except (SandboxError, KplugError, RuntimeError) as exc:
             reason = f"{hook} failed: {exc}"
-        if hook == "onunload":
-            self.log("error", reason)
-            return False
-        await self._fail(reason)
-        return False
+            if hook != "onunload" and (self.vm is None or self.vm.crashed or self.actor is None):
+                await self._fail(reason)
+                return False
+        self.hook_errors.append(reason)
+        self.log("error", reason)
+        return True
 
     async def _fail(self, reason: str) -> None:
         self.set_state(PluginState.ERROR, reason)
@@ -433,24 +449,54 @@ class Plugin:
         body = result.get("body") if isinstance(result, dict) else None
         if isinstance(body, dict) and isinstance(body.get("file"), dict):
             body["file"]["resolved"] = self._servable_file(body["file"].get("path"))
+        if isinstance(body, dict) and isinstance(body.get("stream"), dict):
+            body["stream"]["reader"] = _BodyStream(self, int(body["stream"].get("id") or 0))
         return result
 
     def _servable_file(self, path: Any) -> str | None:
-        """[better] ``body.file.path`` as an absolute path if it names a regular file inside the plugin's storage
-        or the workspace (relative paths are taken from the storage root), else None (the route answers 404)."""
+        """``body.file.path`` as an absolute path if it names a regular file inside the workspace (as SiYuan v3.8
+        confines it: an absolute path inside the workspace, or a workspace-relative one, a leading ``/`` allowed)
+        or inside the plugin's storage; symlinks are resolved before the check. Relative paths are taken from the
+        workspace, or from the storage root when kplug_lab runs over a plain plugins folder. None (the route
+        answers 404) for anything else."""
         if not isinstance(path, str) or not path or "\0" in path:
             return None
-        roots = [self.storage.root] + ([self.owner.workspace] if self.owner.workspace is not None else [])
-        real = os.path.realpath(os.path.join(self.storage.root, path))
-        for root in roots:
-            real_root = os.path.realpath(root)
-            if (real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)) and os.path.isfile(real):
-                return real
+        workspace = self.owner.workspace
+        roots = [self.storage.root] + ([workspace] if workspace is not None else [])
+        candidates = [path] if os.path.isabs(path) else []
+        if workspace is not None:
+            candidates.append(os.path.join(workspace, path.lstrip("/\\")))
+        else:
+            candidates.append(os.path.join(self.storage.root, path))
+        for candidate in candidates:
+            real = os.path.realpath(candidate)
+            for root in roots:
+                real_root = os.path.realpath(root)
+                if (real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)) and os.path.isfile(real):
+                    return real
         return None
 
     async def eval(self, code: str) -> Any:
         return await asyncio.wait_for(self.on_actor(lambda: self._live_vm().call_start("__kplug.devEval", code)),
                                       self.config.call_timeout)
+
+
+class _BodyStream:
+    """:class:`~.api.BodyStream` over the plugin's ``__kplug.streamRead`` / ``streamCancel`` (private_ports.js).
+    A chunk may take as long as the plugin takes to produce it (SiYuan has no timeout there either), within a day."""
+
+    _PATIENCE = 86400.0
+
+    def __init__(self, plugin: Plugin, sid: int) -> None:
+        self._plugin = plugin
+        self._sid = sid
+
+    async def read(self) -> bytes | None:
+        chunk = await self._plugin.call_entry("streamRead", self._sid, timeout=self._PATIENCE)
+        return None if chunk is None else base64.b64decode(str(chunk))
+
+    async def cancel(self, reason: str) -> None:
+        await self._plugin.call_entry("streamCancel", self._sid, reason)
 
 
 async def _await(obj: Any) -> Any:
