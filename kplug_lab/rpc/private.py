@@ -36,6 +36,7 @@ import tornado.simple_httpclient
 import tornado.web
 import tornado.websocket
 
+from ..errors import KplugError
 from ..host.private_ports import Deliver, PortError
 from ..host.runtime.bounds import MAX_FETCH_BODY, MAX_PENDING_BYTES, human_bytes, utf8_size
 from ..protocol import private as model
@@ -261,7 +262,7 @@ class _GuardedResolver(tornado.netutil.Resolver):
         return addresses
 
 
-class _ProxyCutOff(Exception):
+class _ProxyCutOff(KplugError):
     """Raised in the proxy's body callback to end the upstream request (too large, or a client too slow)."""
 
 
