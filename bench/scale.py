@@ -13,6 +13,11 @@ GIL switch interval. ``bare_vm_parallel_speedup`` is the machine's own figure in
 calls on two bare VMs on two threads, no host (on a VM whose two vCPUs are hyperthreads of one core, or
 whose host is busy, it is well under 2 and the host's figure cannot beat it). Results:
 ``docs/adr/0004-rpc-benchmark.md``, addendum.
+
+Issue 14's sizes (``bench/_sizes.py``, ``docs/adr/0006-big-bundles-many-plugins.md``): a ~2 MB bundle's start with
+and without the compiled-code cache against native QuickJS-NG, durable pushes from 10 plugins against 1, a
+thousand idle plugins (200 with ``--quick``, scaled), and a 100 KB JSON round trip against native. Choose
+sections with ``--sections parallel,bundle,durable,idle,json`` (default: all).
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import Target, arg_parser, format_table, report, write_json
+import _sizes
+from _common import Target, arg_parser, format_table, report, target_table, write_json
 
 from kplug_lab.host.runtime.config import HostConfig
 from kplug_lab.host.runtime.manager import PluginManager
@@ -43,7 +49,17 @@ siyuan.rpc.bind("spin", (n) => {
 });
 """
 
-TARGETS = [Target("parallel_speedup", 1.7, at_least=True)]
+TARGETS = [Target("parallel_speedup", 1.7, at_least=True), *_sizes.TARGETS]
+
+PARALLEL_METRICS = {"bare_vm_parallel_speedup", "loop_count", "rounds"}
+PARALLEL_PREFIXES = ("parallel_speedup", "sequential_ms", "parallel_ms")
+
+SECTIONS: dict[str, Any] = {
+    "bundle": _sizes.big_bundle,
+    "durable": _sizes.durable,
+    "idle": _sizes.idle_plugins,
+    "json": _sizes.json_payloads,
+}
 
 #: the configurations measured: (metric suffix, HostConfig overrides, GIL switch interval or None for Python's)
 CONFIGS: list[tuple[str, dict[str, Any], float | None]] = [
@@ -174,9 +190,30 @@ def run(quick: bool) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     ap = arg_parser(__doc__, quick="shorter calls and fewer rounds (a smoke run of a few seconds)")
     ap.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
+    ap.add_argument("--sections", default="parallel," + ",".join(SECTIONS),
+                    help="comma-separated: parallel, " + ", ".join(SECTIONS))
     args = ap.parse_args(argv)
-    metrics = run(args.quick)
-    result = report(metrics, TARGETS)
+    sections = [x.strip() for x in args.sections.split(",") if x.strip()]
+    metrics: dict[str, float] = {}
+    if "parallel" in sections:
+        metrics.update(run(args.quick))
+    for name in sections:
+        if name in SECTIONS:
+            metrics.update(SECTIONS[name](args.quick))
+        elif name != "parallel":
+            ap.error(f"unknown section {name!r}")
+    targets = [t for t in TARGETS if t.metric in metrics and (t.baseline is None or t.baseline in metrics)]
+    result = report(metrics, targets)
+    if "parallel" in sections:
+        print_parallel(metrics, result)
+    sized = {k: v for k, v in metrics.items() if k not in PARALLEL_METRICS and not k.startswith(PARALLEL_PREFIXES)}
+    if sized:
+        print(target_table(sized, [t for t in targets if t.metric in sized]))
+    write_json(args.json, result)
+    return 1 if args.strict and not all(result["passed"].values()) else 0
+
+
+def print_parallel(metrics: dict[str, float], result: dict[str, Any]) -> None:
     rows = [("configuration", "sequential (ms)", "parallel (ms)", "speedup", "target")]
     for suffix, _, _ in CONFIGS:
         target = ""
@@ -190,8 +227,6 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(rows, right=(1, 2, 3)))
     print(f"2 plugins, one CPU-bound call each ({metrics['loop_count']:.0f} loop iterations), "
           f"median of {metrics['rounds']:.0f} rounds; ideal speedup on 2 free CPUs: 2.0")
-    write_json(args.json, result)
-    return 1 if args.strict and not all(result["passed"].values()) else 0
 
 
 if __name__ == "__main__":

@@ -82,6 +82,15 @@ def write_plugin(root: Path, name: str, code: str, manifest: dict[str, Any] | No
     return d
 
 
+def write_petals(workspace: Path, petals: list[dict[str, Any]]) -> Path:
+    """SiYuan's enablement list (``data/storage/petal/petals.json``, tab-indented as SiYuan writes it): a
+    fixture only; kplug_lab itself never writes this file."""
+    path = workspace / "data" / "storage" / "petal" / "petals.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(petals, indent="\t"), encoding="utf-8")
+    return path
+
+
 def free_port() -> int:
     """A 127.0.0.1 port nothing listens on right now (for a server the test starts, or a dead address)."""
     with socket.socket() as s:

@@ -6,6 +6,7 @@
   standard reads them.
 * :mod:`~kplug_lab.protocol.private`: what a plugin's ``siyuan.server.private`` handler may answer (spec §3.8.2),
   checked and turned into a response to write, under the host's page policy.
+* :mod:`~kplug_lab.protocol.pushes`: the main channel's ``updateKernelPluginState`` push (spec §2.7).
 
 Whoever does the I/O drives these: ``rpc/`` (tornado) for the wire, and ``host/`` where it answers a plugin's own
 ``siyuan.client.fetch`` to a plugin route (``host/route_answers.py``, calls run by ``host/calls.py``) or reads

@@ -26,6 +26,7 @@ from .handlers import (
     needs_streaming,
     streamed,
 )
+from .main_channel import MainChannelSocket
 from .secrets_in_logs import log_request
 
 __all__ = ["ClientScriptHandler", "KplugApplication", "PluginRPCOrInfoHandler", "make_routes", "make_standalone_app"]
@@ -90,8 +91,12 @@ def make_standalone_app(
 ) -> tornado.web.Application:
     """``allow_origins``: browser origins (``scheme://host[:port]``, or ``*``) that may call the plugin routes
     from their pages (:mod:`kplug_lab.rpc.cors`); ValueError for one that is not an origin."""
+    b = "/" + base_url.strip("/") + "/" if base_url.strip("/") else "/"
+    # SiYuan's main channel, for the plugin state pushes (rpc/main_channel.py): standalone only, since behind the
+    # front door /ws is the kernel's (the pushes are merged into it) and in Jupyter the page is not SiYuan's
+    main_channel = (rf"{b}ws", MainChannelSocket)
     return KplugApplication(
-        make_routes(base_url),  # type: ignore[arg-type]
+        [*make_routes(base_url), main_channel],  # type: ignore[arg-type]
         kplug_host=host,
         kplug_auth=TokenAuth(token, call_token),
         kplug_cors=CORSPolicy(allow_origins),

@@ -25,6 +25,7 @@ __all__ = [
     "EPOCH_TICK_S",
     "Watchdog",
     "big_stack_thread",
+    "engine_build",
     "get_engine",
     "get_module",
     "load_module",
@@ -61,6 +62,18 @@ def wasm_path() -> Path:
             "`python -m kplug_lab.sandbox.guest.build` (or reinstall the package: its build hook builds it)"
         )
     return path
+
+
+_builds: dict[Path, str] = {}
+
+
+def engine_build() -> str:
+    """The sha256 of the guest in use: compiled bytecode is only valid for the engine build that wrote it."""
+    path = wasm_path()
+    with _lock:
+        if path not in _builds:
+            _builds[path] = _sha256(path)
+        return _builds[path]
 
 
 def module_cache_dir() -> Path:

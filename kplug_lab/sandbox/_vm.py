@@ -47,7 +47,7 @@ HostFunction = Callable[..., Any]
 ConsoleCallback = Callable[[str, str], None]
 
 KP_OK, KP_EXCEPTION, KP_INTERRUPTED, KP_OOM, KP_PENDING, KP_ERROR = range(6)
-KIND_JSON, KIND_UNDEFINED = 0, 1
+KIND_JSON, KIND_UNDEFINED, KIND_BYTES = 0, 1, 2
 OP_SETTLED_OK, OP_SETTLED_ERR, OP_UNHANDLED_REJECTION, OP_REJECTION_HANDLED = -1, -2, -3, -4
 
 WASI_EBADF = 8
@@ -383,8 +383,47 @@ class VM:
         """Evaluate a classic script; return its completion value (``None`` for ``undefined``)."""
         name = filename.encode()
         src = code.encode("utf-8", "surrogatepass")
-        self._write_scratch(name + b"\0" + src)
+        self._write_scratch(name, src)
         status = self._invoke("kp_eval", len(name), len(src), int(want_result))
+        return self._check(status)
+
+    def compile(self, code: str, filename: str = "<eval>") -> bytes:
+        """Compile a classic script without running it and return its bytecode (for :class:`BytecodeCache`).
+
+        The compiled script is kept: :meth:`run_compiled` runs it without parsing again. The bytecode is only
+        valid for this engine build (:func:`engine_build`). A syntax error raises :class:`JSError`.
+        """
+        name = filename.encode()
+        src = code.encode("utf-8", "surrogatepass")
+        self._write_scratch(name, src)
+        status = self._invoke("kp_compile", len(name), len(src))
+        if status != KP_OK:
+            return self._check(status)  # type: ignore[no-any-return]
+        out = (ctypes.c_uint32 * 5).from_address(self._span(self._out_addr, 20, "the OUT record"))
+        if out[2] != KIND_BYTES:
+            self._guest_fault(f"kp_compile answered kind {out[2]}, not bytecode")
+        return self._read(int(out[0]), int(out[1]), "the bytecode")
+
+    def run_compiled(self, *, want_result: bool = True) -> Any:
+        """Run the script :meth:`compile` compiled last (once); return its completion value."""
+        status = self._invoke("kp_run_compiled", int(want_result))
+        if status == KP_ERROR:
+            raise SandboxError("nothing compiled to run")
+        return self._check(status)
+
+    def eval_bytecode(self, bytecode: bytes, *, want_result: bool = True) -> Any:
+        """Run bytecode that :meth:`compile` produced with this engine build.
+
+        Bytecode is code, and QuickJS trusts it completely: reading crafted bytes can corrupt the VM's
+        memory (inside the sandbox, but still). Pass only bytes this host wrote and verified, as
+        :class:`BytecodeCache` does.
+        """
+        if not bytecode:
+            raise SandboxError("empty bytecode")
+        self._write_scratch(bytecode)
+        status = self._invoke("kp_eval_bytecode", len(bytecode), int(want_result))
+        if status == KP_ERROR:
+            raise SandboxError("bytecode does not fit the scratch buffer")
         return self._check(status)
 
     def call_start(self, name: str, *args: Any) -> concurrent.futures.Future[Any]:
@@ -413,7 +452,7 @@ class VM:
         token = next(self._call_tokens) & 0x7FFFFFFF or 1
         self._calls[token] = outcome
         try:
-            self._write_scratch(fname + b"\0" + payload)
+            self._write_scratch(fname, payload)  # name NUL args, without joining 100 KB of args in Python
             status = self._invoke("kp_call", len(fname), len(payload), token)
             if status == KP_PENDING:
                 return token
@@ -675,10 +714,11 @@ class VM:
         self._span(ptr, cap, "the scratch buffer", ctx)
         self._scratch_ptr, self._scratch_cap = ptr, cap
 
-    def _write_scratch(self, data: bytes, ctx: Any = None) -> None:
+    def _write_scratch(self, data: bytes, args: bytes | None = None, ctx: Any = None) -> None:
+        """Put ``data`` (and, if given, a NUL and ``args``) at the start of the scratch buffer."""
         if self._dead is not None:
             raise VMCrashed(f"VM is dead: {self._dead}")
-        n = len(data)
+        n = len(data) if args is None else len(data) + 1 + len(args)
         if n + 1 > self._scratch_cap:
             # kp_buf takes a 32-bit size and rounds up to a power of two: refuse what no wasm32 VM can hold
             ptr = self._invoke("kp_buf", n + 1, ctx=ctx) if n + 1 < WASM32_MAX_MEMORY // 2 else 0
@@ -688,7 +728,11 @@ class VM:
             self._read_out_scratch(ctx)
             if self._scratch_ptr != ptr or n + 1 > self._scratch_cap:
                 self._guest_fault(f"kp_buf({n + 1}) gave {self._scratch_cap} bytes at {ptr:#x}")
-        ctypes.memmove(self._span(self._scratch_ptr, n + 1, "the scratch buffer", ctx), data, n)
+        base = self._span(self._scratch_ptr, n + 1, "the scratch buffer", ctx)
+        ctypes.memmove(base, data, len(data))
+        if args is not None:
+            ctypes.memmove(base + len(data), b"\0", 1)
+            ctypes.memmove(base + len(data) + 1, args, len(args))
 
     def _fit_message(self, message: str) -> bytes | None:
         """``message`` as JSON that fits into the scratch buffer as it is (no allocation in the guest, so this

@@ -7,7 +7,6 @@ import asyncio
 import json
 import logging
 import os
-import secrets
 import shlex
 import signal
 import sys
@@ -30,10 +29,13 @@ def _parser() -> argparse.ArgumentParser:
     where = s.add_mutually_exclusive_group()
     where.add_argument("--workspace", type=Path, help="a SiYuan workspace (plugins in data/plugins)")
     where.add_argument("--plugins", type=Path, help="a folder of plugin folders (each with plugin.json, kernel.js)")
-    s.add_argument("--data", type=Path, help="where plugin storage and durable data live")
+    s.add_argument("--data", type=Path, help="kplug_lab's own files: durable store, host.json, generated token "
+                                             "(default: the workspace's temp/kplug, outside SiYuan's synced data/; "
+                                             ".kplug-data beside --plugins)")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
-    s.add_argument("--token", help="admin token (generated and printed when not given); a command line is visible "
+    s.add_argument("--token", help="admin token (when not given: generated once, kept in the data folder's "
+                                   "'token' file, mode 0600, and reused on restart); a command line is visible "
                                    "to every user of the machine: prefer --token-file or $KPLUG_TOKEN")
     s.add_argument("--token-file", type=Path, help="read the admin token from this file")
     s.add_argument("--call-token", help="an optional token that may call plugin methods but not the admin API "
@@ -44,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--siyuan-token", help="API token for the SiYuan kernel (or --siyuan-token-file, "
                                           "$KPLUG_SIYUAN_TOKEN)")
     s.add_argument("--siyuan-token-file", type=Path, help="read the SiYuan kernel's API token from this file")
+    s.add_argument("--siyuan-poll-interval", type=float, default=5.0, metavar="SECONDS",
+                   help="how often to ask the SiYuan kernel which kernel plugins SiYuan runs itself; those are not "
+                        "run here (docs/beside-siyuan.md); 0 turns the check off (default 5)")
     s.add_argument("--memory-mb", type=int, default=64, help="JS heap limit per plugin, MiB")
     s.add_argument("--cpu-limit", type=float, default=2.0, help="CPU seconds one job may take")
     s.add_argument("--hook-timeout", type=float, default=10.0, help="seconds a lifecycle hook may take")
@@ -87,11 +92,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _serve(args: argparse.Namespace) -> int:
+    from ..durable.places import TOKEN_FILE, persistent_token
     from ..host.runtime.config import HostConfig
     from ..host.runtime.manager import PluginManager
     from ..protocol.jsonrpc import Limits
     from ..rpc.app import make_standalone_app
     from ..rpc.cors import CORSPolicy
+    from ..rpc.main_channel import close_main_channel, subscribe_state_pushes
 
     if args.workspace is None and args.plugins is None:
         print("kplug serve: give --workspace DIR or --plugins DIR", file=sys.stderr)
@@ -123,7 +130,8 @@ async def _serve(args: argparse.Namespace) -> int:
         config = HostConfig(memory_limit=args.memory_mb * 1024 * 1024, cpu_limit=args.cpu_limit,
                             hook_timeout=args.hook_timeout, call_timeout=args.call_timeout,
                             siyuan_url=args.siyuan_url, siyuan_token=args.siyuan_token,
-                            hot_reload=not args.no_reload, data_dir=args.data, siyuan_strict=args.siyuan_strict,
+                            siyuan_poll_interval=args.siyuan_poll_interval, hot_reload=not args.no_reload,
+                            data_dir=args.data, siyuan_strict=args.siyuan_strict,
                             follow_caller_cpu=args.follow_caller_cpu, max_fetch_body=args.max_fetch_bytes,
                             max_pending_bytes=args.max_pending_bytes)
     except ValueError as exc:  # a limit the sandbox cannot honour (e.g. --memory-mb past wasm32's 4 GiB)
@@ -142,7 +150,7 @@ async def _serve(args: argparse.Namespace) -> int:
             print(f"kplug serve: --siyuan-url: {exc}", file=sys.stderr)
             return 2
     manager = PluginManager(config, workspace=args.workspace, plugins_dir=args.plugins)
-    token = args.token or secrets.token_hex(24)
+    token = args.token or persistent_token(manager.data_dir)
     bounds = {"kplug_max_fetch_body": config.max_fetch_body, "kplug_max_pending_bytes": config.max_pending_bytes}
     limits = Limits(max_body_bytes=args.max_request_bytes, call_timeout=args.call_timeout)
     app: tornado.web.Application
@@ -156,11 +164,11 @@ async def _serve(args: argparse.Namespace) -> int:
                                   dev_mode=args.dev, allow_origins=args.allow_origin, limits=limits,
                                   kplug_proxy_allow_private=args.proxy_allow_private,
                                   kplug_ws_direct_frames=args.ws_direct_frames, **bounds)
+    if door is not None:  # the plugins' state pushes, merged into the kernel's own /ws stream
+        door.follow(lambda send: subscribe_state_pushes(manager, send, snapshot=False))
     # installed before the plugins start, so a SIGTERM during startup still runs every onunload
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    _stop_on_signals(asyncio.get_running_loop(), stop)
     try:
         server = app.listen(args.port, address=args.host)
     except OSError as exc:
@@ -185,13 +193,27 @@ async def _serve(args: argparse.Namespace) -> int:
             print("warning: the front door listens beyond this machine; set an access code in SiYuan, or its "
                   "kernel trusts every request that reaches it from localhost", flush=True)
     print("\n".join(summary_lines(manager, url, token)), flush=True)
+    if not args.token:
+        print(f"(the token is kept in {manager.data_dir / TOKEN_FILE} and reused on restart)", flush=True)
     await stop.wait()
     print("stopping: running every plugin's onunload", flush=True)
     server.stop()
+    close_main_channel(app)
     if door is not None:
         door.close()
     await manager.close()
     return 0
+
+
+def _stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """SIGINT and SIGTERM set ``stop``. The loop's own handlers where it has them (POSIX); where it refuses
+    (Windows' loops raise NotImplementedError), the portable ``signal.signal``, whose handler runs on the main
+    thread between two bytecodes and hands the stop to the loop thread-safely."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
 
 
 def _secret(given: str | None, file: Path | None, env: str, option: str) -> str | None:

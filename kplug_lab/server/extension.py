@@ -37,9 +37,13 @@ class KplugLabApp(ExtensionApp):
                                               "Give this or plugins_dir, not both.")
     plugins_dir = Unicode("", config=True, help="A folder of plugin folders (each with plugin.json and "
                                                 "kernel.js). Give this or workspace, not both.")
-    data_dir = Unicode("", config=True, help="Where plugin storage and durable data live (default: next to "
-                                             "the plugins, or in the workspace's data/storage).")
+    data_dir = Unicode("", config=True, help="kplug_lab's own files, the durable store first (default: "
+                                             "next to the plugins, or the workspace's temp/kplug, which SiYuan "
+                                             "does not sync).")
     siyuan_url = Unicode("http://127.0.0.1:6806", config=True, help="The SiYuan kernel siyuan.client talks to.")
+    siyuan_poll_interval = Float(5.0, min=0.0, config=True, help=(
+        "How often to ask the SiYuan kernel which kernel plugins SiYuan runs itself, seconds; those are not run "
+        "here (docs/beside-siyuan.md). 0 turns the check off."))
     siyuan_token = Unicode(config=True, help="The API token of that SiYuan kernel (default: $KPLUG_SIYUAN_TOKEN, "
                                              "so it need not be on a command line).")
     memory_limit_mb = Int(64, min=1, config=True, help="JS heap limit per plugin, MiB.")
@@ -96,10 +100,11 @@ class KplugLabApp(ExtensionApp):
             # nothing to sit beside: keep the host's files in Jupyter's data folder, not the working directory
             data_dir = Path(jupyter_data_dir()) / "kplug_lab"
         else:
-            data_dir = None  # the host's default: beside the plugins, or inside the workspace
+            data_dir = None  # the host's default: beside the plugins, or the workspace's temp/kplug
         return HostConfig(memory_limit=self.memory_limit_mb * 1024 * 1024, cpu_limit=self.cpu_limit,
                           hook_timeout=self.hook_timeout, call_timeout=self.call_timeout,
                           siyuan_url=self.siyuan_url, siyuan_token=self.siyuan_token, hot_reload=self.hot_reload,
+                          siyuan_poll_interval=self.siyuan_poll_interval,
                           data_dir=data_dir, follow_caller_cpu=self.follow_caller_cpu,
                           siyuan_strict=self.siyuan_strict, max_fetch_body=self.max_fetch_body,
                           max_pending_bytes=self.max_pending_bytes)

@@ -531,7 +531,8 @@ class FrontDoorApplication(KplugApplication):
         if route is None or route.kind in (RouteKind.LIST, RouteKind.NOT_FOUND) or route.name is None:
             return True
         host: HostAPI = self.settings["kplug_host"]
-        return host.get_plugin(route.name) is not None
+        info = host.get_plugin(route.name)
+        return info is not None and not info.runs_in_siyuan  # one SiYuan's own host runs is the kernel's
 
 
 def make_front_door_app(host: HostAPI, token: str, door: FrontDoor, *, call_token: str | None = None,

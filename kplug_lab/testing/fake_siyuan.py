@@ -106,6 +106,10 @@ class FakeSiYuan:
     (every message pushed on ``/ws``), ``messages`` (``pushMsg``/``pushErrMsg`` calls), ``blocks`` (the
     store: notebooks, ``query``, ``block``), ``notebook`` and ``document`` (the ids of the seeded notebook
     "Test" and its document "/Welcome", which holds one paragraph).
+
+    ``loaded_plugins`` is what SiYuan's own kernel-plugin host runs (name -> state code, spec §2.1), reported by
+    ``/api/plugin/listLoadedPlugins`` and ``GET /api/plugin`` (spec §5.7); a test sets it to play "SiYuan
+    runs this plugin itself" (it may be changed from any thread).
     """
 
     def __init__(self, workspace: Path | str, token: str | None = None, *, host: str = "127.0.0.1",
@@ -118,6 +122,7 @@ class FakeSiYuan:
         self.requests: list[RecordedRequest] = []
         self.broadcasts: list[dict[str, Any]] = []
         self.messages: list[dict[str, Any]] = []
+        self.loaded_plugins: dict[str, int] = {}
         self.blocks = BlockStore()
         nb = self.blocks.add_notebook("Test")
         self.notebook = nb.id
@@ -299,7 +304,7 @@ class FakeSiYuan:
 Endpoint = Callable[["_ApiHandler", Any], Awaitable[_Result]]
 _ROUTES: dict[str, Endpoint] = {}
 _NO_AUTH = {"/api/system/version", "/api/system/loginAuth"}
-_GET_TOO = {"/api/system/version"}
+_GET_TOO = {"/api/system/version", "/api/plugin"}
 
 
 def _route(path: str) -> Callable[[Endpoint], Endpoint]:
@@ -408,6 +413,18 @@ class _ApiHandler(web.RequestHandler):
 @_route("/api/system/version")
 async def _version(h: _ApiHandler, body: Any) -> _Result:
     return _Result(h.kernel.version)
+
+
+_STATE_NAMES = {0: "ready", 1: "loading", 2: "running", 3: "stopping", 4: "stopped", 5: "error"}
+
+
+@_route("/api/plugin/listLoadedPlugins")
+@_route("/api/plugin")
+async def _list_loaded_plugins(h: _ApiHandler, body: Any) -> _Result:
+    """The kernel plugins SiYuan's own host runs: ``PluginInfo[]``, or ``null`` when none (spec §5.7)."""
+    infos = [{"name": name, "state": _STATE_NAMES.get(code, "unknown"), "stateCode": code, "methods": None}
+             for name, code in sorted(dict(h.kernel.loaded_plugins).items())]
+    return _Result(infos or None)
 
 
 @_route("/api/system/loginAuth")

@@ -33,13 +33,16 @@ def test_scale_benchmark_reports_parallel_speedup_with_a_verdict(tmp_path: Path)
     table, result = run_benchmark("scale.py", tmp_path / "scale.json", timeout=120)
     metrics = result["metrics"]
     for suffix in ("", "_follow_caller_cpu", "_switch_interval_0_2ms"):
-        # two equal calls: at once they take at least one call's time and at most about both calls' time
-        assert 0.5 < metrics[f"parallel_speedup{suffix}"] < 2.5, (suffix, metrics)
-        assert metrics[f"sequential_ms{suffix}"] > 0 and metrics[f"parallel_ms{suffix}"] > 0
-    assert 0.5 < metrics["bare_vm_parallel_speedup"] < 2.5
-    assert result["targets"] == {"parallel_speedup": {"limit": 1.7, "baseline": None, "bound": 1.7}}
+        # every configuration reports its timings and speedup (a median of per-round ratios); no bound on the
+        # figures themselves: the test machine may be loaded, and the verdict is the benchmark's business
+        sequential, parallel = metrics[f"sequential_ms{suffix}"], metrics[f"parallel_ms{suffix}"]
+        assert sequential > 0 and parallel > 0 and metrics[f"parallel_speedup{suffix}"] > 0, (suffix, metrics)
+        assert f"{metrics[f'parallel_speedup{suffix}']:.2f}" in table
+    assert metrics["bare_vm_parallel_speedup"] > 0
+    assert result["targets"]["parallel_speedup"] == {"limit": 1.7, "baseline": None, "bound": 1.7}
     assert result["passed"]["parallel_speedup"] == (metrics["parallel_speedup"] >= 1.7)
-    assert "defaults" in table and ("PASS" in table) != ("FAIL" in table)
+    defaults = next(line for line in table.splitlines() if line.startswith("defaults"))
+    assert ("PASS" in defaults) == result["passed"]["parallel_speedup"] != ("FAIL" in defaults)
 
 
 def test_dispatch_comparison_keeps_kplug_exact_and_finds_pjrpc_short(tmp_path: Path) -> None:

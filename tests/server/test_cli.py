@@ -18,9 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from kplug_testing import write_plugin
-
-from kplug_lab.host.runtime.manifest import write_petals
+from kplug_testing import free_port, write_petals, write_plugin
 
 HELLO = """
 siyuan.rpc.bind("echo", (...a) => (a.length === 1 ? a[0] : a), "echoes");
@@ -137,6 +135,31 @@ def test_serve_a_workspace_with_a_given_token(tmp_path: Path, served: list[Serve
     assert (workspace / "data" / "storage" / "petal" / "hello" / "unloaded.txt").read_text() == "bye"
 
 
+def test_restarting_serve_keeps_the_generated_token_and_a_configured_client_keeps_working(
+        tmp_path: Path, served: list[Served]) -> None:
+    workspace = tmp_path / "ws"
+    write_plugin(workspace / "data" / "plugins", "hello", HELLO)
+    write_petals(workspace, [{"name": "hello", "enabled": True}])
+    port = str(free_port())
+    tokens = []
+    for _ in range(2):
+        s = Served(["--workspace", str(workspace), "--port", port, "--no-reload"])
+        served.append(s)
+        url = s.read_until("URL:").split()[1]
+        tokens.append(s.read_until("Token:").split()[1])
+        # the client configured with the first run's URL and token
+        r = httpx.post(f"{url}api/plugin/rpc/hello", json={"jsonrpc": "2.0", "id": 1, "method": "echo",
+                                                           "params": ["again"]},
+                       headers={"Authorization": f"Token {tokens[0]}"}, trust_env=False)
+        assert r.json()["result"] == "again"
+        assert s.stop() == 0
+    assert tokens[0] == tokens[1] and len(tokens[0]) >= 24
+    kept = workspace / "temp" / "kplug" / "token"
+    assert kept.read_text().strip() == tokens[0]
+    if os.name == "posix":
+        assert kept.stat().st_mode & 0o777 == 0o600
+
+
 @pytest.mark.parametrize("source", ["file", "env"])
 def test_secrets_come_from_a_file_or_the_environment_not_only_the_command_line(
         tmp_path: Path, served: list[Served], source: str) -> None:
@@ -186,7 +209,7 @@ def test_help_lists_the_documented_options() -> None:
                    "--siyuan-token", "--call-token", "--base-url", "--dev", "--call-timeout", "--max-request-bytes",
                    "--proxy-allow-private", "--token-file", "--call-token-file", "--siyuan-token-file",
                    "--follow-caller-cpu", "--no-follow-caller-cpu", "--switch-interval", "--ws-direct-frames",
-                   "--siyuan-strict"):
+                   "--siyuan-poll-interval", "--siyuan-strict"):
         assert option in out, option
     assert "default 127.0.0.1" in out
 
@@ -247,6 +270,73 @@ def test_serve_runs_on_uvloop_where_it_is_installed() -> None:
         return 1 if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else 0
 
     assert cli._run(loop_module()) == 1
+
+
+#: a ``sitecustomize`` that makes this Linux Python look like Windows where it matters to ``kplug serve``: the
+#: POSIX-only modules cannot be imported, ``os`` has no eventfd, and the event loop refuses signal handlers
+WINDOWS_LIKE = '''
+import asyncio, asyncio.unix_events, importlib.abc, os, sys
+
+BLOCKED = {"fcntl", "uvloop", "resource", "termios"}
+
+
+class _Blocker(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in BLOCKED:
+            raise ImportError(f"No module named {name!r} (blocked by the import-without-POSIX test)")
+        return None
+
+
+sys.meta_path.insert(0, _Blocker())
+for _name in [n for n in sys.modules if n.partition(".")[0] in BLOCKED]:
+    del sys.modules[_name]
+for _attr in ("eventfd", "eventfd_read", "eventfd_write"):
+    if hasattr(os, _attr):
+        delattr(os, _attr)
+
+
+def _refused(self, *args, **kwargs):
+    raise NotImplementedError("no signal handlers on this loop (as on Windows)")
+
+
+asyncio.AbstractEventLoop.add_signal_handler = _refused
+asyncio.unix_events._UnixSelectorEventLoop.add_signal_handler = _refused
+'''
+
+
+def windows_like_env(tmp_path: Path) -> dict[str, str]:
+    blocker = tmp_path / "windows-like"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(WINDOWS_LIKE)
+    return {"PYTHONPATH": os.pathsep.join(p for p in (str(blocker), os.environ.get("PYTHONPATH", "")) if p)}
+
+
+def test_serve_imports_and_starts_without_fcntl_uvloop_eventfd_or_signal_handlers(
+        tmp_path: Path, served: list[Served]) -> None:
+    env = {**os.environ, **windows_like_env(tmp_path)}
+    probe = subprocess.run([sys.executable, "-c", (
+        "import importlib, pkgutil, kplug_lab\n"
+        "for m in pkgutil.walk_packages(kplug_lab.__path__, 'kplug_lab.'):\n"
+        "    if '.guest' not in m.name and not m.name.endswith('__main__'): importlib.import_module(m.name)\n"
+        "try:\n    import fcntl\nexcept ImportError:\n    print('blocked')\n")],
+        env=env, capture_output=True, text=True, timeout=STARTUP_TIMEOUT)
+    assert probe.returncode == 0 and probe.stdout.strip() == "blocked", probe.stderr
+    helped = subprocess.run([*kplug_command(), "serve", "--help"], env=env, capture_output=True, text=True,
+                            timeout=STARTUP_TIMEOUT)
+    assert helped.returncode == 0 and "--workspace" in helped.stdout, helped.stderr
+
+    workspace = tmp_path / "ws"
+    write_plugin(workspace / "data" / "plugins", "hello", HELLO)
+    write_petals(workspace, [{"name": "hello", "enabled": True}])
+    s = Served(["--workspace", str(workspace), "--port", "0", "--no-reload"], env=env)
+    served.append(s)
+    s.read_until("URL:")
+    r = run_curl_line(s.read_until("curl "))
+    assert r.json()["result"] == "hi"
+    # the host lock took its fcntl-free path (pread: the server shares this file's offset)
+    assert b"locked against this process only" in os.pread(s.stderr.fileno(), 1 << 20, 0)
+    assert s.stop() == 0  # SIGTERM through the portable signal.signal path
+    assert (workspace / "data" / "storage" / "petal" / "hello" / "unloaded.txt").read_text() == "bye"
 
 
 def test_siyuan_strict_reaches_the_host_config(monkeypatch: pytest.MonkeyPatch) -> None:

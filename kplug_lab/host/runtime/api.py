@@ -57,9 +57,14 @@ class PluginInfo:
     name: str
     state: PluginState
     methods: list[MethodInfo] = field(default_factory=list)
-    error: str | None = None  # why the plugin is in ``error``, when it is
+    error: str | None = None  # why the plugin does not run: its ``error``, a standby host, SiYuan runs it
     version: str = ""
     display_name: str = ""
+    #: whether this start ran kernel.js from the compiled-code cache (no parsing) rather than compiling it
+    compiled_from_cache: bool = False
+    #: SiYuan's own host runs this plugin, so this host does not (kplug_lab/host/runtime/one_copy.py): its plugin
+    #: routes belong to the SiYuan kernel
+    runs_in_siyuan: bool = False
     hook_errors: list[str] = field(default_factory=list)  # lifecycle hooks that failed (logged; the plugin went on)
     kplug_only: list[str] = field(default_factory=list)  # kplug_lab's own globals it touched (absent in SiYuan)
 

@@ -32,6 +32,9 @@ class HostConfig:
     #: the SiYuan kernel that ``siyuan.client`` talks to, and its API token
     siyuan_url: str = "http://127.0.0.1:6806"
     siyuan_token: str = ""
+    #: how often to ask that kernel which plugins SiYuan runs itself (those are not run here: one copy of a
+    #: worker, kplug_lab/host/runtime/one_copy.py), seconds; 0 turns the check off
+    siyuan_poll_interval: float = 5.0
     #: what ``siyuan.secrets.resolve`` / ``siyuan.vars.resolve`` substitute
     secrets: dict[str, str] = field(default_factory=dict)
     vars: dict[str, str] = field(default_factory=dict)
@@ -56,6 +59,9 @@ class HostConfig:
     #: host I/O operations (fetch, socket and stream calls, ...) one plugin may have waiting at once; more are
     #: refused with a clear error, since each holds host memory (outside the sandbox's limit) and maybe a socket
     max_io_in_flight: int = 1000
+    #: keep each plugin's compiled kernel.js (QuickJS bytecode) in ``data_dir/bytecode`` so a restart or reload
+    #: of unchanged code skips parsing (kplug_lab.sandbox.BytecodeCache: private folder, HMAC-checked entries)
+    bytecode_cache: bool = True
     #: ``siyuan.client.fetch`` responses one plugin may have open at once (headers awaited or body not read to
     #: the end); each holds a connection to the kernel
     max_open_fetches: int = 64

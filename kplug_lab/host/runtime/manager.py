@@ -16,12 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from ...durable.lock import STANDBY_POLL_S, HostLock
+from ...durable.places import (
+    STORE_FILE,
+    default_data_dir,
+    legacy_data_dir,
+    migrate_legacy_store,
+    read_enablement_choices,
+)
 from ...durable.store import DurableStore
 from ...errors import JSError, KplugError, ManifestError, PluginNotLoaded, PluginNotRunning, VMCrashed
 from .api import NO_PARAMS, EventStreamPort, LogRecord, PluginInfo, PluginState, Unsubscribe, WebSocketPort
 from .config import HostConfig
 from .context import ToolRegistry
 from .manifest import PluginSource, discover_directory, discover_workspace, platform_id, read_plugin
+from .one_copy import RUNS_IN_SIYUAN, plugins_siyuan_runs
 from .plugin import Plugin, js_detail
 from .shared import SharedDict
 from .stats import HostStats
@@ -82,9 +90,7 @@ class PluginManager:
         self.workspace = Path(workspace) if workspace else None
         self.plugins_dir = Path(plugins_dir) if plugins_dir else None
         if self.config.data_dir is None:
-            base = self.workspace / "data" / "storage" / "kplug" if self.workspace else (
-                (self.plugins_dir or Path(".")).resolve().parent / ".kplug-data")
-            self.config.data_dir = base
+            self.config.data_dir = default_data_dir(workspace=self.workspace, plugins_dir=self.plugins_dir)
         self.data_dir = Path(self.config.data_dir)
         self.platform = platform_id()
         self._loop = loop
@@ -111,6 +117,9 @@ class PluginManager:
                                   owner_file=self.data_dir / "host.json")
         self.standby = False
         self._standby_task: asyncio.Task[None] | None = None
+        #: the kernel plugins SiYuan's own host runs, as it last said (one_copy.py); never run here
+        self.siyuan_runs: frozenset[str] = frozenset()
+        self._siyuan_task: asyncio.Task[None] | None = None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -126,7 +135,7 @@ class PluginManager:
             config = self.config
             # a plugin's durable op waits for the lock on its thread: never longer than a call may take
             busy = min(config.durable_busy_timeout, config.call_timeout)
-            self._durable = DurableStore(self.data_dir / "durable.sqlite3", busy_timeout=busy)
+            self._durable = DurableStore(self.data_dir / STORE_FILE, busy_timeout=busy)
         return self._durable
 
     # ---- startup / shutdown -------------------------------------------------------------------------
@@ -139,6 +148,14 @@ class PluginManager:
                                                  platform=self.platform)
         else:
             sources, errors = [], []
+        if self.workspace is not None:
+            try:
+                choices = read_enablement_choices(self.data_dir)
+            except ValueError as exc:
+                errors.append(ManifestError(str(exc)))
+                choices = {}
+            for src in sources:
+                src.enabled = choices.get(src.name, src.enabled)
         self.load_errors = errors
         for err in errors:
             log.error("%s", err)
@@ -158,7 +175,14 @@ class PluginManager:
             return
         sources = self.discover()
         eligible = [s for s in sources if s.enabled and s.compatible]
-        await asyncio.gather(*(self._start(s) for s in eligible))
+        if self.config.siyuan_poll_interval > 0:
+            self.siyuan_runs = await plugins_siyuan_runs(self.config) or frozenset()
+            for s in eligible:
+                if s.name in self.siyuan_runs:
+                    log.warning("not starting %s: %s", s.name, RUNS_IN_SIYUAN)
+            if self._siyuan_task is None:
+                self._siyuan_task = asyncio.create_task(self._follow_siyuan())
+        await asyncio.gather(*(self._start(s) for s in eligible if s.name not in self.siyuan_runs))
         running = sum(1 for p in self.plugins.values() if p.state == PluginState.RUNNING)
         log.info("%d/%d plugin(s) loaded", running, len(eligible))
         if self.config.hot_reload and self._watch_task is None:
@@ -168,6 +192,11 @@ class PluginManager:
     async def close(self) -> None:
         """Stop every plugin (running ``onunload``) and the file watcher."""
         self._closed = True
+        if self._siyuan_task is not None:
+            self._siyuan_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._siyuan_task
+            self._siyuan_task = None
         if self._standby_task is not None:
             self._standby_task.cancel()
             self._standby_task = None
@@ -192,6 +221,7 @@ class PluginManager:
     def _own_workspace(self) -> bool:
         if self.host_lock.try_acquire({"plugins": str(self.workspace or self.plugins_dir)}):
             self.standby = False
+            self._migrate_legacy_store()
             return True
         if not self.standby:
             self.standby = True
@@ -209,8 +239,40 @@ class PluginManager:
                 log.warning("the other host is gone: taking over %s", self.workspace or self.plugins_dir)
                 self.standby = False
                 self._standby_task = None
+                self._migrate_legacy_store()
                 await self.start()
                 return
+
+    def _migrate_legacy_store(self) -> None:
+        """Move a store an earlier kplug_lab kept in the synced ``data/`` (kplug_lab/durable/places.py); safe
+        here because this host owns the workspace, so no other host has that store open."""
+        if self.workspace is None or self._durable is not None:
+            return
+        try:
+            migrate_legacy_store(legacy_data_dir(self.workspace), self.data_dir)
+        except OSError as exc:
+            log.error("could not move the durable store out of %s: %s", legacy_data_dir(self.workspace), exc)
+
+    async def _follow_siyuan(self) -> None:
+        """Every ``siyuan_poll_interval`` seconds: stop our copy of a plugin SiYuan now runs (before anything
+        else), start one SiYuan no longer runs. No answer from the kernel changes nothing."""
+        while not self._closed:
+            await asyncio.sleep(self.config.siyuan_poll_interval)
+            theirs = await plugins_siyuan_runs(self.config)
+            if theirs is None or self._closed or self.standby:
+                continue
+            gone, self.siyuan_runs = self.siyuan_runs - theirs, theirs
+            for name in sorted(theirs & set(self.plugins)):
+                log.warning("SiYuan started %s itself: stopping this host's copy (%s)", name, RUNS_IN_SIYUAN)
+                await self._stop(name)
+            for name in sorted(gone):
+                source = self.sources.get(name)
+                if source is not None and source.enabled and source.compatible and name not in self.plugins:
+                    log.warning("SiYuan no longer runs %s: starting it here", name)
+                    try:
+                        await self._start(source)
+                    except (ManifestError, PluginNotRunning) as exc:
+                        log.error("%s", exc)
 
     # ---- per-plugin start / stop --------------------------------------------------------------------
 
@@ -222,6 +284,8 @@ class PluginManager:
             # never two hosts running one plugin: load/reload are refused until this host owns the workspace
             raise PluginNotRunning(f"plugin [{source.name}] cannot start: this host does not own "
                                    f"{self.workspace or self.plugins_dir} ({self.host_lock.describe_owner()})")
+        if source.name in self.siyuan_runs:
+            raise PluginNotRunning(f"plugin [{source.name}] cannot start: {RUNS_IN_SIYUAN}")
         async with self._lock(source.name):
             old = self.plugins.pop(source.name, None)
             if old is not None:
@@ -269,6 +333,8 @@ class PluginManager:
         if self._closed or self.plugins.get(plugin.name) is not plugin:
             return
         self._restart_tasks.pop(plugin.name, None)
+        if plugin.name in self.siyuan_runs:
+            return
         self.stats.of(plugin.name).restarts += 1
         new = await self._start(plugin.source)
         if new.state == PluginState.RUNNING:
@@ -369,12 +435,23 @@ class PluginManager:
         plugin = self.plugins.get(name)
         if plugin is None and self.standby and name in self.sources:
             return self._standby_info(name)
+        if plugin is None and name in self._held_by_siyuan():
+            return self._in_siyuan_info(name)
         return plugin.info() if plugin is not None else None
 
     def list_plugins(self) -> list[PluginInfo]:
         if self.standby:
             return [self._standby_info(name) for name in self.sources]
-        return [p.info() for p in self.plugins.values()]
+        return [p.info() for p in self.plugins.values()] + [self._in_siyuan_info(n) for n in self._held_by_siyuan()]
+
+    def _held_by_siyuan(self) -> list[str]:
+        """Enabled plugins this host does not run because SiYuan runs them."""
+        return [name for name, s in self.sources.items()
+                if name in self.siyuan_runs and name not in self.plugins and s.enabled and s.compatible]
+
+    def _in_siyuan_info(self, name: str) -> PluginInfo:
+        return PluginInfo(name=name, state=PluginState.STOPPED, version=self.sources[name].version,
+                          error=RUNS_IN_SIYUAN, runs_in_siyuan=True)
 
     def _standby_info(self, name: str) -> PluginInfo:
         return PluginInfo(name=name, state=PluginState.INACTIVE, version=self.sources[name].version,
@@ -382,7 +459,7 @@ class PluginManager:
 
     def _running(self, name: str) -> Plugin:
         plugin = self.plugins.get(name)
-        if plugin is None and self.standby and name in self.sources:
+        if plugin is None and ((self.standby and name in self.sources) or name in self._held_by_siyuan()):
             raise PluginNotRunning("Plugin not running")
         if plugin is None:
             raise PluginNotLoaded("Plugin not loaded")

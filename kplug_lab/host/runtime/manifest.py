@@ -21,7 +21,6 @@ __all__ = [
     "platform_id",
     "read_petals",
     "read_plugin",
-    "write_petals",
 ]
 
 
@@ -236,23 +235,13 @@ def read_petals(workspace: Path) -> list[dict[str, Any]]:
     return [p for p in value if isinstance(p, dict) and isinstance(p.get("name"), str)]
 
 
-def write_petals(workspace: Path, petals: list[dict[str, Any]]) -> None:
-    """Write petals.json atomically, tab-indented as SiYuan does."""
-    path = petals_path(workspace)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        json.dump(petals, f, indent="\t", ensure_ascii=False)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def discover_workspace(workspace: Path, *, lang: str = "en", platform: str | None = None,
                        ) -> tuple[list[PluginSource], list[ManifestError]]:
     """Plugins of a SiYuan workspace (``<ws>/data/plugins``), enablement from petals.json.
 
-    A broken plugin is reported in the error list and never stops the others.
+    petals.json is SiYuan's file: it is read, never written (SiYuan creates it, purges entries without a
+    ``plugin.json`` and rewrites it; kplug_lab only ignores such entries). A broken plugin is reported in the
+    error list and never stops the others.
     """
     workspace = Path(workspace)
     plugins_dir = workspace / "data" / "plugins"
@@ -275,20 +264,7 @@ def discover_workspace(workspace: Path, *, lang: str = "en", platform: str | Non
             continue
         src.enabled = enabled.get(src.name, False)
         sources.append(src)
-    known = {s.name for s in sources} | {e_name for e_name in _names_with_manifest(plugins_dir)}
-    kept = [p for p in petals if p["name"] in known]
-    if kept != petals or not petals_path(workspace).exists():
-        try:
-            write_petals(workspace, kept)
-        except OSError as exc:
-            errors.append(ManifestError(f"{petals_path(workspace)}: cannot be written: {exc.strerror}"))
     return sources, errors
-
-
-def _names_with_manifest(plugins_dir: Path) -> list[str]:
-    if not plugins_dir.is_dir():
-        return []
-    return [d.name for d in plugins_dir.iterdir() if (d / "plugin.json").is_file()]
 
 
 def discover_directory(plugins_dir: Path, data_dir: Path, *, lang: str = "en", platform: str | None = None,

@@ -109,12 +109,25 @@ _OOM_ANCHOR = "        rt->in_out_of_memory = true;\n"
 _OOM_PATCH = _OOM_ANCHOR + "        kp_oom_hits++;\n"
 
 
+# JSON.parse reads numbers with libc's strtod. wasi-libc's (musl's) strtod computes in `long double`, which on
+# wasm32 is a 128-bit float done in software: numbers made JSON.parse many times slower than native
+# (docs/adr/0008-big-bundles-many-plugins.md). QuickJS-NG's own js_atod (dtoa.c, which the script parser uses
+# for numeric literals) reads the same decimal syntax, sign included, and rounds correctly as strtod does.
+_STRTOD_ANCHOR = "    s->token.u.num.val = js_float64(strtod((const char *)p_start, NULL));\n"
+_STRTOD_PATCH = ("    { JSATODTempMem atod_mem;\n"
+                 "      s->token.u.num.val = js_float64(js_atod((const char *)p_start, NULL, 10, 0, &atod_mem)); }\n")
+
+_PATCHES = [("out-of-memory", _OOM_ANCHOR, _OOM_PATCH), ("JSON number", _STRTOD_ANCHOR, _STRTOD_PATCH)]
+
+
 def _patch(src: Path) -> None:
     path = src / "quickjs.c"
     text = path.read_text()
-    if text.count(_OOM_ANCHOR) != 1:
-        raise RuntimeError("quickjs.c: the out-of-memory anchor was not found exactly once; update build.py")
-    path.write_text(text.replace(_OOM_ANCHOR, _OOM_PATCH))
+    for what, anchor, patch in _PATCHES:
+        if text.count(anchor) != 1:
+            raise RuntimeError(f"quickjs.c: the {what} anchor was not found exactly once; update build.py")
+        text = text.replace(anchor, patch)
+    path.write_text(text)
 
 
 def inputs_digest() -> str:

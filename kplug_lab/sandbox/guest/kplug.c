@@ -28,6 +28,7 @@ static int kp_oom_hits; /* counted by the one-line patch build.py applies to JS_
 
 #define KP_KIND_JSON 0
 #define KP_KIND_UNDEFINED 1
+#define KP_KIND_BYTES 2 /* raw bytes (compiled bytecode), not JSON */
 
 /* host_call's answer: n >= 0, a JSON result of n bytes in scratch; -n - 1 bytes of a JSON error message
  * (the host call failed, or its result could not be written into this VM); KP_HOST_NO_ROOM: failed, and not
@@ -60,6 +61,9 @@ static volatile int32_t interrupt_flag;
 static int interrupted;
 static const char *last_cstr;
 static char *last_owned;
+static uint8_t *last_js; /* OUT bytes allocated by QuickJS (js_free) */
+/* The script kp_compile compiled last, until kp_run_compiled runs it (or the next compile drops it). */
+static JSValue compiled = JS_UNDEFINED;
 
 /* Resolving functions of promises handed out by async host functions, indexed by promise id. */
 static JSValue *pending_funcs;
@@ -78,6 +82,10 @@ static void release_last(void)
     if (last_owned) {
         free(last_owned);
         last_owned = NULL;
+    }
+    if (last_js) {
+        js_free(ctx, last_js);
+        last_js = NULL;
     }
     OUT.ptr = 0;
     OUT.len = 0;
@@ -283,6 +291,8 @@ static int run_jobs(void)
  * still owned by QuickJS is copied first, and OUT is set aside while the jobs run (they may set it). */
 static int run_jobs_keeping_out(void)
 {
+    if (!JS_IsJobPending(rt)) /* nothing can touch OUT: no copy (a 100 KB answer is copied for nothing) */
+        return KP_OK;
     if (OUT.kind == KP_KIND_JSON) {
         char *copy = malloc(OUT.len + 1);
         if (!copy)
@@ -771,6 +781,78 @@ int32_t kp_eval(int32_t name_len, int32_t code_len, int32_t flags)
     }
     JS_FreeValue(ctx, r);
     return run_jobs_keeping_out();
+}
+
+/* ---- compiled code ----------------------------------------------------------------------------- */
+
+/* scratch: "<file name>\0<source>\0". Compiles the script without running it; OUT = its bytecode (kind
+ * BYTES), which the host may cache; the compiled function is kept for kp_run_compiled. */
+__attribute__((export_name("kp_compile")))
+int32_t kp_compile(int32_t name_len, int32_t code_len)
+{
+    begin_entry();
+    JS_FreeValue(ctx, compiled);
+    compiled = JS_UNDEFINED;
+    scratch[name_len] = 0;
+    char *code = scratch + name_len + 1;
+    code[code_len] = 0;
+    JSValue fn = JS_Eval(ctx, code, (size_t)code_len, scratch, JS_EVAL_TYPE_GLOBAL | JS_EVAL_FLAG_COMPILE_ONLY);
+    if (JS_IsException(fn))
+        return take_exception();
+    size_t size;
+    uint8_t *bytes = JS_WriteObject(ctx, &size, fn, JS_WRITE_OBJ_BYTECODE);
+    if (!bytes) {
+        JS_FreeValue(ctx, fn);
+        return take_exception();
+    }
+    compiled = fn;
+    last_js = bytes;
+    OUT.ptr = (uint32_t)(uintptr_t)bytes;
+    OUT.len = (uint32_t)size;
+    OUT.kind = KP_KIND_BYTES;
+    return KP_OK;
+}
+
+static int run_function(JSValue fn, int32_t flags)
+{
+    JSValue r = JS_EvalFunction(ctx, fn); /* takes fn */
+    if (JS_IsException(r))
+        return take_exception();
+    if (flags & 1) {
+        int s = set_out_json(r);
+        if (s != KP_OK) {
+            JS_FreeValue(ctx, r);
+            return take_exception();
+        }
+    }
+    JS_FreeValue(ctx, r);
+    return run_jobs_keeping_out();
+}
+
+/* Runs what kp_compile compiled last. flags bit 0: report the completion value. */
+__attribute__((export_name("kp_run_compiled")))
+int32_t kp_run_compiled(int32_t flags)
+{
+    begin_entry();
+    if (JS_IsUndefined(compiled))
+        return KP_ERROR;
+    JSValue fn = compiled;
+    compiled = JS_UNDEFINED;
+    return run_function(fn, flags);
+}
+
+/* scratch: `len` bytes of bytecode from kp_compile (of this very engine build). Reads and runs it. The host
+ * only passes bytes it wrote itself and checked (an HMAC): JS_ReadObject trusts bytecode completely. */
+__attribute__((export_name("kp_eval_bytecode")))
+int32_t kp_eval_bytecode(int32_t len, int32_t flags)
+{
+    begin_entry();
+    if (len <= 0 || (uint32_t)len >= scratch_cap)
+        return KP_ERROR;
+    JSValue fn = JS_ReadObject(ctx, (const uint8_t *)scratch, (size_t)len, JS_READ_OBJ_BYTECODE);
+    if (JS_IsException(fn))
+        return take_exception();
+    return run_function(fn, flags);
 }
 
 __attribute__((export_name("kp_run_jobs")))
