@@ -38,6 +38,7 @@ __all__ = [
     "ConsoleCallback",
     "HostFunction",
     "check_limits",
+    "live_vm_count",
 ]
 
 log = logging.getLogger("kplug_lab.sandbox")
@@ -161,6 +162,13 @@ _FAR = 1e7
 _VM_IDS = itertools.count(1)
 _VMS: dict[int, VM] = {}
 _VMS_LOCK = threading.Lock()
+
+
+def live_vm_count() -> int:
+    """How many VMs of this process are open (made and not yet closed): each holds its wasm memory until
+    :meth:`VM.close`. A host that leaks no VM sees this go back down when its plugins stop."""
+    with _VMS_LOCK:
+        return len(_VMS)
 
 
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode

@@ -33,6 +33,7 @@ from ...errors import EventStreamError, HostOpError
 from ...protocol import routes
 from ...protocol.sse import EventStreamParser
 from ..route_sockets import LocalPrivateEventStream
+from ..runtime.bounds import human_bytes
 from ..runtime.context import Capability, Op, PluginContext
 from .kernel import kernel_headers, kernel_url
 
@@ -109,10 +110,17 @@ class ClientEvents(Capability):
                             return
                         failures, delay = 0, RETRY_INITIAL
                         self._post(sid, {"type": "open"})
+                        inbound = self.ctx.inbound
                         async for chunk in resp.aiter_bytes():
                             for event in parser.feed(chunk):
+                                size = len(event.data) + len(event.event) + len(event.last_event_id)
+                                if not inbound.take(size):  # the plugin is not keeping up: end, do not buffer
+                                    self._fail(sid, f"GET {url}: the plugin did not take {human_bytes(inbound.used)} "
+                                                    f"of events (at most {human_bytes(inbound.limit)} may wait): "
+                                                    "the connection was closed")
+                                    return
                                 self._post(sid, {"type": "message", "event": event.event, "data": event.data,
-                                                 "lastEventId": event.last_event_id})
+                                                 "lastEventId": event.last_event_id}, size)
                     self._post(sid, {"type": "close"})  # the kernel ended the stream cleanly
                     return
                 except httpx.HTTPError as exc:
@@ -137,5 +145,6 @@ class ClientEvents(Capability):
         self._post(sid, {"type": "error", "error": message})
         self._post(sid, {"type": "close"})
 
-    def _post(self, sid: int, event: dict[str, Any]) -> None:
-        self.ctx.call_js("__kplug.eventSourceEvent", sid, event, api="siyuan.client.event")
+    def _post(self, sid: int, event: dict[str, Any], size: int = 0) -> None:
+        then = (lambda: self.ctx.inbound.give(size)) if size else None
+        self.ctx.call_js("__kplug.eventSourceEvent", sid, event, api="siyuan.client.event", then=then)
