@@ -26,17 +26,30 @@ $(STAMP): pyproject.toml
 guest: install
 	$(BIN)/python -m kplug_lab.sandbox.guest.build
 
+# The SiYuan kernel the example plugins talk to (siyuan.client): the project's fake kernel on SIYUAN_PORT, started
+# beside the server and stopped with it, unless SIYUAN_URL names a real one (then give SIYUAN_TOKEN too).
+SIYUAN_PORT ?= 6816
+SIYUAN_URL ?=
+SIYUAN_TOKEN ?= kplug-dev-kernel
+KERNEL_URL = $(if $(SIYUAN_URL),$(SIYUAN_URL),http://127.0.0.1:$(SIYUAN_PORT))
+START_KERNEL = $(if $(SIYUAN_URL),:,$(BIN)/python -m kplug_lab.testing.fake_siyuan --port $(SIYUAN_PORT) \
+	  --token $(SIYUAN_TOKEN) --workspace .kplug-data/fake-siyuan > .kplug-data/fake-siyuan.log 2>&1 & \
+	  trap "kill $$! 2>/dev/null" EXIT INT TERM)
+
 # The workbench: JupyterLab with the kplug_lab extension serving plugins/ (dev mode, so %%kplug eval works),
-# opened on the getting-started notebook. JupyterLab prints the URL with its token; the extension prints the
-# plugins it started and a curl line that calls one.
+# opened on the getting-started notebook, with a (fake) SiYuan kernel for the plugins that reach one. JupyterLab
+# prints the URL with its token; the extension prints the plugins it started and a curl line that calls one.
 run: guest
-	$(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) $$([ "$$(id -u)" = 0 ] && echo --allow-root) \
-	  --ServerApp.root_dir=. --KplugLabApp.plugins_dir=plugins --KplugLabApp.dev_mode=True \
+	@mkdir -p .kplug-data; $(START_KERNEL); \
+	KPLUG_SIYUAN_TOKEN=$(SIYUAN_TOKEN) $(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) \
+	  $$([ "$$(id -u)" = 0 ] && echo --allow-root) --ServerApp.root_dir=. --KplugLabApp.plugins_dir=plugins \
+	  --KplugLabApp.dev_mode=True --KplugLabApp.siyuan_url=$(KERNEL_URL) \
 	  --LabApp.default_url=/lab/tree/notebooks/01-getting-started.ipynb
 
 # The standalone server (no Jupyter): SiYuan's routes and the admin API on $(PORT), token printed.
 serve: guest
-	$(BIN)/kplug serve --plugins plugins --port $(PORT)
+	@mkdir -p .kplug-data; $(START_KERNEL); \
+	KPLUG_SIYUAN_TOKEN=$(SIYUAN_TOKEN) $(BIN)/kplug serve --plugins plugins --port $(PORT) --siyuan-url $(KERNEL_URL)
 
 lint: install
 	$(BIN)/ruff check kplug_lab tests bench

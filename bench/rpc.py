@@ -197,6 +197,9 @@ def main() -> int:
     ap = arg_parser(__doc__, quick="fewer calls (a smoke run)")
     ap.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     ap.add_argument("--baseline-server", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--serve-option", action="append", default=[], metavar="OPTION",
+                    help="an option for the measured kplug serve, e.g. --serve-option=--follow-caller-cpu "
+                         "(repeatable): to measure the opt-in tuning switches against the defaults")
     args = ap.parse_args()
     if args.baseline_server:
         run_baseline_server()
@@ -211,7 +214,8 @@ def main() -> int:
         for plugin in ("hello", "counter"):
             shutil.copytree(ROOT / "plugins" / plugin, plugins / plugin)
         kplug_cmd = [sys.executable, "-m", "kplug_lab", "serve", "--plugins", str(plugins), "--data",
-                     str(Path(tmp) / "data"), "--port", "0", "--token", TOKEN, "--no-reload", "--log-level", "WARNING"]
+                     str(Path(tmp) / "data"), "--port", "0", "--token", TOKEN, "--no-reload", "--log-level", "WARNING",
+                     *args.serve_option]
         base_cmd = [sys.executable, os.path.abspath(__file__), "--baseline-server"]
         with server(kplug_cmd) as kplug_url, server(base_cmd) as base_url:
             # interleave the two sides so both see the same machine load

@@ -9,7 +9,7 @@ import pytest
 PUBLIC = {
     "kplug_lab.sandbox": {"BytecodeCache", "CPUTimeout", "JSError", "MAX_MEMORY_LIMIT", "MAX_STACK_LIMIT",
                           "OutOfMemory", "SandboxError", "VM", "VMCrashed", "ValueConversionError", "check_limits",
-                          "engine_build", "on_wasm_thread"},
+                          "engine_build", "live_vm_count", "on_wasm_thread"},
     "kplug_lab.errors": {"CPUTimeout", "CallTimeout", "DurableError", "DurableOpError", "EventStreamError",
                          "GuestBuildError", "HostOpError", "InvalidParams", "JSError", "KplugError", "ManifestError",
                          "MethodNotFound", "OutOfMemory", "PluginCallError", "PluginError", "PluginNotLoaded",

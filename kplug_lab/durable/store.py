@@ -205,22 +205,32 @@ class _Work:
 class DurableStore:
     """Queues, key-value state and schedule progress, per plugin, in one SQLite file."""
 
-    def __init__(self, path: Path | str, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, path: Path | str, *, clock: Callable[[], float] = time.time,
+                 busy_timeout: float = 10.0) -> None:
+        """``busy_timeout``: seconds an operation waits for the database's write lock (held by another connection
+        or another thread of this host) before it fails with "the durable store is busy"."""
         self.path = Path(path)
         self.clock = clock
+        self.busy_timeout = busy_timeout
         self._lock = threading.RLock()
         self._pending_lock = threading.Lock()
         self._pending: list[_Work] = []
         #: transactions committed (each one fsync); with concurrent writers, fewer than the write calls
         self.commits = 0
-        self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False,
+                                   timeout=busy_timeout)
         for pragma in PRAGMAS:
             self._db.execute(pragma)
+        self._db.execute(f"PRAGMA busy_timeout={max(0, int(busy_timeout * 1000))}")
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def _busy(self) -> DurableError:
+        return DurableError(f"the durable store is busy (locked by another connection) for {self.busy_timeout:g} s: "
+                            f"{self.path}; try again later")
 
     def _write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run ``work`` as one transaction and return its result once that transaction is durable.
@@ -235,11 +245,21 @@ class DurableStore:
         entry = _Work(work)
         with self._pending_lock:
             self._pending.append(entry)
-        with self._lock:
+        # another thread of this host committing (or waiting for SQLite's lock) holds the connection: wait at
+        # most busy_timeout for it too
+        if not self._lock.acquire(timeout=self.busy_timeout):
+            with self._pending_lock:
+                if not entry.done and entry in self._pending:
+                    self._pending.remove(entry)
+                    raise self._busy()
+            self._lock.acquire()  # taken into a batch meanwhile: its COMMIT is under way, wait for it
+        try:
             if not entry.done:
                 with self._pending_lock:
                     batch, self._pending = self._pending, []
                 self._commit(batch)
+        finally:
+            self._lock.release()
         if entry.error is not None:
             raise entry.error
         return entry.result  # type: ignore[no-any-return]
@@ -259,6 +279,8 @@ class DurableStore:
                 db.execute("RELEASE work")
             db.execute("COMMIT")
         except BaseException as exc:  # BEGIN or COMMIT failed: nothing of the batch is durable
+            if isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
+                exc = self._busy()
             if db.in_transaction:
                 try:
                     db.execute("ROLLBACK")

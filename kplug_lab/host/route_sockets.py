@@ -8,8 +8,14 @@ the plugin sends are JSON-RPC calls answered through :mod:`kplug_lab.host.calls`
 (``rpc/handlers.py``), the plugin's broadcasts arrive as notifications, and the connection closes (1001) when the
 target plugin leaves ``running``. No HTTP, no token: as the kernel does for its own plugins.
 
+A plugin's private routes (``/plugin/private/<name>/...``) are served in-process the same way: a
+``siyuan.client.socket`` to one reaches that plugin's ``siyuan.server.private.ws`` handler
+(:class:`LocalPrivateSocket`), a ``siyuan.client.event`` reaches its ``siyuan.server.private.es`` handler
+(:class:`LocalPrivateEventStream`), as the request SiYuan's kernel hands to those slots.
+
 Everything runs on the host's asyncio loop; events are handed to ``deliver`` (which posts them to the calling
-plugin's thread), in the shape :mod:`kplug_lab.host.ops.client_socket` uses for real connections.
+plugin's thread), in the shape :mod:`kplug_lab.host.ops.client_socket` (and :mod:`~kplug_lab.host.ops.client_events`)
+uses for real connections.
 """
 
 from __future__ import annotations
@@ -18,16 +24,19 @@ import asyncio
 import base64
 import json
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
-from ..errors import PortError, SocketError
+from ..errors import EventStreamError, PortError, SocketError
 from ..protocol import private as private_model
 from ..protocol.jsonrpc import NO_PARAMS, Limits
+from ..protocol.sse import EventStreamParser
 from .api import HostAPI, PluginState, Unsubscribe
 from .calls import process
 from .runtime.api import Deliver as PortDeliver
 
-__all__ = ["LocalPrivateSocket", "LocalRpcSocket"]
+__all__ = ["LocalPrivateEventStream", "LocalPrivateSocket", "LocalRpcSocket"]
 
 Deliver = Callable[[dict[str, Any]], None]
 
@@ -175,3 +184,85 @@ class LocalPrivateSocket:
         self._to_caller({"type": "close", "code": code, "reason": reason, "wasClean": True})
         if self._to_handler is not None:
             await self._to_handler({"type": "close", "code": code, "reason": reason, "wasClean": True})
+
+
+class LocalPrivateEventStream:
+    """One in-process subscription of a plugin (``siyuan.client.event``) to plugin ``name``'s private SSE route
+    (``/plugin/private/<name>/...`` with ``Accept: text/event-stream``, served by its ``siyuan.server.private.es``
+    handler): the target's ``request.port`` (a :class:`~kplug_lab.host.api.EventStreamPort`) on one side, the
+    caller's ``open``/``message``/``close`` events on the other. Events cross as the wire encodes them, so ids,
+    event names and multi-line data arrive as over HTTP."""
+
+    def __init__(self, host: HostAPI, name: str | None, rest: str, target: str, url: str, deliver: Deliver) -> None:
+        self.host = host
+        self.name = name or ""
+        self._rest = rest
+        self._target = target
+        self._url = url
+        self._to_caller = deliver
+        self._to_handler: PortDeliver | None = None
+        self._parser = EventStreamParser()
+        self._ended = asyncio.Event()
+        self.opened = False
+
+    async def run(self) -> None:
+        """Hand the request to the target's ``es`` handler and relay its events until the stream ends (the handler
+        closes it, or the target stops); raises :class:`EventStreamError` with the status the wire would answer
+        when the stream never starts. Cancelling the task (the caller's ``close()``) ends the stream too; either
+        way the handler's ``onclose`` runs."""
+        info = self.host.get_plugin(self.name) if self.name else None
+        if info is None or info.state != PluginState.RUNNING:
+            self._refuse(HTTPStatus.NOT_FOUND if info is None else HTTPStatus.SERVICE_UNAVAILABLE)
+        request = private_model.request_object(
+            self.name, self._rest, method="GET", uri=self._target, version="HTTP/1.1", host="127.0.0.1",
+            remote_ip="127.0.0.1", headers=[("Accept", "text/event-stream"), ("Cache-Control", "no-cache")],
+            cookies=[], query=_query(self._target), body=b"", form={}, files={})
+        try:
+            try:
+                await self.host.http_request(self.name, "es", request, port=self)
+            except Exception:
+                if not self.opened:  # the wire answers 500 before any event: the subscription fails
+                    self._refuse(HTTPStatus.INTERNAL_SERVER_ERROR)
+                self.end()
+            self._open()
+            await self._ended.wait()
+        finally:
+            self._ended.set()
+            await self._close_handler()
+
+    def _refuse(self, status: HTTPStatus) -> None:
+        raise EventStreamError(f"GET {self._url}: unexpected status {status.value} {status.phrase}")
+
+    def _open(self) -> None:
+        if not self.opened:
+            self.opened = True
+            self._to_caller({"type": "open"})
+
+    async def _close_handler(self) -> None:
+        deliver, self._to_handler = self._to_handler, None
+        if deliver is not None:
+            try:
+                await deliver({"type": "close"})
+            except Exception:  # the target is going away: its onclose has nowhere to run
+                pass
+
+    # ---- the handler's side (request.port, EventStreamPort) -----------------------------------------------
+
+    def attach(self, deliver: PortDeliver) -> None:
+        self._to_handler = deliver
+
+    def send_event(self, text: str) -> None:
+        if self._ended.is_set():
+            return
+        self._open()
+        for event in self._parser.feed(text.encode("utf-8")):
+            self._to_caller({"type": "message", "event": event.event, "data": event.data,
+                             "lastEventId": event.last_event_id})
+
+    def end(self) -> None:
+        self._ended.set()
+
+
+def _query(target: str) -> dict[str, list[bytes]]:
+    query = urlsplit(target).query
+    return {k: [v.encode() for v in vs] for k, vs in parse_qs(query, keep_blank_values=True).items()}

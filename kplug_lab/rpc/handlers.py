@@ -8,6 +8,7 @@ mixins with jupyter_server's authenticated handlers.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import inspect
 import json
@@ -26,6 +27,8 @@ from ..errors import INTERNAL_ERROR, KplugError, PluginCallError, PluginNotLoade
 from ..host import route_answers
 from ..host.api import NO_PARAMS, HostAPI, LogRecord, PluginInfo, PluginState
 from ..host.calls import NOTIFICATION, process, start
+from ..host.runtime.bounds import MAX_PENDING_BYTES as _MAX_PENDING_BYTES
+from ..host.runtime.bounds import human_bytes, utf8_size
 from ..protocol.jsonrpc import MESSAGES, Limits, error_response
 from ..protocol.routes import RouteKind, RouteMatch
 from .cors import ALLOWED_HEADERS, ALLOWED_METHODS, PREFLIGHT_MAX_AGE, CORSPolicy
@@ -421,12 +424,16 @@ class PluginListHandler(CrossOriginHandler):
 
 
 class _BoundedSocket(tornado.websocket.WebSocketHandler):
-    """A WebSocket with a bounded send queue: a client too slow to read is disconnected, not buffered."""
+    """A WebSocket with a bounded send queue: a client too slow to read is disconnected, not buffered. The bound
+    is in messages (``max_pending``) and in bytes (the ``kplug_max_pending_bytes`` setting, the host's
+    ``max_pending_bytes``): a few large broadcasts fill it as surely as many small ones."""
 
     max_pending = 1000
 
     def open_bounded(self) -> None:
         self._pending = 0
+        self._pending_bytes = 0
+        self._max_pending_bytes: int = self.settings.get("kplug_max_pending_bytes") or _MAX_PENDING_BYTES
         self._closed_by_us = False
         # tornado leaves Nagle on for WebSockets: an answer written right after a broadcast (or any two frames
         # in a row) then waited for the client's delayed ACK, 40 ms on Linux (docs/adr/0004-rpc-benchmark.md)
@@ -435,17 +442,23 @@ class _BoundedSocket(tornado.websocket.WebSocketHandler):
     def send(self, text: str) -> None:
         if self.ws_connection is None or self._closed_by_us:
             return
-        if self._pending >= self.max_pending:
+        size = utf8_size(text)
+        if self._pending >= self.max_pending or (
+                self._pending and self._pending_bytes + size > self._max_pending_bytes):
             self._closed_by_us = True
-            log.warning("closing a WebSocket: its client did not read %d queued messages", self._pending)
+            log.warning("closing a WebSocket: its client did not read %d queued messages (%s)", self._pending,
+                        human_bytes(self._pending_bytes))
             self.close(1008, "send queue full: the client reads too slowly")
             return
         self._pending += 1
+        self._pending_bytes += size
         try:
             fut = self._write_text(text)
         except (tornado.websocket.WebSocketClosedError, tornado.iostream.StreamClosedError):
+            self._pending -= 1
+            self._pending_bytes -= size
             return
-        fut.add_done_callback(self._sent)
+        fut.add_done_callback(functools.partial(self._sent, size))
 
     def _write_text(self, text: str) -> asyncio.Future[None]:
         """``write_message(text)``, or with the ``kplug_ws_direct_frames`` setting (an opt-in tuning switch, ADR
@@ -464,10 +477,12 @@ class _BoundedSocket(tornado.websocket.WebSocketHandler):
             flags |= conn.RSV1
         return conn._write_frame(True, 0x1, data, flags=flags)  # type: ignore[no-any-return]
 
-    def _sent(self, fut: asyncio.Future[None]) -> None:
+    def _sent(self, size: int, fut: asyncio.Future[None]) -> None:
         self._pending -= 1
+        self._pending_bytes -= size
         if fut.exception() is not None:
             self._pending = 0
+            self._pending_bytes = 0
 
     def check_xsrf_cookie(self) -> None:
         pass

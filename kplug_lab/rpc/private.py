@@ -18,6 +18,7 @@ import asyncio
 import base64
 import datetime
 import email.utils
+import functools
 import ipaddress
 import logging
 import mimetypes
@@ -35,7 +36,9 @@ import tornado.simple_httpclient
 import tornado.web
 import tornado.websocket
 
+from ..errors import KplugError
 from ..host.private_ports import Deliver, PortError
+from ..host.runtime.bounds import MAX_FETCH_BODY, MAX_PENDING_BYTES, human_bytes, utf8_size
 from ..protocol import private as model
 from ..protocol.private import HOP_BY_HOP, PAGE_CSP, UNSATISFIABLE, ResponseError, UploadedFile, host_owned_header
 from .secrets_in_logs import SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX
@@ -53,6 +56,11 @@ _PROXY_TOTAL_TIMEOUT = 3600.0
 
 
 # ---- request -----------------------------------------------------------------------------------------------
+
+def _max_pending(handler: tornado.web.RequestHandler) -> int:
+    """Bytes a plugin may have queued for one client connection (``HostConfig.max_pending_bytes``)."""
+    return int(handler.settings.get("kplug_max_pending_bytes") or MAX_PENDING_BYTES)
+
 
 def _headers(headers: tornado.httputil.HTTPHeaders) -> list[tuple[str, str]]:
     """The request's headers, without a kplug client's token offered as a WebSocket subprotocol: not the plugin's
@@ -254,6 +262,10 @@ class _GuardedResolver(tornado.netutil.Resolver):
         return addresses
 
 
+class _ProxyCutOff(KplugError):
+    """Raised in the proxy's body callback to end the upstream request (too large, or a client too slow)."""
+
+
 async def _proxy(handler: tornado.web.RequestHandler, spec: Any) -> None:
     if not isinstance(spec, dict) or not isinstance(spec.get("url"), str):
         raise ResponseError(400, "proxy.url must be a string")
@@ -275,6 +287,11 @@ async def _proxy(handler: tornado.web.RequestHandler, spec: Any) -> None:
     started = False
     status_line: list[tornado.httputil.ResponseStartLine] = []
     received = tornado.httputil.HTTPHeaders()
+    max_body = int(handler.settings.get("kplug_max_fetch_body") or MAX_FETCH_BODY)
+    max_pending = _max_pending(handler)
+    relayed = 0
+    pending = 0  # relayed, not yet written to the client's socket
+    too_large: list[str] = []
 
     def on_header(line: str) -> None:
         if not status_line:
@@ -295,10 +312,30 @@ async def _proxy(handler: tornado.web.RequestHandler, spec: Any) -> None:
         for key, value in forwarded:
             handler.add_header(key, value)
 
+    def flushed(size: int, _fut: asyncio.Future[None]) -> None:
+        nonlocal pending
+        pending -= size
+
     def on_chunk(chunk: bytes) -> None:
+        nonlocal relayed, pending
+        if too_large:
+            return
+        relayed += len(chunk)
+        length = received.get("Content-Length", "")
+        if not started and length.isdigit() and int(length) > max_body:
+            too_large.append(f"the proxied response is {human_bytes(int(length))}, more than the "
+                             f"{human_bytes(max_body)} a proxy body may relay (max_fetch_body)")
+        elif relayed > max_body:
+            too_large.append(f"the proxied response passed the {human_bytes(max_body)} a proxy body may relay "
+                             "(max_fetch_body)")
+        elif pending + len(chunk) > max_pending and pending:
+            too_large.append(f"the client did not read {human_bytes(pending)} of the proxied response")
+        if too_large:
+            raise _ProxyCutOff(too_large[0])  # ends the upstream request
         start()
+        pending += len(chunk)
         handler.write(chunk)
-        handler.flush()
+        handler.flush().add_done_callback(functools.partial(flushed, len(chunk)))
 
     request = tornado.httpclient.HTTPRequest(
         url, method=method, headers=upstream_headers, follow_redirects=True, max_redirects=10,
@@ -307,6 +344,12 @@ async def _proxy(handler: tornado.web.RequestHandler, spec: Any) -> None:
     try:
         await client.fetch(request, raise_error=False)
     except Exception as exc:
+        if too_large:
+            if not started:
+                raise ResponseError(502, f"proxy request failed: {too_large[0]}") from None
+            log.warning("proxy to %s cut off: %s", url, too_large[0])
+            handler.request.connection.close()  # type: ignore[union-attr]
+            return
         if not started:
             raise ResponseError(502, f"proxy request failed: {exc}") from None
         log.info("proxy to %s failed after the response started: %s", url, exc)
@@ -369,6 +412,8 @@ class SocketPort:
     def __init__(self, socket: PrivateSocket) -> None:
         self._socket = socket
         self._deliver: Deliver | None = None
+        self._pending_bytes = 0  # sent by the plugin, not yet written to the client's socket
+        self._cut_off = False
 
     def attach(self, deliver: Deliver) -> None:
         self._deliver = deliver
@@ -377,10 +422,25 @@ class SocketPort:
         return self._deliver(event) if self._deliver is not None else None
 
     async def send(self, data: str | bytes) -> None:
+        """Send one message. Messages the client has not read yet are bounded in bytes: past the bound the client
+        is cut off (closed with 1008) and this send fails, rather than the host buffering for it."""
+        if self._cut_off:
+            raise PortError("WebSocket is closed: the client read too slowly (send queue full)")
+        size = len(data) if isinstance(data, bytes) else utf8_size(data)
+        limit = _max_pending(self._socket)
+        if self._pending_bytes and self._pending_bytes + size > limit:
+            self._cut_off = True
+            log.warning("closing a private WebSocket: its client did not read %s", human_bytes(self._pending_bytes))
+            self._socket.close(1008, "send queue full: the client reads too slowly")
+            raise PortError(f"WebSocket send queue full: the client did not read {human_bytes(self._pending_bytes)} "
+                            f"(at most {human_bytes(limit)} may wait); the connection was closed")
+        self._pending_bytes += size
         try:
             await self._socket.write_message(data, binary=isinstance(data, bytes))
         except (tornado.websocket.WebSocketClosedError, tornado.iostream.StreamClosedError):
             raise PortError("WebSocket is closed") from None
+        finally:
+            self._pending_bytes -= size
 
     async def ping(self, data: bytes) -> None:
         try:
@@ -414,6 +474,8 @@ class EventStream:
         self.client_gone = False
         self.ended = asyncio.Event()
         self._deliver: Deliver | None = None
+        self.pending_bytes = 0  # events written, not yet flushed to the client's socket
+        self._max_pending = _max_pending(handler)
 
     def attach(self, deliver: Deliver) -> None:
         self._deliver = deliver
@@ -429,11 +491,25 @@ class EventStream:
             self.handler.set_header("Cache-Control", "no-cache")
 
     def send_event(self, text: str) -> None:
+        """Write one event. Events the client has not read are bounded in bytes: past the bound the client is cut
+        off (the connection closed; the plugin's ``onclose`` runs), never buffered."""
         if self.ended.is_set():
             return
+        size = utf8_size(text)
+        if self.pending_bytes and self.pending_bytes + size > self._max_pending:
+            log.warning("closing an event stream: its client did not read %s", human_bytes(self.pending_bytes))
+            self.lost()
+            self.handler.request.connection.close()  # type: ignore[union-attr]
+            return
         self._start()
+        self.pending_bytes += size
         self.handler.write(text)
-        self.handler.flush().add_done_callback(lambda f: self.lost() if f.exception() is not None else None)
+        self.handler.flush().add_done_callback(functools.partial(self._flushed, size))
+
+    def _flushed(self, size: int, fut: asyncio.Future[None]) -> None:
+        self.pending_bytes -= size
+        if fut.exception() is not None:
+            self.lost()
 
     def end(self) -> None:
         self.ended.set()

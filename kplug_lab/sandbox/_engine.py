@@ -158,8 +158,9 @@ class Watchdog:
 
     A VM's running call keeps its budget in one attribute (``_budget``: the clock to read, the VM thread's CPU
     clock where the platform has one, and where the count started; ``None`` while idle or inside a host
-    function); the thread scans the live VMs each tick, reads the clock of those running, and sleeps when there
-    are no VMs.
+    function); the thread scans the live VMs each tick, anchors the budget of a call it sees for the first time
+    on that clock and checks it from then on (a call shorter than a tick never reads a CPU clock, which costs a
+    system call), and sleeps when there are no VMs.
     """
 
     def __init__(self, engine: wasmtime.Engine) -> None:

@@ -38,6 +38,7 @@ __all__ = [
     "ConsoleCallback",
     "HostFunction",
     "check_limits",
+    "live_vm_count",
 ]
 
 log = logging.getLogger("kplug_lab.sandbox")
@@ -163,6 +164,13 @@ _VMS: dict[int, VM] = {}
 _VMS_LOCK = threading.Lock()
 
 
+def live_vm_count() -> int:
+    """How many VMs of this process are open (made and not yet closed): each holds its wasm memory until
+    :meth:`VM.close`. A host that leaks no VM sees this go back down when its plugins stop."""
+    with _VMS_LOCK:
+        return len(_VMS)
+
+
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 _DECODE = json.JSONDecoder().decode
 
@@ -275,9 +283,14 @@ class VM:
         self._console = console
         self._dead: str | None = None
         self._fault: str | None = None  # why an import trapped the guest (the reason its trap reports)
-        # the running call's CPU budget: (clock id, base), the time used being _now(clock) - base; None while
-        # the VM is idle or inside a host function (the budget is paused and the host's time credited after)
-        self._budget: tuple[int, float] | None = None
+        # the running call's CPU budget: (clock id, wall time it started or resumed, time used before that); None
+        # while the VM is idle or inside a host function (the budget is paused and the host's time credited
+        # after). Reading a thread's CPU clock is a system call (no vDSO), so a call does not read it: the
+        # watchdog anchors the budget on its first tick (_anchor: the budget, its CPU clock then, time used then)
+        # and counts CPU time from there; the time before counts as at most one tick (on a starved machine the
+        # tick may come late: the limit then errs on the lenient side, never on the plugin's)
+        self._budget: tuple[int, float, float] | None = None
+        self._anchor: tuple[tuple[int, float, float], float, float] | None = None
         self._running = 0  # outer calls under way (a host function may call into its VM again)
         self._functions: list[tuple[HostFunction, bool]] = []
         self._pending_async: dict[int, Any] = {}
@@ -562,15 +575,32 @@ class VM:
         _set_epoch_deadline(address_of(ctx) if ctx is not None else self._ctx_addr, _ticks(seconds))
 
     def _used(self) -> float | None:
-        """CPU seconds the running call has used so far (host time excluded), or None if it is paused or idle."""
+        """CPU seconds the running call has used so far (host time excluded), or None if it is paused or idle:
+        counted on its CPU clock from the anchor on, and the time before the anchor as at most one tick."""
         budget = self._budget
         if budget is None:
             return None
-        clock, base = budget
-        return _now(clock) - base
+        clock, wall, before = budget
+        anchor = self._anchor
+        if anchor is not None and anchor[0] is budget:
+            return anchor[2] + (_now(clock) - anchor[1])
+        return before + min(time.monotonic() - wall, EPOCH_TICK_S) if clock != _WALL else before + (
+            time.monotonic() - wall)
+
+    def _anchor_budget(self) -> None:
+        """Start counting the running call's CPU clock (once per budget; from the watchdog's first tick, or the
+        epoch callback): a call shorter than a tick never pays for reading it."""
+        budget = self._budget
+        if budget is None or budget[0] == _WALL:
+            return
+        anchor = self._anchor
+        if anchor is None or anchor[0] is not budget:
+            clock, wall, before = budget
+            self._anchor = (budget, _now(clock), before + min(time.monotonic() - wall, EPOCH_TICK_S))
 
     def _watchdog_tick(self) -> None:
         """On the watchdog's thread: raise the soft interrupt flag once the running call used its CPU limit."""
+        self._anchor_budget()
         used = self._used()
         if used is not None and used >= self._cpu_limit:
             self._raise_flag()
@@ -579,6 +609,7 @@ class VM:
         """wasmtime's epoch-deadline callback, on the VM's own thread: extend the deadline while the call's CPU
         time (host time excluded) is under the hard limit; otherwise fail the call, which kills the VM."""
         try:
+            self._anchor_budget()
             used = self._used()
             remaining = self._hard_cpu_limit - (used or 0.0)
             if remaining > 0:
@@ -609,8 +640,7 @@ class VM:
         if outer:
             outer_budget = self._budget  # not None only if a host function calls into its VM
             self._set_epoch_deadline(self.hard_cpu_limit)
-            clock = _thread_clock()
-            self._budget = (clock, _now(clock))
+            self._budget = (_thread_clock(), time.monotonic(), 0.0)
             self._running += 1
         try:
             if self.fast:
@@ -865,17 +895,15 @@ class VM:
         budget = self._budget
         if budget is None:  # paused already (a host function's own call into its VM), or no call running
             return self._host_call_here(ctx, fn_id, ptr, n, token)
-        clock, base = budget
+        used = self._used() or 0.0
         self._budget = None
-        start = _now(clock)
-        used = start - base
         self._set_epoch_deadline(_FAR, ctx)
         try:
             return self._host_call_here(ctx, fn_id, ptr, n, token)
         finally:
             if self._dead is None:
                 self._set_epoch_deadline(max(self._hard_cpu_limit - used, EPOCH_TICK_S), ctx)
-            self._budget = (clock, _now(clock) - used)
+            self._budget = (budget[0], time.monotonic(), used)  # a new budget: anchored again on the next tick
 
     def _host_call_here(self, ctx: Any, fn_id: int, ptr: int, n: int, token: int) -> int:
         """Answers (see kplug.c): ``n >= 0``, a JSON result of ``n`` bytes in scratch; ``-n - 1`` bytes of a

@@ -55,6 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--call-timeout", type=float, default=30.0, help="seconds an RPC call may take to settle")
     s.add_argument("--max-request-bytes", type=int, default=8 * 1024 * 1024,
                    help="largest JSON-RPC request accepted (HTTP body or WebSocket message), bytes")
+    s.add_argument("--max-fetch-bytes", type=int, default=32 * 1024 * 1024,
+                   help="largest request body siyuan.client.fetch sends and response a private route's proxy body "
+                        "relays, bytes (past it: an error, or the proxied response is cut off); fetch responses "
+                        "are streamed")
+    s.add_argument("--max-pending-bytes", type=int, default=16 * 1024 * 1024,
+                   help="bytes a plugin may have queued for one client connection (SSE, WebSocket, broadcasts) or "
+                        "not yet taken from one kernel connection; past it that connection is closed")
     s.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                    help="a browser origin (scheme://host[:port], or *) whose pages may call the plugin routes, "
                         "e.g. SiYuan's http://127.0.0.1:6806; repeatable (default: same origin only)")
@@ -125,7 +132,8 @@ async def _serve(args: argparse.Namespace) -> int:
                             siyuan_url=args.siyuan_url, siyuan_token=args.siyuan_token,
                             siyuan_poll_interval=args.siyuan_poll_interval, hot_reload=not args.no_reload,
                             data_dir=args.data, siyuan_strict=args.siyuan_strict,
-                            follow_caller_cpu=args.follow_caller_cpu)
+                            follow_caller_cpu=args.follow_caller_cpu, max_fetch_body=args.max_fetch_bytes,
+                            max_pending_bytes=args.max_pending_bytes)
     except ValueError as exc:  # a limit the sandbox cannot honour (e.g. --memory-mb past wasm32's 4 GiB)
         print(f"kplug serve: {exc}", file=sys.stderr)
         return 2
@@ -143,18 +151,19 @@ async def _serve(args: argparse.Namespace) -> int:
             return 2
     manager = PluginManager(config, workspace=args.workspace, plugins_dir=args.plugins)
     token = args.token or persistent_token(manager.data_dir)
+    bounds = {"kplug_max_fetch_body": config.max_fetch_body, "kplug_max_pending_bytes": config.max_pending_bytes}
     limits = Limits(max_body_bytes=args.max_request_bytes, call_timeout=args.call_timeout)
     app: tornado.web.Application
     if door is not None:
         from .front_door import make_front_door_app
         app = make_front_door_app(manager, token, door, call_token=args.call_token, dev_mode=args.dev,
                                   limits=limits, kplug_proxy_allow_private=args.proxy_allow_private,
-                                  kplug_ws_direct_frames=args.ws_direct_frames)
+                                  kplug_ws_direct_frames=args.ws_direct_frames, **bounds)
     else:
         app = make_standalone_app(manager, token, call_token=args.call_token, base_url=args.base_url,
                                   dev_mode=args.dev, allow_origins=args.allow_origin, limits=limits,
                                   kplug_proxy_allow_private=args.proxy_allow_private,
-                                  kplug_ws_direct_frames=args.ws_direct_frames)
+                                  kplug_ws_direct_frames=args.ws_direct_frames, **bounds)
     if door is not None:  # the plugins' state pushes, merged into the kernel's own /ws stream (a snapshot first)
         door.follow(lambda send: subscribe_state_pushes(manager, send, snapshot=False),
                     snapshot=lambda: state_snapshot(manager))
@@ -256,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every request at INFO: the SiYuan poll (every few seconds) and every plugin fetch would flood the log
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     if args.command == "serve":
         if args.switch_interval is not None:
             if not args.switch_interval > 0:

@@ -74,6 +74,12 @@ class KplugLabApp(ExtensionApp):
     max_request_bytes = Int(8 * 1024 * 1024, min=1, config=True, help="Largest JSON-RPC request accepted, bytes "
                                                                       "(HTTP body or WebSocket message).")
 
+    max_fetch_body = Int(32 * 1024 * 1024, min=1, config=True, help=(
+        "Largest request body siyuan.client.fetch sends and response a private route's proxy body relays, bytes; "
+        "past it an error (the proxied response is cut off). Fetch responses are streamed."))
+    max_pending_bytes = Int(16 * 1024 * 1024, min=1, config=True, help=(
+        "Bytes a plugin may have queued for one client connection (SSE, WebSocket, broadcasts) or not yet taken "
+        "from one kernel connection; past it that connection is closed, never buffered."))
     proxy_allow_private = Bool(False, config=True, help="Let a private route's proxy body reach loopback and "
                                                         "private addresses (refused by default).")
     follow_caller_cpu = Bool(False, config=True, help=(
@@ -100,7 +106,8 @@ class KplugLabApp(ExtensionApp):
                           siyuan_url=self.siyuan_url, siyuan_token=self.siyuan_token, hot_reload=self.hot_reload,
                           siyuan_poll_interval=self.siyuan_poll_interval,
                           data_dir=data_dir, follow_caller_cpu=self.follow_caller_cpu,
-                          siyuan_strict=self.siyuan_strict)
+                          siyuan_strict=self.siyuan_strict, max_fetch_body=self.max_fetch_body,
+                          max_pending_bytes=self.max_pending_bytes)
 
     def _plugin_roots(self) -> tuple[Path | None, Path | None]:
         if self.workspace and self.plugins_dir:
@@ -133,6 +140,8 @@ class KplugLabApp(ExtensionApp):
             kplug_call_token=self.call_token or None,
             kplug_proxy_allow_private=self.proxy_allow_private,
             kplug_ws_direct_frames=self.ws_direct_frames,
+            kplug_max_fetch_body=self.max_fetch_body,
+            kplug_max_pending_bytes=self.max_pending_bytes,
         )
 
     def initialize_handlers(self) -> None:

@@ -663,6 +663,10 @@ interface SubtleCrypto {
   sign(algorithm: AlgorithmIdentifier, key: CryptoKey, data: BufferSource): Promise<ArrayBuffer>;
   verify(algorithm: AlgorithmIdentifier, key: CryptoKey, signature: BufferSource, data: BufferSource):
     Promise<boolean>;
+  /** ECDSA and ECDH (`namedCurve`), RSA (`modulusLength`), Ed25519 and X25519 make key pairs. */
+  generateKey(algorithm: { name: string; namedCurve: string } | { name: string; modulusLength: number }
+    | "Ed25519" | "X25519" | { name: "Ed25519" | "X25519" }, extractable: boolean, usages: KeyUsage[]):
+    Promise<CryptoKeyPair>;
   generateKey(algorithm: AlgorithmIdentifier, extractable: boolean, usages: KeyUsage[]):
     Promise<CryptoKey | CryptoKeyPair>;
   deriveBits(algorithm: AlgorithmIdentifier, baseKey: CryptoKey, length: number): Promise<ArrayBuffer>;

@@ -12,14 +12,15 @@ from typing import Any
 
 import httpx
 import pytest
-from kplug_testing import REPO, Host, wait_for
+from kplug_testing import REPO, Host, free_port, wait_for
 
 from kplug_lab.errors import PluginCallError
 from kplug_lab.host.runtime.api import PluginState
 from kplug_lab.host.runtime.manager import PluginManager
+from kplug_lab.rpc.app import make_standalone_app
 from kplug_lab.testing import FakeSiYuan, RecordingEndpoint
 
-EXAMPLES = ("hello", "counter", "heartbeat", "notes-agent", "journal", "todo")
+EXAMPLES = ("hello", "counter", "heartbeat", "notes-agent", "journal", "todo", "signed-upload", "streamer")
 
 
 @pytest.fixture
@@ -71,6 +72,8 @@ async def test_every_example_plugin_reaches_running(host: Host, kernel: FakeSiYu
     assert methods["notes-agent"] == {"add", "list"}
     assert {"append", "entries", "edit", "remove", "changes", "following"} <= methods["journal"]
     assert methods["todo"] == {"add", "done", "list"}
+    assert methods["signed-upload"] == {"publicKey", "sign", "verify", "upload", "check"}
+    assert methods["streamer"] == {"head", "served"}
     for info in manager.list_plugins():
         for m in info.methods:
             assert m.descriptions, f"{info.name}.{m.name} has no description"
@@ -229,7 +232,9 @@ async def test_journal_writes_blocks_through_the_kernel_api(host: Host, kernel: 
                                      "/api/block/appendBlock", "/api/attr/setBlockAttrs", "/api/block/updateBlock",
                                      "/api/block/getBlockKramdown", "/api/block/deleteBlock"}
     assert all(r.authorized for r in api)
-    assert all(r.headers.get("X-Auth-Token") == kernel.token for r in api)
+    # the host's own probe of which plugins SiYuan runs (one_copy.py) is not the plugin's request
+    plugin_api = [r for r in api if r.path != "/api/plugin/listLoadedPlugins"]
+    assert all(r.headers.get("X-Auth-Token") == kernel.token for r in plugin_api)
 
 
 async def test_journal_follows_transactions_on_the_kernel_ws(host: Host, kernel: FakeSiYuan) -> None:
@@ -295,3 +300,120 @@ async def test_todo_split_over_files_with_require_keeps_its_list_across_restarts
     await manager.reload("todo")
     assert await manager.call("todo", "list") == [{"id": 1, "title": "write docs", "done": True},
                                                   {"id": 2, "title": "ship", "done": False}]
+
+
+async def test_signed_upload_signs_verifies_and_keeps_its_key_across_restarts(host: Host, kernel: FakeSiYuan) -> None:
+    manager = await start_examples(host, kernel, "signed-upload")
+    jwk = await manager.call("signed-upload", "publicKey")
+    assert jwk["kty"] == "EC" and jwk["crv"] == "P-256" and "d" not in jwk
+    signature = await manager.call("signed-upload", "sign", ["hello"])
+    assert len(bytes.fromhex(signature)) == 64  # r || s, as Web Crypto gives ECDSA signatures
+    assert await manager.call("signed-upload", "verify", ["hello", signature]) is True
+    assert await manager.call("signed-upload", "verify", ["hellO", signature]) is False
+    with pytest.raises(PluginCallError, match="signature must be hex"):
+        await manager.call("signed-upload", "verify", ["hello", "not hex"])
+    await manager.reload("signed-upload")  # the key pair was kept in storage as JWK
+    assert await manager.call("signed-upload", "publicKey") == jwk
+    assert await manager.call("signed-upload", "verify", ["hello", signature]) is True
+    assert kplug_only(manager, "signed-upload") == []  # runs in SiYuan as it is
+
+
+async def test_signed_upload_puts_a_form_data_file_and_checks_it(host: Host, kernel: FakeSiYuan) -> None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    manager = await start_examples(host, kernel, "signed-upload")
+    text = "Grüße, a signed note\n"
+    result = await manager.call("signed-upload", "upload", ["note.txt", text])
+    assert result["path"] == "/data/storage/signed-upload/note.txt"
+    stored = kernel.workspace_path("/data/storage/signed-upload/note.txt")
+    assert stored.read_bytes() == text.encode()
+    sidecar = json.loads(kernel.workspace_path("/data/storage/signed-upload/note.txt.sig").read_text())
+    assert sidecar["signature"] == result["signature"]
+
+    # the signature checks out with another implementation too (P1363 r || s to DER)
+    jwk = sidecar["publicKey"]
+    point = b"\x04" + base64.urlsafe_b64decode(jwk["x"] + "==") + base64.urlsafe_b64decode(jwk["y"] + "==")
+    public = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+    raw = bytes.fromhex(result["signature"])
+    der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+    public.verify(der, text.encode(), ec.ECDSA(hashes.SHA256()))
+
+    [put, _] = kernel.requests_to("/api/file/putFile")
+    assert put.authorized and put.status == 200
+    assert put.headers["Content-Type"].startswith("multipart/form-data; boundary=")
+    assert b'name="file"; filename="note.txt"' in put.body and b"Content-Type: text/plain" in put.body
+
+    assert await manager.call("signed-upload", "check", ["note.txt"]) == {"name": "note.txt", "found": True,
+                                                                         "valid": True}
+    stored.write_text("tampered")
+    assert (await manager.call("signed-upload", "check", ["note.txt"]))["valid"] is False
+    assert (await manager.call("signed-upload", "check", ["missing.txt"]))["found"] is False
+    with pytest.raises(PluginCallError, match="name must be"):
+        await manager.call("signed-upload", "upload", ["../escape", "x"])
+
+
+async def test_streamer_reads_a_kernel_file_as_a_stream_and_aborts_when_it_has_enough(
+        host: Host, kernel: FakeSiYuan) -> None:
+    manager = await start_examples(host, kernel, "streamer")
+    big = kernel.workspace_path("/data/storage/big.txt")
+    big.parent.mkdir(parents=True, exist_ok=True)
+    big.write_bytes(b"0123456789" * 50_000)  # 500 kB: more than one chunk
+    got = await manager.call("streamer", "head", ["/data/storage/big.txt", 100])
+    assert got["size"] == 100 and got["complete"] is False and got["text"] == "0123456789" * 10
+    small = kernel.workspace_path("/data/storage/small.txt")
+    small.write_text("short")
+    got = await manager.call("streamer", "head", ["/data/storage/small.txt", 1024])
+    assert got == {"size": 5, "chunks": 1, "complete": True, "text": "short"}
+    got = await manager.call("streamer", "head", ["/data/storage/big.txt", 10 ** 6])
+    assert got["size"] == 500_000 and got["complete"] is True and got["chunks"] > 1
+    with pytest.raises(PluginCallError, match=r"getFile /data/nope\.txt: stat /data/nope\.txt: no such file"):
+        await manager.call("streamer", "head", ["/data/nope.txt"])
+    assert kplug_only(manager, "streamer") == []
+
+
+async def test_streamer_serves_streamed_responses_on_its_private_route(host: Host, kernel: FakeSiYuan) -> None:
+    manager = await start_examples(host, kernel, "streamer")
+    kernel.workspace_path("/data/storage/page.txt").parent.mkdir(parents=True, exist_ok=True)
+    kernel.workspace_path("/data/storage/page.txt").write_bytes(b"abc" * 100_000)
+    port = free_port()
+    server = make_standalone_app(manager, "admin-token").listen(port, address="127.0.0.1")
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False, timeout=30,
+                                     headers={"Authorization": "Token admin-token"}) as http:
+            r = await http.get("/plugin/private/streamer/count", params={"to": "5"})
+            assert r.status_code == 200 and r.headers["Content-Type"] == "text/plain; charset=utf-8"
+            assert r.text == "1\n2\n3\n4\n5\n"
+            r = await http.get("/plugin/private/streamer/count", params={"to": "-1"})
+            assert r.status_code == 400
+
+            async with http.stream("GET", "/plugin/private/streamer/count", params={"to": "1000000"}) as r:
+                lines = r.aiter_lines()
+                assert [await anext(lines) for _ in range(3)] == ["1", "2", "3"]
+            await wait_for_served(manager, lambda s: s["cancelled"] == 1)
+
+            r = await http.get("/plugin/private/streamer/file", params={"path": "/data/storage/page.txt"})
+            assert r.status_code == 200 and r.content == b"abc" * 100_000
+            r = await http.get("/plugin/private/streamer/file", params={"path": "/data/nope"})
+            assert r.status_code == 404 and "no such file" in r.text
+    finally:
+        server.stop()
+        await server.close_all_connections()
+    served = await manager.call("streamer", "served")
+    assert served == {"started": 2, "finished": 1, "cancelled": 1}
+
+
+async def wait_for_served(manager: PluginManager, check: Any) -> None:
+    for _ in range(750):  # the plugin learns of the client leaving when the host next pulls its stream
+        if check(await manager.call("streamer", "served")):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"streamer never reached the expected counts: {await manager.call('streamer', 'served')}")
+
+
+def kplug_only(manager: PluginManager, name: str) -> list[str]:
+    """kplug_lab's own globals the plugin touched (the portability report): none for a plugin that runs in SiYuan."""
+    info = manager.get_plugin(name)
+    assert info is not None
+    return info.kplug_only

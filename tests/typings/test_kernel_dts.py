@@ -117,5 +117,7 @@ def test_a_typescript_plugin_type_checks_and_misuse_is_reported_with_its_line(ts
 
 @pytest.mark.parametrize("plugin", sorted(p.name for p in (REPO / "plugins").iterdir() if (p / "kernel.js").exists()))
 def test_every_example_plugin_type_checks(tsc: Path, tmp_path: Path, plugin: str) -> None:
-    result = check(tsc, tmp_path, [REPO / "plugins" / plugin / "kernel.js"], allowJs=True, checkJs=True, strict=False)
+    # plugins split over files (todo) require their own .js and .json files, CommonJS style
+    result = check(tsc, tmp_path, [REPO / "plugins" / plugin / "kernel.js"], allowJs=True, checkJs=True, strict=False,
+                   module="commonjs", moduleResolution="node", resolveJsonModule=True)
     assert result.returncode == 0, result.stdout + result.stderr

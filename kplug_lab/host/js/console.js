@@ -19,7 +19,20 @@ function inspect(v) {
   if (v === undefined || typeof v === "function" || typeof v === "symbol" || typeof v === "bigint") return String(v);
   try { const s = JSON.stringify(v); return s === undefined ? String(v) : s; } catch (e) { return String(v); }
 }
-const log = (level, text) => call("log", level, text);
+// text past the host's longest log line (which the log op answers with) is cut here, before it crosses the boundary
+let logLineMax = Infinity;
+const sizeText = (n) => (n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(1)} KiB`
+  : n < 1073741824 ? `${(n / 1048576).toFixed(1)} MiB` : `${(n / 1073741824).toFixed(1)} GiB`);
+const log = (level, text) => {
+  if (typeof text === "string" && text.length > logLineMax) {
+    const room = Math.max(1, logLineMax - 64); // the marker fits in the line too
+    const code = text.charCodeAt(room - 1);
+    const keep = code >= 0xd800 && code <= 0xdbff ? room - 1 : room; // not half a surrogate pair
+    text = `${text.slice(0, keep)}… [truncated ${sizeText(text.length - keep)}]`;
+  }
+  const max = call("log", level, text);
+  if (typeof max === "number" && max > 0) logLineMax = max;
+};
 const timers = new Map();
 const consoleObj = {
   log: (...a) => log("info", format(...a)),

@@ -18,8 +18,11 @@ class Basics(Capability):
     def sync_ops(self) -> dict[str, Op]:
         return {"log": self.log, "random_bytes": self.random_bytes}
 
-    def log(self, level: str, text: str) -> None:
+    def log(self, level: str, text: str) -> int:
+        """Log ``text``; returns the longest line the host keeps (bytes), so the JS side cuts longer text before
+        it crosses the boundary again (console.js)."""
         self.ctx.log(str(level), str(text))
+        return self.ctx.config.log_line_max
 
     def random_bytes(self, n: int) -> str:
         n = int(n)

@@ -13,18 +13,27 @@ Semantics are the spec's [better] ones, and differ from SiYuan on purpose:
   for 15 minutes before saying anything);
 * a non-200 answer fails at once (``error`` then ``close``), as a browser's EventSource does;
 * ``close()`` cancels the task immediately (SiYuan's background task keeps spinning).
+
+A subscription to a plugin's private SSE route (``/plugin/private/<name>/...``) is answered by that plugin's
+``siyuan.server.private.es`` handler in-process (:class:`kplug_lab.host.route_sockets.LocalPrivateEventStream`),
+not by the kernel at ``siyuan_url``: in SiYuan the kernel plugins live in the kernel, here they live in this host.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+from collections.abc import Coroutine
+from functools import partial
 from typing import Any
 
 import httpx
 
 from ...errors import EventStreamError, HostOpError
+from ...protocol import routes
 from ...protocol.sse import EventStreamParser
+from ..route_sockets import LocalPrivateEventStream
+from ..runtime.bounds import human_bytes
 from ..runtime.context import Capability, Op, PluginContext
 from .kernel import kernel_headers, kernel_url
 
@@ -64,7 +73,14 @@ class ClientEvents(Capability):
     def open(self, sid: int, path: str) -> None:
         """Start subscription ``sid`` (called on the plugin's thread; the work runs on the host loop)."""
         url = self.url(path)
-        self._tasks[sid] = asyncio.run_coroutine_threadsafe(self._run(sid, url), self.ctx.loop)
+        route = routes.match("GET", path)
+        run: Coroutine[Any, Any, None]
+        if route is not None and route.kind is routes.RouteKind.PRIVATE:  # the kernel plugins live here
+            run = self._run_local(sid, LocalPrivateEventStream(self.ctx.host, route.name, route.rest or "", path,
+                                                               url, partial(self._post, sid)))
+        else:
+            run = self._run(sid, url)
+        self._tasks[sid] = asyncio.run_coroutine_threadsafe(run, self.ctx.loop)
         self._tasks[sid].add_done_callback(lambda _f: self._tasks.pop(sid, None))
 
     def close(self, sid: int) -> None:
@@ -94,10 +110,17 @@ class ClientEvents(Capability):
                             return
                         failures, delay = 0, RETRY_INITIAL
                         self._post(sid, {"type": "open"})
+                        inbound = self.ctx.inbound
                         async for chunk in resp.aiter_bytes():
                             for event in parser.feed(chunk):
+                                size = len(event.data) + len(event.event) + len(event.last_event_id)
+                                if not inbound.take(size):  # the plugin is not keeping up: end, do not buffer
+                                    self._fail(sid, f"GET {url}: the plugin did not take {human_bytes(inbound.used)} "
+                                                    f"of events (at most {human_bytes(inbound.limit)} may wait): "
+                                                    "the connection was closed")
+                                    return
                                 self._post(sid, {"type": "message", "event": event.event, "data": event.data,
-                                                 "lastEventId": event.last_event_id})
+                                                 "lastEventId": event.last_event_id}, size)
                     self._post(sid, {"type": "close"})  # the kernel ended the stream cleanly
                     return
                 except httpx.HTTPError as exc:
@@ -110,9 +133,18 @@ class ClientEvents(Capability):
                 await asyncio.sleep(parser.retry_ms / 1000 if parser.retry_ms is not None else delay)
                 delay *= RETRY_FACTOR
 
+    async def _run_local(self, sid: int, stream: LocalPrivateEventStream) -> None:
+        try:
+            await stream.run()
+        except EventStreamError as exc:
+            self._fail(sid, str(exc))
+            return
+        self._post(sid, {"type": "close"})  # the handler closed the stream, or its plugin stopped
+
     def _fail(self, sid: int, message: str) -> None:
         self._post(sid, {"type": "error", "error": message})
         self._post(sid, {"type": "close"})
 
-    def _post(self, sid: int, event: dict[str, Any]) -> None:
-        self.ctx.call_js("__kplug.eventSourceEvent", sid, event, api="siyuan.client.event")
+    def _post(self, sid: int, event: dict[str, Any], size: int = 0) -> None:
+        then = (lambda: self.ctx.inbound.give(size)) if size else None
+        self.ctx.call_js("__kplug.eventSourceEvent", sid, event, api="siyuan.client.event", then=then)

@@ -23,6 +23,7 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 from ...errors import SocketError
 from ...protocol import routes
 from ..route_sockets import LocalPrivateSocket, LocalRpcSocket
+from ..runtime.bounds import human_bytes
 from ..runtime.context import Capability, Op, PluginContext
 from .kernel import kernel_headers, kernel_url
 
@@ -180,12 +181,19 @@ class ClientSockets(Capability):
 
     async def _read(self, sid: int, conn: ClientConnection) -> None:
         failure: str | None = None
+        inbound = self.ctx.inbound
         try:
             async for message in conn:
+                size = len(message)
+                if not inbound.take(size):  # the plugin is not keeping up: close rather than buffer for it
+                    failure = (f"the plugin did not take {human_bytes(inbound.used)} of frames from the kernel "
+                               f"(at most {human_bytes(inbound.limit)} may wait): the connection was closed")
+                    await conn.close(1008, "the plugin reads too slowly")
+                    break
                 if isinstance(message, str):
-                    self._post(sid, {"type": "text", "data": message})
+                    self._post(sid, {"type": "text", "data": message}, size)
                 else:
-                    self._post(sid, {"type": "binary", "data": base64.b64encode(message).decode("ascii")})
+                    self._post(sid, {"type": "binary", "data": base64.b64encode(message).decode("ascii")}, size)
         except ConnectionClosed:
             pass
         except Exception as exc:  # any read failure ends the connection and is reported
@@ -201,5 +209,6 @@ class ClientSockets(Capability):
         self._post(sid, {"type": "close", "code": code, "reason": (conn.close_reason or "") if clean else "",
                          "wasClean": clean})
 
-    def _post(self, sid: int, event: dict[str, Any]) -> None:
-        self.ctx.call_js("__kplug.socketEvent", sid, event, api="siyuan.client.socket")
+    def _post(self, sid: int, event: dict[str, Any], size: int = 0) -> None:
+        then = (lambda: self.ctx.inbound.give(size)) if size else None
+        self.ctx.call_js("__kplug.socketEvent", sid, event, api="siyuan.client.socket", then=then)

@@ -16,6 +16,7 @@ from typing import Any
 from ...errors import HostOpError, PortError
 from ...protocol.sse import encode_event
 from ..runtime.api import Deliver, EventStreamPort, WebSocketPort
+from ..runtime.bounds import ByteBudget, human_bytes, utf8_size
 from ..runtime.context import Capability, Op, PluginContext
 from .encoding import unb64, utf8
 
@@ -29,6 +30,8 @@ class PrivatePorts(Capability):
         self._ports: dict[int, WebSocketPort | EventStreamPort] = {}
         self._next = 1
         self._waiting: set[asyncio.Future[None]] = set()
+        # SSE events handed to the loop and not yet written (the loop may be behind): host memory, bounded
+        self._handoff = ByteBudget(ctx.config.max_pending_bytes)
 
     def sync_ops(self) -> dict[str, Op]:
         return {"port_sse_send": self.port_sse_send, "port_sse_close": self.port_sse_close}
@@ -58,7 +61,18 @@ class PrivatePorts(Capability):
     def port_sse_send(self, pid: int, event: dict[str, Any]) -> None:
         port = self.event_stream(int(pid))
         if port is not None:  # after the stream ended, events go nowhere (as in SiYuan)
-            self.ctx.loop.call_soon_threadsafe(port.send_event, encode_event(event))
+            text = encode_event(event)
+            size = utf8_size(text)
+            if not self._handoff.take(size):
+                raise HostOpError(f"{human_bytes(self._handoff.used)} of events are still waiting to be sent (at "
+                                  f"most {human_bytes(self._handoff.limit)}); send less at once")
+            self.ctx.loop.call_soon_threadsafe(self._send_event, port, text, size)
+
+    def _send_event(self, port: EventStreamPort, text: str, size: int) -> None:
+        try:
+            port.send_event(text)
+        finally:
+            self._handoff.give(size)
 
     def port_sse_close(self, pid: int) -> None:
         port = self.event_stream(int(pid))

@@ -46,7 +46,5 @@ class ToolOps(Capability):
         return dict(record, name=global_name)
 
     def tool_unregister(self, kind: str, name: str) -> None:
-        registry = self.ctx.tools
-        for key in [k for k, t in registry.items()
-                    if t["plugin"] == self.ctx.name and t["local"] == str(name) and t["kind"] == str(kind)]:
-            del registry[key]
+        plugin, local, kind = self.ctx.name, str(name), str(kind)
+        self.ctx.tools.remove_if(lambda _k, t: t["plugin"] == plugin and t["local"] == local and t["kind"] == kind)

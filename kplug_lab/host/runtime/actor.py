@@ -38,9 +38,14 @@ class Actor:
     """
 
     def __init__(self, name: str, on_timer: Callable[[int], None],
-                 loop: asyncio.AbstractEventLoop | None = None, *, follow_caller_cpu: bool = False) -> None:
+                 loop: asyncio.AbstractEventLoop | None = None, *, follow_caller_cpu: bool = False,
+                 on_error: Callable[[str], None] | None = None) -> None:
         self.name = name
         self._on_timer = on_timer
+        self._on_error = on_error
+        self._at_exit: list[Callable[[], Any]] = []
+        self._exit_lock = threading.Lock()
+        self._exited = False
         self._loop = loop
         fast = loop is not None and follow_caller_cpu
         self._queue = Inbox(Doorbell() if fast else None)
@@ -193,6 +198,15 @@ class Actor:
         self._armed.clear()
         self._timers.clear()
 
+    def at_exit(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` on the actor thread once it leaves its loop (after the job it is in, even a stuck one that
+        ends only at its CPU limit); at once, on this thread, if it has already left."""
+        with self._exit_lock:
+            if not self._exited:
+                self._at_exit.append(fn)
+                return
+        self._safe(fn)
+
     def stop(self, wait: float | None = 5.0) -> bool:
         """Stop after the current job; queued jobs are dropped. True if the thread ended in time."""
         self._stopped.set()
@@ -207,6 +221,33 @@ class Actor:
         return True
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        finally:
+            with self._exit_lock:
+                self._exited = True
+                at_exit, self._at_exit = self._at_exit, []
+            for fn in at_exit:
+                self._safe(fn)
+
+    def _serve(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                self._serve_inbox()
+                return
+            except BaseException as exc:  # the thread outlives any failure of its inbox, and says so
+                log.exception("plugin [%s]: the plugin's thread caught an error from its inbox", self.name)
+                self._report(f"the plugin's thread caught an error from its inbox: {type(exc).__name__}: {exc}")
+        self._drain()
+
+    def _report(self, text: str) -> None:
+        if self._on_error is not None:
+            try:
+                self._on_error(text)
+            except Exception:
+                log.exception("plugin [%s]: reporting an error failed", self.name)
+
+    def _serve_inbox(self) -> None:
         inbox, affinity = self._queue, self._affinity
         if affinity is not None:
             affinity.start()
@@ -235,10 +276,16 @@ class Actor:
             self._fire_due()
         if affinity is not None:
             affinity.stop()
+        self._drain()
+
+    def _drain(self) -> None:
         while True:
             try:
-                self._abandon(inbox.get_nowait())
+                self._abandon(self._queue.get_nowait())
             except queue.Empty:
+                break
+            except Exception:
+                log.exception("plugin [%s]: draining the inbox failed", self.name)
                 break
         if self._loop_bell is not None:  # everything is delivered: the loop may drop the doorbell
             try:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...sandbox import check_limits
+from .bounds import MAX_FETCH_BODY, MAX_PENDING_BYTES
 
 __all__ = ["HostConfig"]
 
@@ -41,6 +42,18 @@ class HostConfig:
     lang: str = "en"
     #: log lines kept per plugin for ``kplug.logs`` and the inspector
     log_buffer: int = 1000
+    #: bytes of log text kept per plugin (the oldest lines go first), whatever the line count
+    log_buffer_bytes: int = 4 * 1024 * 1024
+    #: longest log line, bytes of UTF-8; longer text is cut and ends with a marker ("… [truncated 4.0 MiB]")
+    log_line_max: int = 64 * 1024
+    #: bytes one plugin may have waiting on one path at once: pushes queued for one client connection (SSE
+    #: events, WebSocket frames, broadcasts), frames from the kernel's SSE and WebSocket not yet taken by the
+    #: plugin. Past it the slow side is cut off (the connection is closed), never buffered
+    max_pending_bytes: int = MAX_PENDING_BYTES
+    #: how long a durable operation waits for the store's lock (SQLite's busy timeout), seconds; never longer
+    #: than ``call_timeout``. Past it the operation fails in JS: "the durable store is busy (locked by another
+    #: connection) for 5 s"
+    durable_busy_timeout: float = 5.0
     #: where durable data (queues, key-value, schedules) and plain-folder storage live
     data_dir: Path | None = None
     #: host I/O operations (fetch, socket and stream calls, ...) one plugin may have waiting at once; more are
@@ -52,9 +65,10 @@ class HostConfig:
     #: ``siyuan.client.fetch`` responses one plugin may have open at once (headers awaited or body not read to
     #: the end); each holds a connection to the kernel
     max_open_fetches: int = 64
-    #: most bytes of a request body a plugin's ``siyuan.client.fetch`` may send. Response bodies are streamed: the
-    #: host holds at most one 32 KiB chunk per open response (``max_open_fetches``), whatever their size
-    max_fetch_body: int = 32 * 1024 * 1024
+    #: most bytes of a request body a plugin's ``siyuan.client.fetch`` may send, and of a ``body.proxy`` response a
+    #: private route relays (past it the proxied response is refused, or cut off once started). Fetch response
+    #: bodies are streamed: the host holds at most one 32 KiB chunk per open response (``max_open_fetches``)
+    max_fetch_body: int = MAX_FETCH_BODY
     #: storage quota per plugin, bytes (None: unlimited)
     storage_quota: int | None = None
     #: SiYuan-strict mode: kplug_lab's own globals (structuredClone, siyuan.mcp, kplug, ...; the portability

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ...errors import CPUTimeout, JSError, OutOfMemory
+from .bounds import ByteBudget
+from .shared import SharedDict
 
 if TYPE_CHECKING:
     from ...durable.store import DurableStore
@@ -26,8 +28,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Capability", "Op", "PluginContext", "Timers", "ToolRegistry"]
 
-#: every tool of every plugin of a host, by global name: ``{"plugin", "kind", "local", "record"}``
-ToolRegistry = dict[str, dict[str, Any]]
+#: every tool of every plugin of a host, by global name: ``{"plugin", "kind", "local", "record"}``; written on
+#: plugins' threads, read on the loop, so every listing copies it under a lock (shared.py)
+ToolRegistry = SharedDict[str, dict[str, Any]]
 
 
 class Timers(Protocol):
@@ -46,10 +49,11 @@ class PluginContext:
     """One plugin instance as its host operations see it. A restarted plugin gets a new context."""
 
     def __init__(self, *, name: str, config: HostConfig, loop: asyncio.AbstractEventLoop, storage: Storage,
-                 methods: dict[str, list[str]], tools: ToolRegistry, host: HostAPI,
+                 methods: SharedDict[str, list[str]], tools: ToolRegistry, host: HostAPI,
                  log: Callable[[str, str], None], post: Callable[[Callable[[], Any]], None],
                  vm: Callable[[], VM | None], timers: Callable[[], Timers | None],
-                 broadcast: Callable[[str, Any], None], watch_storage: Callable[[Path, bool], None],
+                 broadcast: Callable[[str, Any, Callable[[], None] | None], None],
+                 watch_storage: Callable[[Path, bool], None],
                  durable: Callable[[], DurableStore], directory: Path | None = None) -> None:
         #: the plugin's name (``plugin.json``'s ``name``)
         self.name = name
@@ -75,6 +79,9 @@ class PluginContext:
         self._broadcast = broadcast
         self._watch_storage = watch_storage
         self._durable = durable
+        #: bytes of frames from the kernel's SSE and WebSocket connections posted to the plugin and not yet taken
+        #: by its JavaScript; past ``config.max_pending_bytes`` the connection that would add more is closed
+        self.inbound = ByteBudget(config.max_pending_bytes)
 
     def log(self, level: str, text: str) -> None:
         """Record a log line of the plugin (``trace``, ``debug``, ``info``, ``warn``, ``error``)."""
@@ -113,9 +120,10 @@ class PluginContext:
         """The plugin's timers; None once it stopped."""
         return self._timers()
 
-    def broadcast(self, method: str, params: Any) -> None:
-        """Send ``method(params)`` to every client subscribed to the plugin's broadcasts."""
-        self._broadcast(method, params)
+    def broadcast(self, method: str, params: Any, done: Callable[[], None] | None = None) -> None:
+        """Send ``method(params)`` to every client subscribed to the plugin's broadcasts; ``done`` runs once it was
+        handed to them (on the loop) or could not be."""
+        self._broadcast(method, params, done)
 
     def watch_storage(self, target: Path, add: bool) -> None:
         """Start (``add``) or stop delivering ``fs-notify`` events for ``target``, an absolute storage path."""

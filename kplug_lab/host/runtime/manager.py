@@ -27,14 +27,24 @@ from ...durable.store import DurableStore
 from ...errors import JSError, KplugError, ManifestError, PluginNotLoaded, PluginNotRunning, VMCrashed
 from .api import NO_PARAMS, EventStreamPort, LogRecord, PluginInfo, PluginState, Unsubscribe, WebSocketPort
 from .config import HostConfig
+from .context import ToolRegistry
 from .manifest import PluginSource, discover_directory, discover_workspace, platform_id, read_plugin
 from .one_copy import RUNS_IN_SIYUAN, plugins_siyuan_runs
 from .plugin import Plugin, js_detail
+from .shared import SharedDict
 from .stats import HostStats
 
 __all__ = ["PluginManager"]
 
 log = logging.getLogger("kplug_lab.host")
+
+
+def _emit_then(subs: _Subscribers, done: Callable[[], None] | None, *args: Any) -> None:
+    try:
+        subs.emit(*args)
+    finally:
+        if done is not None:
+            done()
 
 
 class _Subscribers:
@@ -87,7 +97,7 @@ class PluginManager:
         self.plugins: dict[str, Plugin] = {}
         self.sources: dict[str, PluginSource] = {}
         self.load_errors: list[ManifestError] = []
-        self.tools_registry: dict[str, dict[str, Any]] = {}
+        self.tools_registry: ToolRegistry = SharedDict()
         self._locks: dict[str, asyncio.Lock] = {}
         self._restarts: dict[str, int] = {}
         self.stats = HostStats()
@@ -122,7 +132,10 @@ class PluginManager:
         """The durable store (queues, key-value, schedules), opened on first use."""
         if self._durable is None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            self._durable = DurableStore(self.data_dir / STORE_FILE)
+            config = self.config
+            # a plugin's durable op waits for the lock on its thread: never longer than a call may take
+            busy = min(config.durable_busy_timeout, config.call_timeout)
+            self._durable = DurableStore(self.data_dir / STORE_FILE, busy_timeout=busy)
         return self._durable
 
     # ---- startup / shutdown -------------------------------------------------------------------------
@@ -347,15 +360,15 @@ class PluginManager:
         if self._logs:  # waking the loop per line is most of a log call's cost: only when someone listens
             self._in_loop(self._logs.emit, record)
 
-    def broadcast(self, name: str, method: str, params: Any) -> None:
-        """``siyuan.rpc.broadcast``: ``method(params)`` to every subscriber of plugin ``name``'s broadcasts."""
+    def broadcast(self, name: str, method: str, params: Any, done: Callable[[], None] | None = None) -> None:
+        """``siyuan.rpc.broadcast``: ``method(params)`` to every subscriber of plugin ``name``'s broadcasts;
+        ``done`` is called once it was handed to them (or not sent: no subscriber, or the loop is gone)."""
         subs = self._broadcasts.get(name)
-        if subs is not None:
-            self._in_loop(subs.emit, method, params)
+        if (subs is None or not self._in_loop(_emit_then, subs, done, method, params)) and done is not None:
+            done()
 
     def release_tools(self, plugin: Plugin) -> None:
-        for key in [k for k, t in self.tools_registry.items() if t["plugin"] == plugin.name]:
-            del self.tools_registry[key]
+        self.tools_registry.remove_if(lambda _k, t: t["plugin"] == plugin.name)
 
     def watch_storage(self, plugin: Plugin, target: Path, add: bool) -> None:
         """Start (``add``) or stop delivering ``fs-notify`` events for ``target`` (a storage path) to the plugin
@@ -398,18 +411,23 @@ class PluginManager:
         except Exception as exc:  # [better] a watcher error is logged; watching goes on at the next add
             plugin.log("error", f"storage watcher stopped: {exc}")
 
-    def _in_loop(self, fn: Callable[..., None], *args: Any) -> None:
+    def _in_loop(self, fn: Callable[..., None], *args: Any) -> bool:
+        """Run ``fn(*args)`` on the loop (now, when called there); False if there is no loop to run it."""
         loop = self._loop
         if loop is None or loop.is_closed():
-            return
+            return False
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
         if running is loop:
             fn(*args)
-        else:
+            return True
+        try:
             loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # closed meanwhile
+            return False
+        return True
 
     # ---- HostAPI -----------------------------------------------------------------------------------
 

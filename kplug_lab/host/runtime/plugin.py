@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import collections
 import concurrent.futures
 import functools
 import logging
@@ -36,9 +35,11 @@ from ..ops.dispatch import HostOps
 from ..ops.storage import Storage
 from .actor import Actor
 from .api import NO_PARAMS, EventStreamPort, HostAPI, LogRecord, MethodInfo, PluginInfo, PluginState, WebSocketPort
+from .bounds import LogBuffer, clip_text
 from .config import HostConfig
 from .context import PluginContext, ToolRegistry
 from .manifest import PluginSource
+from .shared import SharedDict
 
 if TYPE_CHECKING:
     from ...durable.store import DurableStore
@@ -86,8 +87,8 @@ class PluginOwner(HostAPI, Protocol):
     def release_tools(self, plugin: Plugin) -> None:
         """Drop every tool ``plugin`` registered."""
 
-    def broadcast(self, name: str, method: str, params: Any) -> None:
-        """``siyuan.rpc.broadcast`` of plugin ``name``."""
+    def broadcast(self, name: str, method: str, params: Any, done: Callable[[], None] | None = None) -> None:
+        """``siyuan.rpc.broadcast`` of plugin ``name``; ``done`` once it was handed to the subscribers."""
 
     def watch_storage(self, plugin: Plugin, target: Path, add: bool) -> None:
         """Start or stop ``fs-notify`` events of ``target`` for ``plugin``."""
@@ -106,9 +107,10 @@ class Plugin:
         self.error: str | None = None
         self.hook_errors: list[str] = []  # hooks that failed: logged, shown in the state, never blocking
         self.code_sha256 = ""  # of the kernel.js this instance runs (hot reload compares it)
-        self.methods: dict[str, list[str]] = {}
+        # bound on the plugin's thread, listed on the loop: listings copy it under a lock (shared.py)
+        self.methods: SharedDict[str, list[str]] = SharedDict()
         self.started_at = time.time()
-        self.logs: collections.deque[LogRecord] = collections.deque(maxlen=config.log_buffer)
+        self.logs = LogBuffer(config.log_buffer, config.log_buffer_bytes)
         self.storage = Storage(source.storage_dir, quota_bytes=config.storage_quota)
         self.vm: VM | None = None
         self.actor: Actor | None = None
@@ -141,15 +143,17 @@ class Plugin:
     def set_state(self, state: PluginState, error: str | None = None) -> None:
         self.state = state
         if error is not None:
+            error = clip_text(error, self.config.log_line_max)
             self.error = error
             self.log("error", f"plugin entered state error: {error}")
         self.owner.state_changed(self, state)
 
     def log(self, level: str, text: str) -> None:
-        """Record a log line of the plugin (ordered: always called on one thread per call site)."""
+        """Record a log line of the plugin (ordered: always called on one thread per call site). Text longer than
+        ``config.log_line_max`` bytes is cut first, with a marker; the kept log is bounded in lines and bytes."""
         level = level if level in _LEVELS else "info"
         now = time.time()
-        for line in str(text).split("\n"):
+        for line in clip_text(str(text), self.config.log_line_max).split("\n"):
             record = LogRecord(self.name, level, line, now)
             self.logs.append(record)
             log.log(_LEVELS[level], "[plugin:%s] %s", self.name, line)
@@ -275,7 +279,8 @@ class Plugin:
         for warning in self.source.warnings:
             if "kernel.js: not UTF-8" in warning:
                 self.log("warn", warning)
-        self.actor = Actor(self.name, self._fire_timer, self.loop, follow_caller_cpu=self.config.follow_caller_cpu)
+        self.actor = Actor(self.name, self._fire_timer, self.loop, follow_caller_cpu=self.config.follow_caller_cpu,
+                           on_error=lambda text: self.log("error", text))
         try:
             await asyncio.wrap_future(self.actor.submit(lambda: self._vm_job(lambda: self._boot(code))))
         except JSError as exc:
@@ -382,10 +387,13 @@ class Plugin:
                 if vm is not None:
                     vm.close()
 
+            # a thread stuck in a job (a busy onunload) closes the VM when that job ends (at its CPU limit at the
+            # latest), not never: the VM's memory is only the host's again once it is closed
+            actor.at_exit(close)
             try:
                 await asyncio.wait_for(asyncio.wrap_future(actor.submit(close)), 2.0)
             except (TimeoutError, RuntimeError):
-                pass  # stuck in a job: the epoch backstop will end it; the thread is a daemon
+                pass  # stuck in a job: the thread closes the VM once it leaves it (at_exit); it is a daemon
             await asyncio.get_running_loop().run_in_executor(None, actor.stop, 2.0)
         self.vm = None
 
@@ -521,6 +529,10 @@ def js_detail(exc: JSError) -> str:
     text = f"{exc.name}: {exc.message}" if exc.name else exc.message
     if not exc.name and isinstance(exc.value, dict) and isinstance(exc.value.get("message"), str):
         text = exc.value["message"]  # [better] a thrown plain object says its message, not [object Object]
+    if not exc.name and exc.value is None and text in ("", "null", "undefined"):
+        # [better] never a bare "null": QuickJS throws null itself when it runs out of memory building an error
+        text = (f"{text or 'nothing'} was thrown, without a reason (the plugin threw {text or 'it'}, or its VM ran "
+                "out of memory while building an error)")
     frames = [ln.strip() for ln in exc.stack.splitlines() if ln.strip().startswith("at ")]
     frames = [f for f in frames if "<kplug" not in f]
     return f"{text} {frames[0]}" if frames else text
