@@ -8,7 +8,8 @@ Two ways to serve it:
 
 * standalone, :class:`MainChannelSocket` answers ``/ws`` itself (authenticated like every other route);
 * in front of a SiYuan kernel, whoever relays the kernel's own ``/ws`` stream merges kplug_lab's pushes into it
-  with :func:`subscribe_state_pushes` (one call per client session), which is all it needs from here.
+  with :func:`subscribe_state_pushes` (the changes) and :func:`state_snapshot` (what each newly relayed session
+  gets first), which is all it needs from here.
 """
 
 from __future__ import annotations
@@ -21,10 +22,16 @@ from ..host.api import HostAPI, PluginState, Unsubscribe
 from ..protocol.pushes import MAIN_CHANNEL, encode_push, kernel_plugin_state_push
 from .handlers import AUTH_FAILED, _BoundedSocket, _cors_policy, _json
 
-__all__ = ["MainChannelSocket", "close_main_channel", "subscribe_state_pushes"]
+__all__ = ["MainChannelSocket", "close_main_channel", "state_snapshot", "subscribe_state_pushes"]
 
 #: the application setting that holds the open main-channel sockets (closed by :func:`close_main_channel`)
 _OPEN = "kplug_main_channel_sockets"
+
+
+def state_snapshot(host: HostAPI) -> list[str]:
+    """One text frame (an encoded ``updateKernelPluginState`` push) per plugin ``host`` lists, with its current
+    state: what a main-channel session gets first, standalone or relayed by the front door."""
+    return [encode_push(kernel_plugin_state_push(info.name, info.state)) for info in host.list_plugins()]
 
 
 def subscribe_state_pushes(host: HostAPI, send: Callable[[str], None], *, snapshot: bool = True) -> Unsubscribe:
@@ -37,8 +44,8 @@ def subscribe_state_pushes(host: HostAPI, send: Callable[[str], None], *, snapsh
     not have, and re-applies an unchanged state harmlessly.
     """
     if snapshot:
-        for info in host.list_plugins():
-            send(encode_push(kernel_plugin_state_push(info.name, info.state)))
+        for text in state_snapshot(host):
+            send(text)
 
     def on_state(name: str, state: PluginState) -> None:
         send(encode_push(kernel_plugin_state_push(name, state)))

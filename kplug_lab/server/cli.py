@@ -98,7 +98,7 @@ async def _serve(args: argparse.Namespace) -> int:
     from ..protocol.jsonrpc import Limits
     from ..rpc.app import make_standalone_app
     from ..rpc.cors import CORSPolicy
-    from ..rpc.main_channel import close_main_channel, subscribe_state_pushes
+    from ..rpc.main_channel import close_main_channel, state_snapshot, subscribe_state_pushes
 
     if args.workspace is None and args.plugins is None:
         print("kplug serve: give --workspace DIR or --plugins DIR", file=sys.stderr)
@@ -164,8 +164,9 @@ async def _serve(args: argparse.Namespace) -> int:
                                   dev_mode=args.dev, allow_origins=args.allow_origin, limits=limits,
                                   kplug_proxy_allow_private=args.proxy_allow_private,
                                   kplug_ws_direct_frames=args.ws_direct_frames, **bounds)
-    if door is not None:  # the plugins' state pushes, merged into the kernel's own /ws stream
-        door.follow(lambda send: subscribe_state_pushes(manager, send, snapshot=False))
+    if door is not None:  # the plugins' state pushes, merged into the kernel's own /ws stream (a snapshot first)
+        door.follow(lambda send: subscribe_state_pushes(manager, send, snapshot=False),
+                    snapshot=lambda: state_snapshot(manager))
     # installed before the plugins start, so a SIGTERM during startup still runs every onunload
     stop = asyncio.Event()
     _stop_on_signals(asyncio.get_running_loop(), stop)

@@ -222,6 +222,8 @@ class FrontDoor:
             max_body_size=config.max_body_bytes)
         self.credentials = KernelCredentials(config, self.client)
         self._main_sockets: set[KernelSocketProxy] = set()
+        #: what each newly relayed main-channel connection gets first, one provider per :meth:`follow`
+        self._snapshots: list[Callable[[], Iterable[str]]] = []
 
     def inject_main(self, text: str) -> int:
         """Send ``text`` (a SiYuan push message, JSON) on every proxied main-channel ``/ws`` connection
@@ -232,12 +234,35 @@ class FrontDoor:
                 sent += 1
         return sent
 
-    def follow(self, subscribe: Callable[[Callable[[str], None]], Callable[[], None]]) -> Callable[[], None]:
+    def follow(self, subscribe: Callable[[Callable[[str], None]], Callable[[], None]], *,
+               snapshot: Callable[[], Iterable[str]] | None = None) -> Callable[[], None]:
         """Merge a publisher's pushes into the kernel's ``/ws`` stream: ``subscribe(callback)`` registers a
-        callback that receives each push's JSON text and returns the function that unsubscribes."""
+        callback that receives each push's JSON text and returns the function that unsubscribes.
+
+        ``snapshot()``, if given, returns the pushes that bring a client up to date (the current state of every
+        plugin): each newly relayed main-channel connection gets them once the kernel's handshake and the
+        client's are done, before any of the kernel's own messages and any later change. A page that connects
+        late or reconnects (after a restart of kplug_lab) so learns what runs, as standalone ``/ws`` clients do.
+        The returned function stops both."""
         def deliver(text: str) -> None:
             self.inject_main(text)
-        return subscribe(deliver)
+        unsubscribe = subscribe(deliver)
+        if snapshot is not None:
+            self._snapshots.append(snapshot)
+
+        def unfollow() -> None:
+            unsubscribe()
+            if snapshot is not None and snapshot in self._snapshots:
+                self._snapshots.remove(snapshot)
+        return unfollow
+
+    def _greet(self, sock: KernelSocketProxy) -> None:
+        """A new relayed main-channel connection: remembered for :meth:`inject_main`, and sent every snapshot."""
+        self._main_sockets.add(sock)
+        for snapshot in list(self._snapshots):
+            for text in snapshot():
+                if not sock.inject(text):
+                    return
 
     def close(self) -> None:
         for sock in list(self._main_sockets):
@@ -428,8 +453,8 @@ class KernelSocketProxy(tornado.websocket.WebSocketHandler):
             self._upstream.close()
 
     def open(self, *args: Any, **kwargs: Any) -> None:
-        if self._is_main:
-            _front_door(self)._main_sockets.add(self)
+        if self._is_main:  # synchronously, so no change slips between the snapshot and the live pushes
+            _front_door(self)._greet(self)
         self._reader = asyncio.ensure_future(self._relay_from_kernel())
 
     async def _relay_from_kernel(self) -> None:

@@ -1,6 +1,7 @@
 """State pushes on the main channel (kplug_lab/rpc/main_channel.py): a client that behaves as SiYuan's own
 (spec §5.8: reopen the RPC WebSocket when a main-channel push says the plugin is running) keeps receiving a
-plugin's broadcasts across a reload, a crash and restart, and a restart of the server."""
+plugin's broadcasts across a reload, a crash and restart, and a restart of the server, standalone and behind the
+front door (kplug_lab/server/front_door.py, in front of the fake SiYuan kernel, which keeps running)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from kplug_lab.host.runtime.api import PluginState
 from kplug_lab.host.runtime.config import HostConfig
 from kplug_lab.host.runtime.manager import PluginManager
 from kplug_lab.rpc.app import make_standalone_app
-from kplug_lab.rpc.main_channel import close_main_channel, subscribe_state_pushes
+from kplug_lab.rpc.main_channel import close_main_channel, state_snapshot, subscribe_state_pushes
 from kplug_lab.server.front_door import FrontDoor, FrontDoorConfig, make_front_door_app
 from kplug_lab.testing.fake_siyuan import FakeSiYuan
 
@@ -39,29 +40,43 @@ WAIT_S = 20.0
 
 
 class Server:
-    """``kplug serve`` in this process, stoppable and restartable on the same port with the same token."""
+    """``kplug serve`` in this process, stoppable and restartable on the same port with the same token; with
+    ``kernel_url``, as ``kplug serve --front-door`` in front of that kernel (a new front door each start)."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, kernel_url: str | None = None) -> None:
         self.plugins = tmp / "plugins"
         write_plugin(self.plugins, "ticker", TICKER)
         self.data = tmp / "data"
         self.port = free_port()
+        self.kernel_url = kernel_url
         self.manager: PluginManager | None = None
         self.http: tornado.httpserver.HTTPServer | None = None
         self.app: tornado.web.Application | None = None
+        self.door: FrontDoor | None = None
 
     async def start(self) -> None:
-        self.manager = PluginManager(HostConfig(data_dir=self.data, hot_reload=False, restart_initial=0.1,
-                                                siyuan_poll_interval=0), plugins_dir=self.plugins)
-        self.app = make_standalone_app(self.manager, TOKEN)
+        """As ``kplug serve`` starts (kplug_lab/server/cli.py): listening before the plugins start."""
+        manager = self.manager = PluginManager(HostConfig(data_dir=self.data, hot_reload=False,
+                                                          restart_initial=0.1, siyuan_poll_interval=0),
+                                               plugins_dir=self.plugins)
+        if self.kernel_url is None:
+            self.app = make_standalone_app(manager, TOKEN)
+        else:
+            self.door = FrontDoor(FrontDoorConfig(kernel_url=self.kernel_url))
+            self.app = make_front_door_app(manager, TOKEN, self.door)
+            self.door.follow(lambda send: subscribe_state_pushes(manager, send, snapshot=False),
+                             snapshot=lambda: state_snapshot(manager))
         self.http = self.app.listen(self.port, address="127.0.0.1")
-        await self.manager.start()
+        await manager.start()
 
     async def stop(self) -> None:
         """As ``kplug serve`` stops (kplug_lab/server/cli.py)."""
         if self.http is not None and self.app is not None:
             self.http.stop()
             close_main_channel(self.app)
+            if self.door is not None:
+                self.door.close()
+                self.door = None
             await self.http.close_all_connections()
             self.http = None
         if self.manager is not None:
@@ -195,37 +210,54 @@ async def test_a_siyuan_like_client_keeps_receiving_broadcasts_across_reload_cra
         await client.close()
 
 
-async def test_behind_the_front_door_the_client_follows_reload_and_crash_on_the_kernels_own_channel(
+async def test_behind_the_front_door_the_client_follows_reload_crash_and_server_restart_on_the_kernels_channel(
         tmp_path: Path) -> None:
-    plugins = tmp_path / "plugins"
-    write_plugin(plugins, "ticker", TICKER)
-    manager = PluginManager(HostConfig(data_dir=tmp_path / "data", hot_reload=False, restart_initial=0.1,
-                                       siyuan_poll_interval=0), plugins_dir=plugins)
-    await manager.start()
     async with FakeSiYuan(tmp_path / "ws") as kernel:
-        door = FrontDoor(FrontDoorConfig(kernel_url=kernel.url))
-        unfollow = door.follow(lambda send: subscribe_state_pushes(manager, send, snapshot=False))
-        port = free_port()
-        server = make_front_door_app(manager, TOKEN, door).listen(port, address="127.0.0.1")
-        client = SiYuanLikeClient(port, "ticker", token=kernel.token)  # SiYuan's own credential
+        server = Server(tmp_path, kernel_url=kernel.url)
+        await server.start()
+        client = SiYuanLikeClient(server.port, "ticker", token=kernel.token)  # SiYuan's own credential
         client.start()
         try:
-            await client.ticks_on_socket(0)  # getLoadedPlugin said running: the first RPC socket
+            await client.ticks_on_socket(0)  # the relayed session's snapshot (or getLoadedPlugin) said running
             kernel.push("transactions", [])  # the kernel's own pushes still arrive on the same channel
-            await manager.reload("ticker")
+            assert server.manager is not None
+            await server.manager.reload("ticker")
             await client.ticks_on_socket(1)
             assert client.states[-5:] == [3, 4, 0, 1, 2]
             with pytest.raises(Exception, match="crashed"):
-                await manager.call("ticker", "crash", [])
+                await server.manager.call("ticker", "crash", [])
             await client.ticks_on_socket(2)
             assert [m["cmd"] for m in kernel.broadcasts] == ["transactions"]
+
+            # kplug serve restarts on the same port; the kernel keeps running. The page's main channel is
+            # reopened through the new front door, whose snapshot (2) is what reopens the RPC socket: the plugin
+            # may already run when the session is relayed, so no later change would say so.
+            await server.stop()
+            await server.start()
+            await client.ticks_on_socket(3)
+            assert len(client.ticks) == 4  # one RPC socket per instance: never two open at once
         finally:
             await client.close()
-            unfollow()
-            server.stop()
-            door.close()
-            await server.close_all_connections()
-            await manager.close()
+            await server.stop()
+
+
+async def test_a_relayed_main_session_gets_the_snapshot_first_then_the_kernels_pushes(tmp_path: Path) -> None:
+    async with FakeSiYuan(tmp_path / "ws") as kernel:
+        server = Server(tmp_path, kernel_url=kernel.url)
+        await server.start()
+        main = await tornado.websocket.websocket_connect(tornado.httpclient.HTTPRequest(
+            f"ws://127.0.0.1:{server.port}/ws?app=a&id=b&type=main",
+            headers={"Authorization": f"Token {kernel.token}"}))
+        try:
+            async with asyncio.timeout(WAIT_S):
+                first = json.loads(await main.read_message())  # type: ignore[arg-type]
+                assert first == {"cmd": "updateKernelPluginState", "reqId": 0, "app": "", "sid": "", "pushMode": 0,
+                                 "callback": "", "code": 0, "msg": "", "data": {"name": "ticker", "state": 2}}
+                kernel.push("transactions", [])
+                assert json.loads(await main.read_message())["cmd"] == "transactions"  # type: ignore[arg-type]
+        finally:
+            main.close()
+            await server.stop()
 
 
 async def test_the_main_channel_needs_the_token_and_pushes_to_main_sessions_only(server: Server) -> None:
