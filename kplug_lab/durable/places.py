@@ -61,8 +61,8 @@ def migrate_legacy_store(old: Path, new: Path) -> bool:
     (then both are kept, with a warning: merging two stores is the user's call). The side files move first and
     the database last, so a move cut short (power loss) leaves either the whole store in ``old`` or the database
     still there with its WAL already in ``new``: the next call finishes it. The WAL is never separated from its
-    database by a successful call. A stale ``host.json`` left by an old host is dropped, and ``old`` is removed
-    when empty. Call only while holding the workspace's host lock.
+    database by a successful call. A stale ``host.json`` and the compiled-code cache (``bytecode/``) left by an
+    old host are dropped, and ``old`` is removed when empty. Call only while holding the workspace's host lock.
     """
     old, new = Path(old), Path(new)
     if old.resolve() == new.resolve() or not (old / STORE_FILE).is_file():
@@ -77,6 +77,8 @@ def migrate_legacy_store(old: Path, new: Path) -> bool:
             _move(old / name, new / name)
     with contextlib.suppress(OSError):
         (old / "host.json").unlink()
+    # the compiled-code cache an old host kept beside its store: a cache, rebuilt on demand in the new place
+    shutil.rmtree(old / "bytecode", ignore_errors=True)
     with contextlib.suppress(OSError):
         old.rmdir()
     log.warning("moved the durable store out of SiYuan's synced tree: %s -> %s", old, new)
