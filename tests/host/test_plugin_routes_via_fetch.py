@@ -79,7 +79,8 @@ async def manager(tmp_path: Path, kernel: FakeSiYuan) -> AsyncIterator[PluginMan
     host = Host(tmp_path)
     host.plugin("service", SERVICE)
     host.plugin("caller", CALLER)
-    mgr = await host.start(siyuan_url=kernel.url, siyuan_token=kernel.token, call_timeout=20.0)
+    mgr = await host.start(siyuan_url=kernel.url, siyuan_token=kernel.token, call_timeout=20.0,
+                           siyuan_poll_interval=0)  # the one-copy probe is not what these tests count
     try:
         assert host.state("service") == PluginState.RUNNING, host.logs("service")
         assert host.state("caller") == PluginState.RUNNING, host.logs("caller")

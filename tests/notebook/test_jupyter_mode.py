@@ -52,7 +52,7 @@ def jupyter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[subproce
     while True:
         try:
             answer = httpx.get(f"{url}api/plugin/rpc/hello", headers={"Authorization": f"token {TOKEN}"}).json()
-            if answer.get("data", {}).get("stateCode") == 2:
+            if (answer.get("data") or {}).get("stateCode") == 2:
                 break
         except (httpx.HTTPError, ValueError):
             pass
