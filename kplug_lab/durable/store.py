@@ -173,11 +173,16 @@ def _latest_slot(spec: ScheduleSpec, anchor: float, now: float) -> float | None:
     return prev if anchor < prev <= now else None
 
 
+_SLOT_TOLERANCE_S = 1e-6
+
+
 def next_slot(spec: ScheduleSpec, anchor: float, last_slot: float | None, now: float) -> float:
     """The slot to run next. Slots after ``last_slot`` (the last completed one) that are already due were
     missed (the host was down, or the previous run overran): ``once`` runs the latest of them now, ``skip``
     drops them. Otherwise the next slot in the future."""
-    done = anchor if last_slot is None else max(anchor, last_slot)
+    # a slot crosses to JavaScript as milliseconds and back, which may round it down by a few ulps: within a
+    # microsecond of the last completed slot is that slot (else a catch-up would run it again and again)
+    done = (anchor if last_slot is None else max(anchor, last_slot)) + _SLOT_TOLERANCE_S
     latest = _latest_slot(spec, anchor, now)
     if latest is not None and latest > done and spec.catch_up == "once":
         return latest

@@ -364,3 +364,15 @@ siyuan.rpc.bind("stopIdle", async () => {
     await hosts.until("events", lambda e: e == ["start a"])
     assert await hosts.call("stopWhileBusy") == [["start a", "end a", "stopped"], 0]
     assert await hosts.call("stopIdle") == "stopped while waiting for work"
+
+
+def test_a_slot_that_came_back_from_javascript_a_few_ulps_lower_is_not_run_again() -> None:
+    from kplug_lab.durable.store import next_slot, parse_schedule
+
+    spec = parse_schedule({"every": 300, "catchUp": "once"})
+    anchor = 1796405192.9422678
+    # a slot whose round trip through milliseconds (JS numbers) comes back lower, as one did in a failing run
+    slot = next(anchor + k * 0.3 for k in range(3, 10_000) if (anchor + k * 0.3) * 1000.0 / 1000.0 < anchor + k * 0.3)
+    returned = slot * 1000.0 / 1000.0
+    assert returned < slot
+    assert next_slot(spec, anchor, returned, slot + 0.1) > slot  # the next slot, not the one that just ran
