@@ -142,28 +142,29 @@ uint32_t kp_flag(void)
 #define KP_MAX_DEPTH 512
 
 static JSObject *depth_path[KP_MAX_DEPTH + 1];
-
-static int path_has_cycle(void)
-{
-    for (int i = 0; i <= KP_MAX_DEPTH; i++)
-        for (int j = i + 1; j <= KP_MAX_DEPTH; j++)
-            if (depth_path[i] == depth_path[j])
-                return 1;
-    return 0;
-}
+/* Objects nested_too_deep visits in one check at most: a value whose objects are shared many times over
+ * (o = {a: o2, b: o2}, o2 = {a: o3, b: o3}, ...) has exponentially many paths. Past this the check gives up
+ * and JSON.stringify, writing every path out, ends at the memory limit instead. */
+#define KP_DEPTH_VISITS (1u << 22)
+static uint32_t depth_visits;
 
 /* 1 if v nests objects deeper than KP_MAX_DEPTH. Reads the object layout directly (quickjs.c is included):
  * no allocation, no property lookup, no JS runs, so it cannot throw. Only plain data properties are
- * followed; what getters or toJSON produce is bounded by the CPU limits alone. A cycle is left for
- * JSON.stringify to report as such. */
+ * followed; what getters or toJSON produce is bounded by the CPU limits alone. A cycle (an object met again
+ * on its own path) is not followed: JSON.stringify reports it as such. Callers reset depth_visits. */
 static int nested_too_deep(JSValueConst v, int depth)
 {
     if (JS_VALUE_GET_TAG(v) != JS_TAG_OBJECT)
         return 0;
     JSObject *p = JS_VALUE_GET_OBJ(v);
-    depth_path[depth] = p;
+    for (int i = 0; i < depth; i++)
+        if (depth_path[i] == p)
+            return 0;
     if (depth == KP_MAX_DEPTH)
-        return !path_has_cycle();
+        return 1;
+    if (++depth_visits > KP_DEPTH_VISITS)
+        return 0;
+    depth_path[depth] = p;
     if (p->class_id == JS_CLASS_ARRAY && p->fast_array) {
         for (uint32_t i = 0; i < p->u.array.count; i++)
             if (nested_too_deep(p->u.array.u.values[i], depth + 1))
@@ -182,18 +183,34 @@ static int nested_too_deep(JSValueConst v, int depth)
 /* JSON.stringify(v), refusing values nested too deeply. */
 static JSValue to_json(JSContext *c, JSValueConst v)
 {
+    depth_visits = 0;
     if (nested_too_deep(v, 0))
         return JS_ThrowRangeError(c, "value is nested more than %d levels deep: it cannot be passed to the host",
                                   KP_MAX_DEPTH);
     return JS_JSONStringify(c, v, JS_UNDEFINED, JS_UNDEFINED);
 }
 
-/* JSON.stringify(v) into OUT. Returns KP_OK or an exception status. */
+static int put_plain_json(JSContext *c, DynBuf *b, JSValueConst v, int depth);
+
+/* JSON.stringify(v) into OUT (written directly for plain data). Returns KP_OK or an exception status. */
 static int set_out_json(JSValueConst v)
 {
     release_last();
     if (JS_IsUndefined(v))
         return KP_OK;
+    DynBuf b;
+    js_dbuf_init(ctx, &b);
+    int r = put_plain_json(ctx, &b, v, 0);
+    if (r == 0) {
+        last_js = b.buf;
+        OUT.ptr = (uint32_t)(uintptr_t)b.buf;
+        OUT.len = (uint32_t)b.size;
+        OUT.kind = KP_KIND_JSON;
+        return KP_OK;
+    }
+    dbuf_free(&b);
+    if (r < 0)
+        return -1;
     JSValue s = to_json(ctx, v);
     if (JS_IsException(s))
         return -1;
@@ -481,17 +498,212 @@ static int put_json_string(DynBuf *b, const uint8_t *s, size_t len, int latin1)
     return dbuf_error(b) ? -1 : 0;
 }
 
+/* ---- plain data to JSON without JSON.stringify --------------------------------------------------------
+ * JSON.stringify builds a JS string one character at a time, looks up toJSON on every object, makes a string
+ * of every array index and searches its stack of open objects at each level; the host then needs the result
+ * converted to UTF-8 as well. For plain data (docs/adr/0008-big-bundles-many-plugins.md, section 5) the text
+ * is written here directly in UTF-8, byte for byte what JSON.stringify and JS_ToCStringLen give. "Plain"
+ * means nothing JSON.stringify would run JS for or treat specially: strings, numbers, booleans, null;
+ * objects of class Object whose prototype is Object.prototype or null, with only data properties and no
+ * array-index keys (those come first in JSON.stringify's key order); dense arrays whose length is their
+ * element count, with no other own property and Array.prototype as prototype; neither prototype may have a
+ * toJSON. Anything else (a function, BigInt, Date, Proxy, getter, cycle, nesting near KP_MAX_DEPTH) makes the
+ * whole value go through JSON.stringify, so errors and toJSON behave exactly as there. No JS runs here. */
+
+#define KP_NOT_PLAIN 1
+
+static JSObject *plain_path[KP_MAX_DEPTH]; /* the objects open at each depth, to see a cycle */
+
+/* 1 if neither Object.prototype nor Array.prototype has a toJSON and Array.prototype inherits directly
+ * from Object.prototype: then a plain object's or array's toJSON lookup finds nothing without running JS. */
+static int plain_json_possible(JSContext *c)
+{
+    JSObject *op = JS_VALUE_GET_OBJ(c->class_proto[JS_CLASS_OBJECT]);
+    JSObject *ap = JS_VALUE_GET_OBJ(c->class_proto[JS_CLASS_ARRAY]);
+    return op->shape->proto == NULL && ap->shape->proto == op && !find_own_property1(op, JS_ATOM_toJSON) &&
+           !find_own_property1(ap, JS_ATOM_toJSON);
+}
+
+/* Append the characters of a two-byte JSString as a quoted JSON string in UTF-8: the escapes of
+ * put_json_string, pairs of surrogates as one four-byte character, lone surrogates as \udxxx. */
+static int put_json_string16(DynBuf *b, const uint16_t *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (dbuf_putc(b, '"'))
+        return -1;
+    size_t i = 0;
+    while (i < len) {
+        size_t block = len - i < 4096 ? len - i : 4096; /* at most 6 bytes a character: claim per block */
+        if (dbuf_claim(b, 6 * block + 6))
+            return -1;
+        uint8_t *o = b->buf + b->size;
+        size_t end = i + block;
+        while (i < end) {
+            uint32_t c = s[i++];
+            if (c < 0x80) {
+                if (c >= 0x20 && c != '"' && c != '\\') {
+                    *o++ = (uint8_t)c;
+                    continue;
+                }
+                *o++ = '\\';
+                switch (c) {
+                case '"': case '\\': *o++ = (uint8_t)c; break;
+                case '\b': *o++ = 'b'; break;
+                case '\f': *o++ = 'f'; break;
+                case '\n': *o++ = 'n'; break;
+                case '\r': *o++ = 'r'; break;
+                case '\t': *o++ = 't'; break;
+                default:
+                    *o++ = 'u'; *o++ = '0'; *o++ = '0'; *o++ = hex[c >> 4]; *o++ = hex[c & 15];
+                }
+            } else if (c < 0x800) {
+                *o++ = (uint8_t)(0xC0 | (c >> 6));
+                *o++ = (uint8_t)(0x80 | (c & 0x3F));
+            } else if (c >= 0xD800 && c <= 0xDBFF && i < len && s[i] >= 0xDC00 && s[i] <= 0xDFFF) {
+                uint32_t cp = 0x10000 + ((c - 0xD800) << 10) + (s[i++] - 0xDC00u);
+                *o++ = (uint8_t)(0xF0 | (cp >> 18));
+                *o++ = (uint8_t)(0x80 | ((cp >> 12) & 0x3F));
+                *o++ = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
+                *o++ = (uint8_t)(0x80 | (cp & 0x3F));
+            } else if (c >= 0xD800 && c <= 0xDFFF) {
+                *o++ = '\\'; *o++ = 'u';
+                *o++ = hex[c >> 12]; *o++ = hex[(c >> 8) & 15]; *o++ = hex[(c >> 4) & 15]; *o++ = hex[c & 15];
+            } else {
+                *o++ = (uint8_t)(0xE0 | (c >> 12));
+                *o++ = (uint8_t)(0x80 | ((c >> 6) & 0x3F));
+                *o++ = (uint8_t)(0x80 | (c & 0x3F));
+            }
+        }
+        b->size = (size_t)(o - b->buf);
+    }
+    return dbuf_putc(b, '"');
+}
+
+/* A flat JSString (a string value or an atom's text) as a quoted JSON string in UTF-8. */
+static int put_json_jsstring(DynBuf *b, JSString *p)
+{
+    return p->is_wide_char ? put_json_string16(b, str16(p), p->len) : put_json_string(b, str8(p), p->len, 1);
+}
+
+/* Append v's JSON text if v is plain data. 0: written; KP_NOT_PLAIN: it is not (b holds a partial text the
+ * caller drops); -1: out of memory. undefined and symbols are not plain at this level: an object skips them
+ * and an array writes null before coming here. */
+static int plain_json(JSContext *c, DynBuf *b, JSValueConst v, int depth)
+{
+    char num[64];
+    switch (JS_VALUE_GET_NORM_TAG(v)) {
+    case JS_TAG_STRING:
+        return put_json_jsstring(b, JS_VALUE_GET_STRING(v));
+    case JS_TAG_INT:
+        return dbuf_put(b, num, i32toa(num, JS_VALUE_GET_INT(v)));
+    case JS_TAG_FLOAT64: {
+        double d = JS_VALUE_GET_FLOAT64(v);
+        if (!isfinite(d))
+            return dbuf_putstr(b, "null");
+        JSDTOATempMem mem;
+        return dbuf_put(b, num, (size_t)js_dtoa(num, d, 10, 0, JS_DTOA_FORMAT_FREE, &mem));
+    }
+    case JS_TAG_BOOL:
+        return dbuf_putstr(b, JS_VALUE_GET_BOOL(v) ? "true" : "false");
+    case JS_TAG_NULL:
+        return dbuf_putstr(b, "null");
+    case JS_TAG_OBJECT:
+        break;
+    default: /* ropes, BigInt, undefined, symbols */
+        return KP_NOT_PLAIN;
+    }
+    JSObject *p = JS_VALUE_GET_OBJ(v);
+    if (depth >= KP_MAX_DEPTH) /* deep nesting: to_json reports it */
+        return KP_NOT_PLAIN;
+    for (int i = 0; i < depth; i++) /* a cycle: JSON.stringify reports it */
+        if (plain_path[i] == p)
+            return KP_NOT_PLAIN;
+    plain_path[depth] = p;
+    JSShape *sh = p->shape;
+    if (p->class_id == JS_CLASS_ARRAY) {
+        JSValue length = p->prop[0].u.value;
+        if (!p->fast_array || sh->proto != JS_VALUE_GET_OBJ(c->class_proto[JS_CLASS_ARRAY]) ||
+            sh->prop_count != 1 || JS_VALUE_GET_TAG(length) != JS_TAG_INT ||
+            (uint32_t)JS_VALUE_GET_INT(length) != p->u.array.count)
+            return KP_NOT_PLAIN;
+        if (dbuf_putc(b, '['))
+            return -1;
+        for (uint32_t i = 0; i < p->u.array.count; i++) {
+            JSValueConst e = p->u.array.u.values[i];
+            if (i && dbuf_putc(b, ','))
+                return -1;
+            int tag = JS_VALUE_GET_NORM_TAG(e);
+            int r = tag == JS_TAG_UNDEFINED || tag == JS_TAG_SYMBOL ? dbuf_putstr(b, "null")
+                                                                   : plain_json(c, b, e, depth + 1);
+            if (r)
+                return r;
+        }
+        return dbuf_putc(b, ']');
+    }
+    if (p->class_id != JS_CLASS_OBJECT ||
+        (sh->proto && sh->proto != JS_VALUE_GET_OBJ(c->class_proto[JS_CLASS_OBJECT])))
+        return KP_NOT_PLAIN;
+    if (dbuf_putc(b, '{'))
+        return -1;
+    int first = 1;
+    JSShapeProperty *prs = get_shape_prop(sh);
+    for (int i = 0; i < sh->prop_count; i++, prs++) {
+        JSAtom atom = prs->atom;
+        uint32_t index;
+        if (atom == JS_ATOM_NULL)
+            continue;
+        if (atom == JS_ATOM_toJSON || JS_AtomIsArrayIndex(c, &index, atom))
+            return KP_NOT_PLAIN;
+        JSString *key = c->rt->atom_array[atom];
+        if (key->atom_type != JS_ATOM_TYPE_STRING || !(prs->flags & JS_PROP_ENUMERABLE))
+            continue;
+        if ((prs->flags & JS_PROP_TMASK) != JS_PROP_NORMAL)
+            return KP_NOT_PLAIN;
+        JSValueConst e = p->prop[i].u.value;
+        int tag = JS_VALUE_GET_NORM_TAG(e);
+        if (tag == JS_TAG_UNDEFINED || tag == JS_TAG_SYMBOL)
+            continue;
+        if ((!first && dbuf_putc(b, ',')) || put_json_jsstring(b, key) || dbuf_putc(b, ':'))
+            return -1;
+        first = 0;
+        int r = plain_json(c, b, e, depth + 1);
+        if (r)
+            return r;
+    }
+    return dbuf_putc(b, '}');
+}
+
+/* v's JSON text into b (initialised by the caller) when v is plain data: 0 written, KP_NOT_PLAIN (b
+ * emptied again) or -1 with the out-of-memory error thrown. */
+static int put_plain_json(JSContext *c, DynBuf *b, JSValueConst v, int depth)
+{
+    size_t start = b->size;
+    if (!plain_json_possible(c))
+        return KP_NOT_PLAIN;
+    for (int i = 0; i < depth; i++)
+        plain_path[i] = NULL;
+    int r = plain_json(c, b, v, depth);
+    if (r == 0 && dbuf_error(b))
+        r = -1;
+    if (r < 0) {
+        JS_ThrowOutOfMemory(c);
+        return -1;
+    }
+    if (r == KP_NOT_PLAIN) {
+        b->size = start;
+        b->error = false;
+    }
+    return r;
+}
+
 /* Append the JSON text of one argument. Strings, integers, booleans, null and undefined (null, as in an
  * array) are written here; anything else as JSON.stringify(arg): its toJSON, if any, sees the key "" of a
  * top-level value, not its index. -1 with an exception pending on failure. */
 static int put_json_arg(JSContext *c, DynBuf *b, JSValueConst v)
 {
     switch (JS_VALUE_GET_NORM_TAG(v)) {
-    case JS_TAG_STRING: {
-        JSString *p = JS_VALUE_GET_STRING(v);
-        if (!p->is_wide_char)
-            return put_json_string(b, str8(p), p->len, 1);
-    } /* fall through */
+    case JS_TAG_STRING:
+        return put_json_jsstring(b, JS_VALUE_GET_STRING(v));
     case JS_TAG_STRING_ROPE: {
         size_t len;
         const char *s = JS_ToCStringLen(c, &len, v);
@@ -508,10 +720,14 @@ static int put_json_arg(JSContext *c, DynBuf *b, JSValueConst v)
     case JS_TAG_NULL:
     case JS_TAG_UNDEFINED:
         return dbuf_putstr(b, "null");
-    default:
-        break;
+    default: {
+        int r = put_plain_json(c, b, v, 1); /* 1: the arguments array is depth 0 */
+        if (r != KP_NOT_PLAIN)
+            return r;
+    }
     }
     depth_path[0] = NULL; /* the arguments array, at depth 0, is not an object here */
+    depth_visits = 0;
     if (nested_too_deep(v, 1)) {
         JS_ThrowRangeError(c, "value is nested more than %d levels deep: it cannot be passed to the host",
                            KP_MAX_DEPTH);
@@ -536,13 +752,14 @@ static int put_json_arg(JSContext *c, DynBuf *b, JSValueConst v)
 static int host_args_json(JSContext *c, DynBuf *b, int argc, JSValueConst *argv)
 {
     js_dbuf_init(c, b);
-    if (dbuf_putc(b, '['))
-        return -1;
-    for (int i = 0; i < argc; i++) {
-        if ((i && dbuf_putc(b, ',')) || put_json_arg(c, b, argv[i]))
-            return -1;
-    }
-    return dbuf_putc(b, ']');
+    int failed = dbuf_putc(b, '[');
+    for (int i = 0; i < argc && !failed; i++)
+        failed = (i && dbuf_putc(b, ',')) || put_json_arg(c, b, argv[i]);
+    if (!failed)
+        failed = dbuf_putc(b, ']');
+    if (failed && !JS_HasException(c)) /* the buffer could not grow */
+        JS_ThrowOutOfMemory(c);
+    return failed ? -1 : 0;
 }
 
 /* data[0] = host function id, data[1] = is_async */
