@@ -94,8 +94,15 @@ _MIN_STACK_LIMIT = 64 * 1024
 _call_unchecked = ctypes.CFUNCTYPE(
     ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p
 )(("wasmtime_func_call_unchecked", ffi.dll))
-_set_epoch_deadline = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64)(
+# Two calls made on every host call that take nanoseconds keep the GIL (PYFUNCTYPE): releasing it for them
+# meant waiting to get it back behind every other plugin's thread. Ten plugins making host calls at once spent
+# 4x the CPU per call of one plugin alone, and did fewer calls per second than one (bench/scale.py, durable
+# section on a disk whose fsync costs nothing; docs/adr/0008-big-bundles-many-plugins.md).
+_set_epoch_deadline = ctypes.PYFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64)(
     ("wasmtime_context_set_epoch_deadline", ffi.dll)
+)
+_caller_context = ctypes.PYFUNCTYPE(ctypes.POINTER(ffi.wasmtime_context_t), ctypes.c_void_p)(
+    ("wasmtime_caller_context", ffi.dll)
 )
 _UNSIGNED_RESULTS = frozenset({"kp_out", "kp_flag", "kp_buf", "kp_memory"})
 
@@ -865,7 +872,7 @@ class VM:
 
     def _fast_import(self, ty: wasmtime.FuncType, handler: Callable[..., int], nparams: int,
                      name: str) -> wasmtime.Func:
-        caller_context = ffi.wasmtime_caller_context
+        caller_context = _caller_context
 
         def callback(env: Any, caller: Any, raw: Any, nraw: int) -> int:
             try:
