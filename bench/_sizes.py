@@ -7,7 +7,8 @@ plugins, large payloads. Each returns metrics; ratios are against a baseline mea
   evaluated by native QuickJS-NG (the PyPI ``quickjs`` binding, ``big_bundle_native_eval_ms``). Also the bare VM's
   eval, compile-only and bytecode-load times, and the prelude's eval against its bytecode (does caching it pay?).
 * ``durable``: every plugin pushes items to its durable queue, each push awaited (durable when its Promise
-  resolves); pushes per second with 10 plugins at once against 1.
+  resolves); pushes per second with 10 plugins at once against 1, and the disk's fsync time (the cost that
+  group commit shares).
 * ``idle_plugins``: start a host with N idle plugins (1,000; 200 with ``--quick``): seconds, threads, open
   descriptors and resident memory per plugin.
 * ``json``: a 100 KB JSON argument and result through ``VM.call`` against native QuickJS-NG doing the same work
@@ -209,11 +210,31 @@ def _one_commit_per_write(self: DurableStore, work: Callable[[Any], Any]) -> Any
         return result
 
 
+def fsync_ms(folder: Path, samples: int = 30) -> float:
+    """The median time of writing 4 KiB to a file in ``folder`` and fsyncing it: what group commit can share.
+    Where it is near zero (a disk cache that acknowledges at once, tmpfs), ten plugins have nothing to share
+    and their pushes are bounded by the host's CPU like one plugin's."""
+    path = folder / "fsync-probe"
+    times = []
+    with path.open("wb") as f:
+        for _ in range(samples):
+            f.write(b"x" * 4096)
+            f.flush()
+            start = time.perf_counter()
+            os.fsync(f.fileno())
+            times.append(time.perf_counter() - start)
+    path.unlink()
+    return 1e3 * statistics.median(times)
+
+
 def durable(quick: bool) -> dict[str, float]:
     """With group commit, and (``*_ungrouped``) with one commit per write as before, in the same run. The data
-    folder is on the same disk as the system's temporary folder (``TMPDIR`` moves it)."""
+    folder is on the same disk as the system's temporary folder (``TMPDIR`` moves it); ``durable_fsync_ms``
+    tells what an fsync there costs."""
     per_plugin, rounds = (40, 3) if quick else (150, 5)
     metrics: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="kplug-fsync-") as tmp:
+        metrics["durable_fsync_ms"] = fsync_ms(Path(tmp))
     for suffix in ("_ungrouped", ""):
         with tempfile.TemporaryDirectory(prefix="kplug-durable-") as tmp:
             folder = Path(tmp)

@@ -14,7 +14,7 @@ calls on two bare VMs on two threads, no host (on a VM whose two vCPUs are hyper
 whose host is busy, it is well under 2 and the host's figure cannot beat it). Results:
 ``docs/adr/0004-rpc-benchmark.md``, addendum.
 
-Issue 14's sizes (``bench/_sizes.py``, ``docs/adr/0006-big-bundles-many-plugins.md``): a ~2 MB bundle's start with
+Issue 14's sizes (``bench/_sizes.py``, ``docs/adr/0008-big-bundles-many-plugins.md``): a ~2 MB bundle's start with
 and without the compiled-code cache against native QuickJS-NG, durable pushes from 10 plugins against 1, a
 thousand idle plugins (200 with ``--quick``, scaled), and a 100 KB JSON round trip against native. Choose
 sections with ``--sections parallel,bundle,durable,idle,json`` (default: all).

@@ -311,15 +311,15 @@ class Plugin:
         cache = (BytecodeCache.for_directory(Path(self.config.data_dir) / "bytecode")
                  if self.config.bytecode_cache and self.config.data_dir is not None else None)
 
-        def run(code: str, filename: str) -> bool:  # through the compiled-code cache when there is one
+        def run(code: str, filename: str, keep: bool = False) -> bool:  # through the compiled-code cache if any
             if cache is None:
                 vm.eval(code, filename, want_result=False)
                 return False
-            return cache.eval(vm, code, filename)[1]
+            return cache.eval(vm, code, filename, keep=keep)[1]
 
         # before the prelude, which takes the native bridge away: the `kplug` global (durable queues, kv, schedules)
-        run(js.durable(), "<kplug durable.js>")
-        run(js.prelude(), js.PRELUDE_FILENAME)  # from bytecode: 1.4 ms of CPU instead of 8 (docs/adr/0008)
+        run(js.durable(), "<kplug durable.js>", keep=True)
+        run(js.prelude(), js.PRELUDE_FILENAME, keep=True)  # from bytecode: 2 ms of CPU instead of 16 (ADR 0008)
         vm.call("__kplug.init", {
             "name": self.name,
             "version": self.source.version,
