@@ -43,8 +43,6 @@ _SECRET_BYTES = 32
 _SUFFIX = ".qbc"
 _MAX_ENTRY = 512 * 1024 * 1024  # no sane script compiles to more; a larger file is not read at all
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-#: how many scripts one cache keeps in memory for ``eval(keep=True)`` (the host's own: prelude, durable.js)
-KEPT_ENTRIES = 8
 
 
 def _private(st: os.stat_result) -> bool:
@@ -72,7 +70,6 @@ class BytecodeCache:
         self._lock = threading.Lock()
         self._secret: bytes | None = None
         self._usable: bool | None = None  # None: not checked yet
-        self._kept: dict[tuple[str, str], bytes] = {}  # eval(keep=True): (filename, code) -> checked bytecode
 
     @classmethod
     def for_directory(cls, directory: Path) -> BytecodeCache:
@@ -86,30 +83,17 @@ class BytecodeCache:
 
     # ---- the one operation ------------------------------------------------------------------------------
 
-    def eval(self, vm: VM, code: str, filename: str, *, want_result: bool = False,
-             keep: bool = False) -> tuple[Any, bool]:
+    def eval(self, vm: VM, code: str, filename: str, *, want_result: bool = False) -> tuple[Any, bool]:
         """Evaluate ``code`` as ``filename`` in ``vm``: from the cache if a valid entry exists, else compiled
         (and the entry written). Returns (completion value, whether it came from the cache).
 
-        ``keep``: also keep the checked bytecode in this process's memory, for the host's own scripts that
-        every plugin's start evaluates (the prelude, 470 KB of bytecode): later starts skip hashing the
-        source, reading the entry and checking its HMAC (0.5 ms each). At most :data:`KEPT_ENTRIES` are kept.
-
         A syntax or runtime error of the script is raised as by :meth:`VM.eval`, cached or not.
         """
-        if keep:
-            kept = self._kept.get((filename, code))
-            if kept is not None:
-                with self._lock:
-                    self.hits += 1
-                return vm.eval_bytecode(kept, want_result=want_result), True
         key = self.key(code, filename)
         bytecode = self._load(key)
         if bytecode is not None:
             with self._lock:
                 self.hits += 1
-                if keep and len(self._kept) < KEPT_ENTRIES:
-                    self._kept[(filename, code)] = bytecode
             return vm.eval_bytecode(bytecode, want_result=want_result), True
         try:
             bytecode = vm.compile(code, filename)

@@ -160,23 +160,3 @@ def test_when_writing_bytecode_runs_out_of_memory_the_script_is_evaluated_as_bef
     monkeypatch.setattr(VM, "compile", no_room)
     assert run(cache) == ({"list": [2, 4, 6], "text": "t42", "re": True}, False)
     assert cache.misses == 0 and not any(cache.directory.glob("*.qbc"))
-
-
-def test_a_kept_script_runs_from_memory_in_every_new_vm_and_others_are_still_checked_on_disk(
-        cache: BytecodeCache) -> None:
-    # keep=True is for the host's own scripts (the prelude): once read and checked, later VMs get the same
-    # bytecode without the file; a plugin's own script (not kept) is still read and checked at every start.
-    with VM() as vm:
-        assert cache.eval(vm, CODE, "<host script>", want_result=True, keep=True) == (
-            {"list": [2, 4, 6], "text": "t42", "re": True}, False)
-    for _ in range(2):
-        with VM() as vm:
-            assert cache.eval(vm, CODE, "<host script>", want_result=True, keep=True)[1] is True
-    for entry in cache.directory.glob("*.qbc"):
-        entry.write_bytes(b"KPLUGBC1" + b"\0" * 64)  # every entry on disk now fails its check
-    with VM() as vm:
-        assert cache.eval(vm, CODE, "<host script>", want_result=True, keep=True) == (
-            {"list": [2, 4, 6], "text": "t42", "re": True}, True)
-        assert vm.call("add", 40, 2) == 42
-    assert run(cache, CODE, "<host script>")[1] is False  # not kept: the damaged entry is refused, rebuilt
-    assert cache.rejected == 1

@@ -60,7 +60,8 @@ class HostConfig:
     #: refused with a clear error, since each holds host memory (outside the sandbox's limit) and maybe a socket
     max_io_in_flight: int = 1000
     #: keep each plugin's compiled kernel.js (QuickJS bytecode) in ``data_dir/bytecode`` so a restart or reload
-    #: of unchanged code skips parsing (kplug_lab.sandbox.BytecodeCache: private folder, HMAC-checked entries)
+    #: of unchanged code skips parsing (kplug_lab.sandbox.BytecodeCache: private folder, HMAC-checked entries).
+    #: The host's own scripts (the prelude) are compiled once per process and kept in memory either way
     bytecode_cache: bool = True
     #: ``siyuan.client.fetch`` responses one plugin may have open at once (headers awaited or body not read to
     #: the end); each holds a connection to the kernel
