@@ -2,7 +2,8 @@
 
 An entry is keyed by the sha256 of (engine build, file name, source): another guest build, another name (which
 stack traces show) or one changed byte is another entry, so a changed script compiles once and an unchanged one
-never again.
+never again. The folder keeps the :data:`VERSIONS_KEPT` most recently used entries of each file name (a
+plugin's kernel.js rebuilt a hundred times in development leaves two entries, not a hundred).
 
 Bytecode is code, and QuickJS's ``JS_ReadObject`` trusts it completely (crafted bytes corrupt the VM). So:
 
@@ -43,6 +44,12 @@ _SECRET_BYTES = 32
 _SUFFIX = ".qbc"
 _MAX_ENTRY = 512 * 1024 * 1024  # no sane script compiles to more; a larger file is not read at all
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+#: entries kept per file name: the newest and the one before (switching between two versions stays cached)
+VERSIONS_KEPT = 2
+
+
+def _name_tag(filename: str) -> str:
+    return hashlib.sha256(filename.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def _private(st: os.stat_result) -> bool:
@@ -90,7 +97,7 @@ class BytecodeCache:
         A syntax or runtime error of the script is raised as by :meth:`VM.eval`, cached or not.
         """
         key = self.key(code, filename)
-        bytecode = self._load(key)
+        bytecode = self._load(key, filename)
         if bytecode is not None:
             with self._lock:
                 self.hits += 1
@@ -101,7 +108,7 @@ class BytecodeCache:
             return vm.eval(code, filename, want_result=want_result), False
         with self._lock:
             self.misses += 1
-        self._store(key, bytecode)
+        self._store(key, filename, bytecode)
         return vm.run_compiled(want_result=want_result), False
 
     def key(self, code: str, filename: str) -> str:
@@ -114,7 +121,27 @@ class BytecodeCache:
 
     def entry_path(self, code: str, filename: str) -> Path:
         """Where the entry of ``code`` as ``filename`` is (or would be) kept."""
-        return self.directory / (self.key(code, filename) + _SUFFIX)
+        return self._path(self.key(code, filename), filename)
+
+    def _path(self, key: str, filename: str) -> Path:
+        """``<name tag>-<key>.qbc``: the tag (from the file name alone) groups the versions of one file."""
+        return self.directory / f"{_name_tag(filename)}-{key}{_SUFFIX}"
+
+    def _prune(self, filename: str, written: Path) -> None:
+        """Keep the entry just ``written`` and the most recently used others of ``filename`` (by modification
+        time, which a hit updates), :data:`VERSIONS_KEPT` in all; remove the rest."""
+        entries = []
+        for path in self.directory.glob(f"{_name_tag(filename)}-*{_SUFFIX}"):
+            try:
+                if path != written:
+                    entries.append((path.lstat().st_mtime_ns, path))
+            except OSError:
+                continue
+        for _, path in sorted(entries, reverse=True)[VERSIONS_KEPT - 1:]:
+            try:
+                path.unlink()
+            except OSError:
+                pass
 
     # ---- the folder and the secret ---------------------------------------------------------------------
 
@@ -141,6 +168,12 @@ class BytecodeCache:
             log.warning("compiled-code cache %s not used: it must be a directory of this user with mode 0700",
                         self.directory)
             return None
+        for old in self.directory.glob(f"*{_SUFFIX}"):  # entries named before versions were grouped: unreachable
+            if "-" not in old.name:
+                try:
+                    old.unlink()
+                except OSError:
+                    pass
         return self._read_secret() or self._make_secret()
 
     def _read_secret(self) -> bytes | None:
@@ -187,11 +220,11 @@ class BytecodeCache:
             self.rejected += 1
         log.warning("compiled-code cache entry %s ignored: %s", key[:16], why)
 
-    def _load(self, key: str) -> bytes | None:
+    def _load(self, key: str, filename: str) -> bytes | None:
         secret = self._ready()
         if secret is None:
             return None
-        path = self.directory / (key + _SUFFIX)
+        path = self._path(key, filename)
         try:
             fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW)
         except FileNotFoundError:
@@ -225,13 +258,17 @@ class BytecodeCache:
         if not hmac.compare_digest(tag, self._tag(secret, key, payload)):
             self._reject(key, "integrity check failed")
             return None
+        try:
+            os.utime(path)  # used now: the version kept longest by _prune
+        except OSError:
+            pass
         return payload
 
-    def _store(self, key: str, payload: bytes) -> None:
+    def _store(self, key: str, filename: str, payload: bytes) -> None:
         secret = self._ready()
         if secret is None:
             return
-        path = self.directory / (key + _SUFFIX)
+        path = self._path(key, filename)
         tmp = self.directory / f".{key}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW, 0o600)
@@ -241,6 +278,7 @@ class BytecodeCache:
             finally:
                 os.close(fd)
             os.replace(tmp, path)  # a torn or stale entry fails the integrity check, so no fsync is needed
+            self._prune(filename, path)
         except OSError as exc:
             log.debug("compiled-code cache entry %s not written: %s", key[:16], exc)
             try:

@@ -160,3 +160,27 @@ def test_when_writing_bytecode_runs_out_of_memory_the_script_is_evaluated_as_bef
     monkeypatch.setattr(VM, "compile", no_room)
     assert run(cache) == ({"list": [2, 4, 6], "text": "t42", "re": True}, False)
     assert cache.misses == 0 and not any(cache.directory.glob("*.qbc"))
+
+
+def test_only_the_two_latest_versions_of_a_file_stay_on_disk(cache: BytecodeCache) -> None:
+    # a plugin rebuilt again and again in development must not fill the disk with stale bytecode
+    run(cache, CODE, "other/kernel.js")
+    versions = [CODE + f"\n;made.v = {i}; made" for i in range(6)]
+    for i, code in enumerate(versions):
+        assert run(cache, code)[1] is False
+        os.utime(cache.entry_path(code, "p/kernel.js"), (1e9 + i, 1e9 + i))  # built a second after the last
+    kept = {p.name for p in cache.directory.glob("*.qbc")}
+    assert kept == {cache.entry_path(code, "p/kernel.js").name for code in versions[-2:]} | {
+        cache.entry_path(CODE, "other/kernel.js").name}
+    assert run(cache, versions[-2])[1] is True  # switching back to the version before is still cached
+    assert run(cache, versions[0])[1] is False  # an older one compiles again
+
+
+def test_entries_named_by_an_older_version_of_the_cache_are_removed(tmp_path: Path) -> None:
+    folder = tmp_path / "bytecode"
+    run(BytecodeCache(folder))
+    stale = folder / ("0" * 64 + ".qbc")
+    stale.write_bytes(b"old entry")
+    os.chmod(stale, 0o600)
+    assert run(BytecodeCache(folder))[1] is True
+    assert not stale.exists()
