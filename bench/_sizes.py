@@ -10,7 +10,7 @@ plugins, large payloads. Each returns metrics; ratios are against a baseline mea
   resolves); pushes per second with 10 plugins at once against 1, and the disk's fsync time (the cost that
   group commit shares).
 * ``idle_plugins``: start a host with N idle plugins (1,000; 200 with ``--quick``): seconds, threads, open
-  descriptors and resident memory per plugin.
+  descriptors and resident memory per plugin, and the host's CPU use (% of one core) while they idle.
 * ``json``: a 100 KB JSON argument and result through ``VM.call`` against native QuickJS-NG doing the same work
   with the same Python encoding (``json.dumps`` in, ``JSON.parse``, the call, ``JSON.stringify``, ``json.loads``).
 """
@@ -278,6 +278,9 @@ async def _idle(folder: Path, count: int) -> dict[str, float]:
         assert await manager.call(f"idle{count - 1}", "hit", []) == 1
         gc.collect()
         rss1, threads1, fds1 = rss_kib(), threading.active_count(), _fds()
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        await asyncio.sleep(3.0)  # the plugins idle: what does the host spend meanwhile?
+        idle_cpu = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
     finally:
         await manager.close()
     return {
@@ -286,6 +289,7 @@ async def _idle(folder: Path, count: int) -> dict[str, float]:
         "threads_per_idle_plugin": (threads1 - threads0) / count,
         "fds_per_idle_plugin": (fds1 - fds0) / count,
         "rss_per_idle_plugin_mb": (rss1 - rss0) / 1024 / count,
+        "idle_host_cpu_percent": 100 * idle_cpu,
     }
 
 

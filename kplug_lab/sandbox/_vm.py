@@ -299,6 +299,7 @@ class VM:
         self._budget: tuple[int, float, float] | None = None
         self._anchor: tuple[tuple[int, float, float], float, float] | None = None
         self._running = 0  # outer calls under way (a host function may call into its VM again)
+        self._watchdog = get_watchdog()  # told when the first call starts and the last one ends
         self._functions: list[tuple[HostFunction, bool]] = []
         self._pending_async: dict[int, Any] = {}
         self._calls: dict[int, _Outcome | concurrent.futures.Future[Any]] = {}
@@ -349,7 +350,6 @@ class VM:
         self._span(self._out_addr, 20, "the OUT record")
         self._span(self._flag_addr, 4, "the interrupt flag")
         self._read_out_scratch()
-        get_watchdog().watch(self)
         self.register("__kplug_console", self._on_console)
         self.eval(_BOOTSTRAP, "<kplug bootstrap>")
 
@@ -649,6 +649,8 @@ class VM:
             self._set_epoch_deadline(self.hard_cpu_limit)
             self._budget = (_thread_clock(), time.monotonic(), 0.0)
             self._running += 1
+            if self._running == 1:
+                self._watchdog.enter(self)
         try:
             if self.fast:
                 return self._invoke_fast(name, args, ctx if ctx is not None else self._ctx)
@@ -667,6 +669,8 @@ class VM:
             if outer:
                 self._running -= 1
                 self._budget = outer_budget
+                if not self._running:
+                    self._watchdog.leave(self)
                 if self._unhandled:
                     self._report_unhandled()
 
